@@ -9,7 +9,8 @@ use std::str::FromStr;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair, KeyPair, RsaKeyPair,
+    ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair, EcdsaSigningAlgorithm, KeyPair,
+    RsaKeyPair,
 };
 
 /// Why a key could not be made or read.
@@ -66,6 +67,15 @@ impl KeyType {
         matches!(self, Self::Rsa2048 | Self::Rsa4096)
     }
 
+    /// The ECDSA algorithm for EC types; `None` for RSA.
+    fn ecdsa(self) -> Option<&'static EcdsaSigningAlgorithm> {
+        match self {
+            Self::EcP256 => Some(&ECDSA_P256_SHA256_ASN1_SIGNING),
+            Self::EcP384 => Some(&ECDSA_P384_SHA384_ASN1_SIGNING),
+            Self::Rsa2048 | Self::Rsa4096 => None,
+        }
+    }
+
     /// The certificate signature algorithm rcgen uses with keys of this type.
     pub(crate) fn rcgen_algorithm(self) -> &'static rcgen::SignatureAlgorithm {
         match self {
@@ -106,18 +116,12 @@ impl fmt::Debug for PrivateKey {
 impl PrivateKey {
     /// Generates a fresh key of `key_type`.
     pub fn generate(key_type: KeyType) -> Result<Self, KeyError> {
-        let pkcs8 = match key_type {
-            KeyType::EcP256 | KeyType::EcP384 => {
-                let alg = if key_type == KeyType::EcP256 {
-                    &ECDSA_P256_SHA256_ASN1_SIGNING
-                } else {
-                    &ECDSA_P384_SHA384_ASN1_SIGNING
-                };
-                let doc = EcdsaKeyPair::generate_pkcs8(alg, &aws_lc_rs::rand::SystemRandom::new())
-                    .map_err(|_| KeyError::Generation)?;
-                doc.as_ref().to_vec()
-            }
-            KeyType::Rsa2048 | KeyType::Rsa4096 => {
+        let pkcs8 = match key_type.ecdsa() {
+            Some(alg) => EcdsaKeyPair::generate_pkcs8(alg, &aws_lc_rs::rand::SystemRandom::new())
+                .map_err(|_| KeyError::Generation)?
+                .as_ref()
+                .to_vec(),
+            None => {
                 let size = if key_type == KeyType::Rsa2048 { KeySize::Rsa2048 } else { KeySize::Rsa4096 };
                 let pair = RsaKeyPair::generate(size).map_err(|_| KeyError::Generation)?;
                 let der: aws_lc_rs::encoding::Pkcs8V1Der<'_> = pair.as_der().map_err(|_| KeyError::Generation)?;
@@ -173,22 +177,16 @@ impl PrivateKey {
     /// The public key as SubjectPublicKeyInfo DER (SPIRE's "PKIX bytes").
     pub fn public_key_der(&self) -> Vec<u8> {
         // The key parsed when it was made or read, so parsing again cannot fail.
-        let der = match self.key_type {
-            KeyType::EcP256 | KeyType::EcP384 => {
-                let alg = if self.key_type == KeyType::EcP256 {
-                    &ECDSA_P256_SHA256_ASN1_SIGNING
-                } else {
-                    &ECDSA_P384_SHA384_ASN1_SIGNING
-                };
+        match self.key_type.ecdsa() {
+            Some(alg) => {
                 let pair = EcdsaKeyPair::from_pkcs8(alg, &self.pkcs8).expect("validated key");
                 pair.public_key().as_der().expect("encodable key").as_ref().to_vec()
             }
-            KeyType::Rsa2048 | KeyType::Rsa4096 => {
+            None => {
                 let pair = RsaKeyPair::from_pkcs8(&self.pkcs8).expect("validated key");
                 pair.public_key().as_der().expect("encodable key").as_ref().to_vec()
             }
-        };
-        der
+        }
     }
 
     /// An rcgen signer for certificates and CSRs.

@@ -338,7 +338,8 @@ mod tests {
     #[test]
     fn conformance_table() {
         use SpiffeIdError as E;
-        let cases: &[(&str, fn(&E) -> bool)] = &[
+        type Check = fn(&E) -> bool;
+        let cases: &[(&str, Check)] = &[
             ("", |e| *e == E::Empty),
             ("http://example.org/a", |e| *e == E::WrongScheme),
             ("SPIFFE://example.org/a", |e| *e == E::WrongScheme),

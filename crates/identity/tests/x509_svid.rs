@@ -439,7 +439,7 @@ fn upper_case_trust_domain_is_refused_though_rust_spiffe_folds_it() {
 fn leaf_directly_under_root_and_federated_bundles() {
     let pki = Pki::new(KeyType::EcP384);
     let (leaf, _) = sign_with(&mut leaf_params("spiffe://example.org/direct"), &pki.root);
-    let verified = verify_svid(&[leaf.clone()], &pki.bundles(), now()).unwrap();
+    let verified = verify_svid(std::slice::from_ref(&leaf), &pki.bundles(), now()).unwrap();
     assert_eq!(verified.spiffe_id.to_string(), "spiffe://example.org/direct");
     // The right bundle is chosen by the SVID's trust domain, never another one.
     let other = Pki::new(KeyType::EcP256);

@@ -88,7 +88,8 @@ fn reader_skips_what_the_spec_says_to_ignore() {
 
 #[test]
 fn reader_rejects_broken_bundles() {
-    let cases: &[(&[u8], fn(&BundleError) -> bool)] = &[
+    type Check = fn(&BundleError) -> bool;
+    let cases: &[(&[u8], Check)] = &[
         (b"not json", |e| matches!(e, BundleError::Json(_))),
         (b"{}", |e| *e == BundleError::MissingKeys),
         (br#"{"keys": [{"kty":"EC","use":"jwt-svid","crv":"P-256","x":"AA","y":"AA"}]}"#, |e| {

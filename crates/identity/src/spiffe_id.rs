@@ -163,7 +163,7 @@ impl TrustDomain {
         if input.is_empty() {
             return Err(SpiffeIdError::MissingTrustDomain);
         }
-        if input.contains(":/") {
+        if input.contains("://") {
             let id = SpiffeId::parse(input)?;
             if !id.path().is_empty() {
                 return Err(SpiffeIdError::BadTrustDomainChar {

@@ -1,11 +1,9 @@
 //! Bundles: the SPIFFE bundle format, PEM and the Workload API's standard JWKS.
 
-mod common;
-
-use common::*;
 use serde_json::{Value, json};
 use spire_identity::bundle::BundleError;
 use spire_identity::{Bundle, JwtAuthority, KeyType, PrivateKey};
+use spire_testkit::pki::*;
 
 fn sample() -> (Bundle, Pki) {
     let pki = Pki::new(KeyType::EcP256);

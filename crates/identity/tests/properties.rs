@@ -1,16 +1,14 @@
 //! Property tests: whatever is printed parses back, whatever the library issues validates, and no
 //! input makes a parser panic.
 
-mod common;
-
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime};
 
-use common::*;
 use proptest::prelude::*;
 use spire_identity::jwt::{JwtSigner, JwtSvidParams, sign_jwt_svid, validate_jwt_svid};
 use spire_identity::x509::{self, SvidParams, verify_svid};
 use spire_identity::{Bundle, BundleSet, JwtAuthority, KeyType, PrivateKey, Selector, SpiffeId, TrustDomain};
+use spire_testkit::pki::*;
 
 static PKI: LazyLock<Pki> = LazyLock::new(|| Pki::new(KeyType::EcP256));
 static LEAF_KEY: LazyLock<PrivateKey> = LazyLock::new(|| PrivateKey::generate(KeyType::EcP256).unwrap());

@@ -1,7 +1,5 @@
-//! A small test PKI built with the identity core: root CA -> intermediate CA -> leaf, plus helpers to
-//! hand-craft certificates that break one rule at a time.
-
-#![allow(dead_code, unreachable_pub)]
+//! A small test PKI built with the identity core (root CA -> intermediate CA -> leaf), and rcgen
+//! helpers to hand-craft certificates that break one rule at a time.
 
 use std::time::{Duration, SystemTime};
 
@@ -13,27 +11,35 @@ use rustls_pki_types::CertificateDer;
 use spire_identity::x509::{self, CaParams, Issuer, Subject, SvidParams};
 use spire_identity::{Bundle, BundleSet, KeyType, PrivateKey, SpiffeId, TrustDomain};
 
+/// One hour.
 pub const HOUR: Duration = Duration::from_secs(3600);
 
+/// The current time.
 pub fn now() -> SystemTime {
     SystemTime::now()
 }
 
+/// `example.org`.
 pub fn td() -> TrustDomain {
     TrustDomain::parse("example.org").unwrap()
 }
 
+/// Parses a SPIFFE ID, panicking on bad test input.
 pub fn id(s: &str) -> SpiffeId {
     SpiffeId::parse(s).unwrap()
 }
 
 /// A root and an intermediate CA of `example.org`, made by the identity core.
+#[derive(Debug)]
 pub struct Pki {
+    /// The self-signed root, the bundle's one authority.
     pub root: Issuer,
+    /// An intermediate under the root, which signs leaves.
     pub intermediate: Issuer,
 }
 
 impl Pki {
+    /// A fresh PKI with keys of `key_type`.
     pub fn new(key_type: KeyType) -> Self {
         let td = td();
         let root_key = PrivateKey::generate(key_type).unwrap();
@@ -65,12 +71,14 @@ impl Pki {
         Self { root, intermediate }
     }
 
+    /// The bundle of `example.org` holding the root.
     pub fn bundle(&self) -> Bundle {
         let mut b = Bundle::new(td());
         b.add_x509_authority(self.root.cert_der().to_vec()).unwrap();
         b
     }
 
+    /// [`Self::bundle`] as a bundle set.
     pub fn bundles(&self) -> BundleSet {
         self.bundle().into()
     }

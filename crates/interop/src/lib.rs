@@ -1,0 +1,2 @@
+//! Interoperability tests against independent SPIFFE implementations live in `tests/`; this crate has
+//! no library code of its own.

@@ -1,0 +1,4 @@
+//! The server's plugins, one module per plugin type and one file per plugin, each behind a small trait.
+
+pub mod keymanager;
+pub mod upstreamauthority;

@@ -1,0 +1,89 @@
+//! CA journals: opaque blobs indexed by active authority and prunable by expiry.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{FromRow, Row};
+
+use super::SqliteStore;
+use crate::{CaJournal, DataStoreError, Result, now_unix};
+
+const COLUMNS: &str = "id, data, active_x509_authority_id, active_jwt_authority_id, expires_at";
+
+struct JournalRow(CaJournal);
+
+impl FromRow<'_, SqliteRow> for JournalRow {
+    fn from_row(row: &SqliteRow) -> sqlx::Result<Self> {
+        Ok(Self(CaJournal {
+            id: row.try_get("id")?,
+            data: row.try_get("data")?,
+            active_x509_authority_id: row.try_get("active_x509_authority_id")?,
+            active_jwt_authority_id: row.try_get("active_jwt_authority_id")?,
+            expires_at: row.try_get("expires_at")?,
+        }))
+    }
+}
+
+pub(super) async fn set(store: &SqliteStore, mut journal: CaJournal) -> Result<CaJournal> {
+    let now = now_unix();
+    if journal.id == 0 {
+        journal.id = sqlx::query(
+            "INSERT INTO ca_journals (data, active_x509_authority_id, active_jwt_authority_id, expires_at, created_at, \
+             updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&journal.data)
+        .bind(&journal.active_x509_authority_id)
+        .bind(&journal.active_jwt_authority_id)
+        .bind(journal.expires_at)
+        .bind(now)
+        .bind(now)
+        .execute(&store.writer)
+        .await?
+        .last_insert_rowid();
+        return Ok(journal);
+    }
+    let updated = sqlx::query(
+        "UPDATE ca_journals SET data = ?, active_x509_authority_id = ?, active_jwt_authority_id = ?, expires_at = ?, \
+         updated_at = ? WHERE id = ?",
+    )
+    .bind(&journal.data)
+    .bind(&journal.active_x509_authority_id)
+    .bind(&journal.active_jwt_authority_id)
+    .bind(journal.expires_at)
+    .bind(now)
+    .bind(journal.id)
+    .execute(&store.writer)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Err(DataStoreError::NotFound(format!(
+            "no CA journal has ID {}: use ID 0 to store a new journal",
+            journal.id
+        )));
+    }
+    Ok(journal)
+}
+
+pub(super) async fn fetch(store: &SqliteStore, active_x509_authority_id: &str) -> Result<Option<CaJournal>> {
+    let row: Option<JournalRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM ca_journals WHERE active_x509_authority_id = ? ORDER BY id DESC LIMIT 1"
+    ))
+    .bind(active_x509_authority_id)
+    .fetch_optional(&store.reader)
+    .await?;
+    Ok(row.map(|r| r.0))
+}
+
+pub(super) async fn fetch_latest(store: &SqliteStore) -> Result<Option<CaJournal>> {
+    let row: Option<JournalRow> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM ca_journals ORDER BY id DESC LIMIT 1"))
+            .fetch_optional(&store.reader)
+            .await?;
+    Ok(row.map(|r| r.0))
+}
+
+pub(super) async fn prune(store: &SqliteStore, all_expired_before: i64) -> Result<u64> {
+    Ok(sqlx::query("DELETE FROM ca_journals WHERE expires_at <> 0 AND expires_at < ?")
+        .bind(all_expired_before)
+        .execute(&store.writer)
+        .await?
+        .rows_affected())
+}

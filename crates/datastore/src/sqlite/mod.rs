@@ -1,0 +1,347 @@
+//! The SQLite backend: one database file in WAL mode, written through a single connection.
+//!
+//! SQLite admits one writer at a time. Funnelling every write transaction through a one-connection
+//! pool queues writers inside the process instead of letting them collide on the file lock, and
+//! starting each with `BEGIN IMMEDIATE` takes the write lock up front, so a transaction never has to
+//! upgrade from read to write halfway (the upgrade is where SQLite returns SQLITE_BUSY without waiting).
+//! Readers use their own pool and, thanks to WAL, never block the writer nor wait for it; multi-query
+//! reads run in a read transaction so they see one snapshot.
+
+mod bundles;
+mod ca_journals;
+mod entries;
+mod events;
+mod federation;
+mod migrate;
+mod nodes;
+mod set_match;
+mod tokens;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use spire_identity::{Selector, SpiffeId, TrustDomain};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, Transaction};
+
+use crate::store::Page;
+use crate::{
+    AttestedNode, BundleMask, CaJournal, DataStore, DataStoreError, DeleteMode, EntryEvent, EntryFilter, EntryMask,
+    FederationRelationship, FederationRelationshipMask, JoinToken, NodeEvent, NodeFilter, NodeMask, Pagination,
+    RegistrationEntry, Result, StoredBundle,
+};
+
+/// How to open the database.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Do not bring the schema up to date at open; fail instead if it is not (SPIRE's
+    /// `disable_migration`, for operators who migrate out of band).
+    pub disable_migration: bool,
+    /// How long a statement waits for another process's lock before failing with Unavailable.
+    pub busy_timeout: Duration,
+    /// Connections for concurrent readers (the writer has its own).
+    pub max_read_connections: u32,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self { disable_migration: false, busy_timeout: Duration::from_secs(10), max_read_connections: 4 }
+    }
+}
+
+/// A [`DataStore`] on one SQLite database.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `target`: a file path as in SPIRE's
+    /// `connection_string`, a `sqlite:` URL, or `:memory:` / `sqlite::memory:` for a private
+    /// in-memory database. Migrates the schema unless `options.disable_migration`.
+    pub async fn open(target: &str, options: SqliteOptions) -> Result<Self> {
+        let in_memory = target == ":memory:" || target.starts_with("sqlite::memory:") || target.contains("mode=memory");
+        let connect = if target == ":memory:" {
+            SqliteConnectOptions::from_str("sqlite::memory:")
+        } else if target.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(target)
+        } else {
+            Ok(SqliteConnectOptions::new().filename(target))
+        }
+        .map_err(|e| DataStoreError::invalid(format!("SQLite connection string {target:?} is not valid: {e}")))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // FULL: a commit is on disk before it is acknowledged, even across power loss. NORMAL could
+        // forget the last commits, e.g. resurrect a join token that was already used.
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(options.busy_timeout);
+
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(if in_memory { 1 } else { 0 })
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(connect.clone())
+            .await
+            .map_err(|e| DataStoreError::Unavailable(format!("cannot open SQLite database {target:?}: {e}")))?;
+        // An in-memory database lives in its one connection: readers must share it.
+        let reader = if in_memory {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(options.max_read_connections.max(1))
+                .connect_with(connect)
+                .await
+                .map_err(|e| DataStoreError::Unavailable(format!("cannot open SQLite database {target:?}: {e}")))?
+        };
+
+        if options.disable_migration {
+            migrate::check(&writer).await?;
+        } else {
+            migrate::run(&writer).await?;
+        }
+        Ok(Self { writer, reader })
+    }
+
+    /// [`open`](Self::open) for a file path.
+    pub async fn open_path(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
+        let path = path.as_ref();
+        let text = path.to_str().ok_or_else(|| {
+            DataStoreError::invalid(format!("database path {} is not valid UTF-8: choose another path", path.display()))
+        })?;
+        Self::open(text, options).await
+    }
+
+    /// Closes every connection, waiting for those in use to be returned.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    /// A write transaction holding the database's write lock from its first statement.
+    async fn write(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// A read transaction: every query in it sees the same snapshot.
+    async fn read(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.reader.begin().await?)
+    }
+}
+
+#[async_trait]
+impl DataStore for SqliteStore {
+    async fn create_entry(&self, entry: RegistrationEntry) -> Result<RegistrationEntry> {
+        entries::create(self, entry).await
+    }
+
+    async fn fetch_entry(&self, id: &str) -> Result<Option<RegistrationEntry>> {
+        entries::fetch(self, id).await
+    }
+
+    async fn fetch_entries(&self, ids: &[String]) -> Result<HashMap<String, RegistrationEntry>> {
+        entries::fetch_many(self, ids).await
+    }
+
+    async fn list_entries(
+        &self,
+        filter: &EntryFilter,
+        pagination: Option<&Pagination>,
+    ) -> Result<Page<RegistrationEntry>> {
+        entries::list(self, filter, pagination).await
+    }
+
+    async fn count_entries(&self, filter: &EntryFilter) -> Result<u64> {
+        entries::count(self, filter).await
+    }
+
+    async fn update_entry(&self, entry: RegistrationEntry, mask: &EntryMask) -> Result<RegistrationEntry> {
+        entries::update(self, entry, mask).await
+    }
+
+    async fn delete_entry(&self, id: &str) -> Result<RegistrationEntry> {
+        entries::delete(self, id).await
+    }
+
+    async fn prune_entries(&self, expires_before: i64) -> Result<u64> {
+        entries::prune(self, expires_before).await
+    }
+
+    async fn list_entry_events(&self, after_event_id: i64, limit: u32) -> Result<Vec<EntryEvent>> {
+        events::list_entry_events(self, after_event_id, limit).await
+    }
+
+    async fn list_node_events(&self, after_event_id: i64, limit: u32) -> Result<Vec<NodeEvent>> {
+        events::list_node_events(self, after_event_id, limit).await
+    }
+
+    async fn latest_entry_event_id(&self) -> Result<i64> {
+        events::latest_id(self, "registered_entries_events").await
+    }
+
+    async fn latest_node_event_id(&self) -> Result<i64> {
+        events::latest_id(self, "attested_node_entries_events").await
+    }
+
+    async fn prune_events(&self, older_than: i64) -> Result<u64> {
+        events::prune(self, older_than).await
+    }
+
+    async fn create_attested_node(&self, node: AttestedNode) -> Result<AttestedNode> {
+        nodes::create(self, node).await
+    }
+
+    async fn fetch_attested_node(&self, spiffe_id: &SpiffeId) -> Result<Option<AttestedNode>> {
+        nodes::fetch(self, spiffe_id).await
+    }
+
+    async fn list_attested_nodes(
+        &self,
+        filter: &NodeFilter,
+        pagination: Option<&Pagination>,
+    ) -> Result<Page<AttestedNode>> {
+        nodes::list(self, filter, pagination).await
+    }
+
+    async fn count_attested_nodes(&self, filter: &NodeFilter) -> Result<u64> {
+        nodes::count(self, filter).await
+    }
+
+    async fn update_attested_node(&self, node: AttestedNode, mask: &NodeMask) -> Result<AttestedNode> {
+        nodes::update(self, node, mask).await
+    }
+
+    async fn delete_attested_node(&self, spiffe_id: &SpiffeId) -> Result<AttestedNode> {
+        nodes::delete(self, spiffe_id).await
+    }
+
+    async fn set_node_selectors(&self, spiffe_id: &SpiffeId, selectors: Vec<Selector>) -> Result<()> {
+        nodes::set_selectors(self, spiffe_id, selectors).await
+    }
+
+    async fn get_node_selectors(&self, spiffe_id: &SpiffeId) -> Result<Vec<Selector>> {
+        nodes::get_selectors(self, spiffe_id).await
+    }
+
+    async fn list_node_selectors(&self, valid_at: Option<i64>) -> Result<BTreeMap<SpiffeId, Vec<Selector>>> {
+        nodes::list_selectors(self, valid_at).await
+    }
+
+    async fn create_join_token(&self, token: JoinToken) -> Result<()> {
+        tokens::create(self, token).await
+    }
+
+    async fn fetch_join_token(&self, token: &str) -> Result<Option<JoinToken>> {
+        tokens::fetch(self, token).await
+    }
+
+    async fn delete_join_token(&self, token: &str) -> Result<bool> {
+        tokens::delete(self, token).await
+    }
+
+    async fn prune_join_tokens(&self, expires_before: i64) -> Result<u64> {
+        tokens::prune(self, expires_before).await
+    }
+
+    async fn create_bundle(&self, bundle: StoredBundle) -> Result<StoredBundle> {
+        bundles::create(self, bundle).await
+    }
+
+    async fn fetch_bundle(&self, trust_domain: &TrustDomain) -> Result<Option<StoredBundle>> {
+        bundles::fetch(self, trust_domain).await
+    }
+
+    async fn list_bundles(&self, pagination: Option<&Pagination>) -> Result<Page<StoredBundle>> {
+        bundles::list(self, pagination).await
+    }
+
+    async fn count_bundles(&self) -> Result<u64> {
+        bundles::count(self).await
+    }
+
+    async fn update_bundle(&self, bundle: StoredBundle, mask: &BundleMask) -> Result<StoredBundle> {
+        bundles::update(self, bundle, mask).await
+    }
+
+    async fn set_bundle(&self, bundle: StoredBundle) -> Result<StoredBundle> {
+        bundles::set(self, bundle).await
+    }
+
+    async fn append_bundle(&self, bundle: StoredBundle) -> Result<StoredBundle> {
+        bundles::append(self, bundle).await
+    }
+
+    async fn delete_bundle(&self, trust_domain: &TrustDomain, mode: DeleteMode) -> Result<()> {
+        bundles::delete(self, trust_domain, mode).await
+    }
+
+    async fn prune_bundle(&self, trust_domain: &TrustDomain, expires_before: i64) -> Result<bool> {
+        bundles::prune(self, trust_domain, expires_before).await
+    }
+
+    async fn create_federation_relationship(
+        &self,
+        relationship: FederationRelationship,
+    ) -> Result<FederationRelationship> {
+        federation::create(self, relationship).await
+    }
+
+    async fn fetch_federation_relationship(
+        &self,
+        trust_domain: &TrustDomain,
+    ) -> Result<Option<FederationRelationship>> {
+        federation::fetch(self, trust_domain).await
+    }
+
+    async fn list_federation_relationships(
+        &self,
+        pagination: Option<&Pagination>,
+    ) -> Result<Page<FederationRelationship>> {
+        federation::list(self, pagination).await
+    }
+
+    async fn update_federation_relationship(
+        &self,
+        relationship: FederationRelationship,
+        mask: &FederationRelationshipMask,
+    ) -> Result<FederationRelationship> {
+        federation::update(self, relationship, mask).await
+    }
+
+    async fn delete_federation_relationship(&self, trust_domain: &TrustDomain) -> Result<()> {
+        federation::delete(self, trust_domain).await
+    }
+
+    async fn set_ca_journal(&self, journal: CaJournal) -> Result<CaJournal> {
+        ca_journals::set(self, journal).await
+    }
+
+    async fn fetch_ca_journal(&self, active_x509_authority_id: &str) -> Result<Option<CaJournal>> {
+        ca_journals::fetch(self, active_x509_authority_id).await
+    }
+
+    async fn fetch_latest_ca_journal(&self) -> Result<Option<CaJournal>> {
+        ca_journals::fetch_latest(self).await
+    }
+
+    async fn prune_ca_journals(&self, all_expired_before: i64) -> Result<u64> {
+        ca_journals::prune(self, all_expired_before).await
+    }
+}
+
+/// Parses an ID read back from the database; a failure means the row was corrupted outside the store.
+fn stored_spiffe_id(text: &str, what: &str) -> Result<SpiffeId> {
+    SpiffeId::parse(text)
+        .map_err(|e| DataStoreError::internal(format!("stored {what} has an invalid SPIFFE ID {text:?}: {e}")))
+}
+
+/// Same for trust domains.
+fn stored_trust_domain(text: &str, what: &str) -> Result<TrustDomain> {
+    TrustDomain::parse(text)
+        .map_err(|e| DataStoreError::internal(format!("stored {what} has an invalid trust domain {text:?}: {e}")))
+}

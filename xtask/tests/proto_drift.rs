@@ -15,3 +15,12 @@ fn formatting_is_stable() {
     let body = once.split_once("\n\n").unwrap().1;
     assert_eq!(xtask::format_code(body).unwrap(), once);
 }
+
+#[test]
+fn unset_message_fields_serialize_as_null() {
+    let code = "        if let Some(v) = self.spiffe_id.as_ref() {\n            struct_ser.serialize_field(\"spiffe_id\", v)?;\n        }\n        if let Some(v) = self.step.as_ref() {\n            match v {}\n        }\n";
+    assert_eq!(
+        xtask::emit_null_messages(code),
+        "        struct_ser.serialize_field(\"spiffe_id\", &self.spiffe_id)?;\n        if let Some(v) = self.step.as_ref() {\n            match v {}\n        }\n"
+    );
+}

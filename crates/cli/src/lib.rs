@@ -1,4 +1,18 @@
-//! Command-line plumbing shared by `spire-server` and `spire-agent`: Go-style single-dash flags,
-//! SPIRE's pretty and JSON printers.
+//! Command-line plumbing shared by `spire-server` and `spire-agent`, and the `spire-server`
+//! administration commands.
 //!
-//! Lands with the server CLI; this crate holds its place in the workspace layout.
+//! SPIRE users' scripts must work unchanged, so everything here follows SPIRE's Go CLI to the byte:
+//! single-dash camelCase flags with Go `flag` semantics ([`flags`](crate::flags)), SPIRE's pretty
+//! layouts, protojson-shaped `-output json`, `Error: <message>` on stderr with exit code 1.
+//!
+//! The entry point is [`server::run`]; the `spire-server` binary handles `run` and `validate` itself and
+//! hands every other command line to it.
+
+mod client;
+pub mod error;
+mod flags;
+mod gotime;
+mod output;
+pub mod server;
+
+pub use error::CliError;

@@ -3,8 +3,11 @@
 //! - [`pki`]: a root and intermediate CA made with the identity core, and rcgen helpers to craft
 //!   certificates the core would never issue.
 //! - [`x509_cases`]: the X509-SVID conformance table, one broken chain per rule.
+//! - [`process`]: real `spire-server` processes for end-to-end tests.
 //! - [`workload_api`]: a Workload API server with fixed content, for client-side interop tests.
 
 pub mod pki;
+pub mod process;
+pub mod tls;
 pub mod workload_api;
 pub mod x509_cases;

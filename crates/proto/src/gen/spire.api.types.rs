@@ -178,6 +178,9 @@ pub struct Agent {
     /// Whether the agent renews by attesting again.
     #[prost(bool, tag = "7")]
     pub can_reattest: bool,
+    /// Version the agent reported in PostStatus.
+    #[prost(string, tag = "8")]
+    pub agent_version: ::prost::alloc::string::String,
 }
 /// Which Agent fields to return (id is always returned).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
@@ -194,6 +197,8 @@ pub struct AgentMask {
     pub banned: bool,
     #[prost(bool, tag = "7")]
     pub can_reattest: bool,
+    #[prost(bool, tag = "8")]
+    pub agent_version: bool,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct AttestationData {
@@ -394,6 +399,19 @@ pub struct Entry {
     /// Creation time, Unix seconds.
     #[prost(int64, tag = "15")]
     pub created_at: i64,
+    /// Per-entry switches added after the original API.
+    #[prost(message, optional, tag = "16")]
+    pub additional_attributes: ::core::option::Option<AdditionalAttributes>,
+}
+/// Optional behaviours of an entry.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct AdditionalAttributes {
+    /// The agent mints the X509-SVID only when a workload asks for it.
+    #[prost(bool, tag = "1")]
+    pub disable_x509_svid_prefetch: bool,
+    /// JWT-SVIDs of the entry carry a unique `jti` claim.
+    #[prost(bool, tag = "2")]
+    pub jwt_svid_include_jti: bool,
 }
 /// Which Entry fields to return (id is always returned).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
@@ -426,6 +444,8 @@ pub struct EntryMask {
     pub hint: bool,
     #[prost(bool, tag = "15")]
     pub created_at: bool,
+    #[prost(bool, tag = "16")]
+    pub additional_attributes: bool,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct FederatesWithMatch {

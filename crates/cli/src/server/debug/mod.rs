@@ -1,0 +1,3 @@
+//! `spire-server debug getinfo`.
+
+pub(crate) mod getinfo;

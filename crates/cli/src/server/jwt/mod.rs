@@ -1,0 +1,3 @@
+//! `spire-server jwt mint`.
+
+pub(crate) mod mint;

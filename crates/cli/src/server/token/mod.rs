@@ -1,0 +1,3 @@
+//! `spire-server token generate`: join tokens.
+
+pub(crate) mod generate;

@@ -1,0 +1,3 @@
+//! `spire-server x509 mint`.
+
+pub(crate) mod mint;

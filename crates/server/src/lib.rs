@@ -1,3 +1,10 @@
 //! The SPIRE server: signing authority and registry of one trust domain.
 
+pub mod api;
+pub mod authorized;
+pub mod ca;
 pub mod catalog;
+pub mod cli_run;
+pub mod endpoints;
+pub mod run;
+pub mod server_svid;

@@ -66,11 +66,15 @@ fn printable(s: &str) -> Result<DnValue, X509BuildError> {
 }
 
 /// A CA certificate and its key: what signs SVIDs and other CAs.
+///
+/// The parsed signer is kept so that signing does not re-parse the key and certificate every time:
+/// a CA signs thousands of SVIDs a second.
 #[derive(Debug, Clone)]
 pub struct Issuer {
     cert_der: Vec<u8>,
     key: PrivateKey,
     not_after: SystemTime,
+    signer: std::sync::Arc<rcgen::Issuer<'static, rcgen::KeyPair>>,
 }
 
 impl Issuer {
@@ -85,7 +89,9 @@ impl Issuer {
             return Err(X509BuildError::Issuer("the certificate is not a CA (basicConstraints cA=false)".into()));
         }
         let not_after = to_system_time(cert.validity().not_after.timestamp());
-        Ok(Self { cert_der, key, not_after })
+        let signer = rcgen::Issuer::from_ca_cert_der(&CertificateDer::from(cert_der.as_slice()), key.rcgen_key_pair())
+            .map_err(|e| X509BuildError::Issuer(e.to_string()))?;
+        Ok(Self { cert_der, key, not_after, signer: std::sync::Arc::new(signer) })
     }
 
     /// The CA certificate, DER.
@@ -104,12 +110,9 @@ impl Issuer {
     }
 
     fn sign(&self, params: &CertificateParams, public_key_der: &[u8]) -> Result<Vec<u8>, X509BuildError> {
-        let key_pair = self.key.rcgen_key_pair();
-        let issuer = rcgen::Issuer::from_ca_cert_der(&CertificateDer::from(self.cert_der.as_slice()), &key_pair)
-            .map_err(|e| X509BuildError::Issuer(e.to_string()))?;
         let public = rcgen::SubjectPublicKeyInfo::from_der(public_key_der)
             .map_err(|e| X509BuildError::PublicKey(e.to_string()))?;
-        let cert = params.signed_by(&public, &issuer).map_err(X509BuildError::Sign)?;
+        let cert = params.signed_by(&public, &self.signer).map_err(X509BuildError::Sign)?;
         Ok(cert.der().to_vec())
     }
 }

@@ -1,4 +1,5 @@
 //! The server's plugins, one module per plugin type and one file per plugin, each behind a small trait.
 
 pub mod keymanager;
+pub mod nodeattestor;
 pub mod upstreamauthority;

@@ -1,0 +1,163 @@
+//! SPIRE's server APIs (spire-api-sdk), one module per service, sharing a [`ServerContext`].
+//!
+//! Authorization is not done in the handlers: the [`auth`] layer classifies every caller and applies
+//! SPIRE's policy table before a handler runs, and hands the handler a [`Caller`] in the request
+//! extensions.
+
+pub mod agent;
+pub mod auth;
+pub mod bundle;
+pub mod caller;
+pub mod convert;
+pub mod csr;
+pub mod debug;
+pub mod entry;
+pub mod health;
+pub mod logger;
+pub mod ratelimit;
+pub mod svid;
+pub mod trustdomain;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use spire_datastore::{DataStore, DataStoreError};
+use spire_identity::{SpiffeId, TrustDomain};
+use tonic::Status;
+
+use crate::authorized::EntryIndex;
+use crate::ca::{Ca, CaError};
+
+pub use caller::Caller;
+
+/// Server settings the APIs need (from the `server {}` block).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `default_x509_svid_ttl`.
+    pub default_x509_svid_ttl: Duration,
+    /// `default_jwt_svid_ttl`.
+    pub default_jwt_svid_ttl: Duration,
+    /// `agent_ttl`.
+    pub agent_ttl: Duration,
+    /// `admin_ids`.
+    pub admin_ids: Vec<SpiffeId>,
+    /// `ratelimit.attestation`.
+    pub ratelimit_attestation: bool,
+    /// `ratelimit.signing`.
+    pub ratelimit_signing: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            default_x509_svid_ttl: Duration::from_secs(3600),
+            default_jwt_svid_ttl: Duration::from_secs(300),
+            agent_ttl: Duration::from_secs(3600),
+            admin_ids: Vec::new(),
+            ratelimit_attestation: true,
+            ratelimit_signing: true,
+        }
+    }
+}
+
+/// Everything the API handlers share.
+pub struct ServerContext {
+    /// The trust domain.
+    pub trust_domain: TrustDomain,
+    /// `spiffe://<td>/spire/server`: parent of node alias entries and the server's own SVID ID.
+    pub server_id: SpiffeId,
+    /// Storage.
+    pub ds: Arc<dyn DataStore>,
+    /// Signing.
+    pub ca: Arc<Ca>,
+    /// Authorized-entry index, kept current on every entry write.
+    pub index: Arc<RwLock<EntryIndex>>,
+    /// Settings.
+    pub settings: Settings,
+    /// Per-IP limits of the TCP endpoint.
+    pub limits: ratelimit::RateLimiter,
+}
+
+impl std::fmt::Debug for ServerContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerContext").field("trust_domain", &self.trust_domain).finish_non_exhaustive()
+    }
+}
+
+impl ServerContext {
+    /// A context; the index starts empty (see [`ServerContext::load_index`]).
+    pub fn new(trust_domain: TrustDomain, ds: Arc<dyn DataStore>, ca: Arc<Ca>, settings: Settings) -> Self {
+        let server_id = trust_domain.id_with_path("/spire/server").expect("valid path");
+        let index = Arc::new(RwLock::new(EntryIndex::new(trust_domain.clone())));
+        let limits = ratelimit::RateLimiter::new(settings.ratelimit_attestation, settings.ratelimit_signing);
+        Self { trust_domain, server_id, ds, ca, index, settings, limits }
+    }
+
+    /// Fills the authorized-entry index from the datastore (at startup).
+    pub async fn load_index(&self) -> Result<usize, DataStoreError> {
+        let mut pagination = spire_datastore::Pagination { page_size: 1000, token: String::new() };
+        let mut loaded = Vec::new();
+        loop {
+            let (items, next) =
+                self.ds.list_entries(&spire_datastore::EntryFilter::default(), Some(&pagination)).await?;
+            loaded.extend(items);
+            if next.is_empty() {
+                break;
+            }
+            pagination.token = next;
+        }
+        let mut index = self.index.write().expect("index lock");
+        let n = loaded.len();
+        for e in loaded {
+            index.upsert(e);
+        }
+        Ok(n)
+    }
+}
+
+/// A datastore error as the gRPC status SPIRE would answer.
+pub fn ds_status(e: DataStoreError) -> Status {
+    match e {
+        DataStoreError::NotFound(m) => Status::not_found(m),
+        DataStoreError::AlreadyExists(m) => Status::already_exists(m),
+        DataStoreError::InvalidArgument(m) => Status::invalid_argument(m),
+        DataStoreError::FailedPrecondition(m) => Status::failed_precondition(m),
+        DataStoreError::Aborted(m) => Status::aborted(m),
+        DataStoreError::Unavailable(m) => Status::unavailable(m),
+        other => Status::internal(other.to_string()),
+    }
+}
+
+/// A CA error as a gRPC status.
+pub fn ca_status(e: CaError) -> Status {
+    match e {
+        CaError::Unavailable(m) => Status::unavailable(m),
+        CaError::InvalidArgument(m) => Status::invalid_argument(m),
+        CaError::Sign(m) => Status::internal(m),
+    }
+}
+
+/// The per-item status of a batch RPC.
+pub fn item_status(status: &Status) -> spire_proto::spire::api::types::Status {
+    spire_proto::spire::api::types::Status { code: status.code() as i32, message: status.message().to_owned() }
+}
+
+/// The Logger API's level for a configured log level.
+pub fn logger_level(level: spire_config::log::LogLevel) -> spire_proto::spire::api::types::LogLevel {
+    use spire_config::log::LogLevel as C;
+    use spire_proto::spire::api::types::LogLevel as L;
+    match level {
+        C::Trace => L::Trace,
+        C::Debug => L::Debug,
+        C::Info => L::Info,
+        C::Warn => L::Warn,
+        C::Error => L::Error,
+        C::Fatal => L::Fatal,
+        C::Panic => L::Panic,
+    }
+}
+
+/// The OK per-item status.
+pub fn ok_status() -> spire_proto::spire::api::types::Status {
+    spire_proto::spire::api::types::Status { code: 0, message: "OK".into() }
+}

@@ -1,0 +1,300 @@
+//! `spire.api.server.svid.v1.SVID`: SVIDs for the workloads of an agent (only for entries that agent
+//! is authorized for), SVIDs minted by admins for any workload ID of the trust domain, and CA
+//! certificates for downstream servers.
+//!
+//! The authorization check that matters most lives here, not in the auth layer: an agent may only
+//! obtain SVIDs for entries in its own authorized set (descendants of its ID and of its node
+//! aliases), so a compromised agent cannot impersonate workloads of other nodes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use spire_datastore::RegistrationEntry;
+use spire_identity::SpiffeId;
+use spire_proto::spire::api::server::svid::v1 as api;
+use spire_proto::spire::api::server::svid::v1::svid_server::Svid;
+use spire_proto::spire::api::types as pb;
+use tonic::{Request, Response, Status};
+
+use super::agent::workload_id;
+use super::caller::Caller;
+use super::csr::{self, CsrError};
+use super::{ServerContext, ca_status, convert, ds_status, item_status, ok_status};
+use crate::ca::CaError;
+
+/// Lifetime of a downstream CA when the request states none: as long as our own CA allows (the CA
+/// caps it at its own expiry).
+const DOWNSTREAM_DEFAULT_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// The SVID service.
+#[derive(Debug, Clone)]
+pub struct SvidService {
+    ctx: Arc<ServerContext>,
+}
+
+impl SvidService {
+    /// A service over `ctx`.
+    pub fn new(ctx: Arc<ServerContext>) -> Self {
+        Self { ctx }
+    }
+}
+
+/// A signing failure as a status: the CA's code, with `what` in front of its message.
+pub(crate) fn sign_status(what: &str, e: CaError) -> Status {
+    let s = ca_status(e);
+    Status::new(s.code(), format!("{what}: {}", s.message()))
+}
+
+/// Whether a path is in SPIRE's reserved `/spire` namespace (agents, the server), which workload
+/// entries and minted SVIDs may not use.
+pub(crate) fn is_reserved_path(path: &str) -> bool {
+    path == "/spire" || path.starts_with("/spire/")
+}
+
+/// A DNS SAN as SPIRE's `x509util.ValidateDNS` accepts it: labels of letters, digits, '-' and '_',
+/// optionally a leading `*.`.
+fn check_dns_name(name: &str) -> Result<(), String> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let body = name.strip_prefix("*.").unwrap_or(name);
+    if name.is_empty() || name.len() > 253 || !body.split('.').all(label_ok) {
+        return Err(format!("{name:?} is not a valid DNS name"));
+    }
+    Ok(())
+}
+
+fn ttl_or(seconds: i32, default: Duration) -> Duration {
+    if seconds > 0 { Duration::from_secs(seconds as u64) } else { default }
+}
+
+impl SvidService {
+    /// The caller's authorized entries by ID. Computed from the index with the node selectors the
+    /// auth layer read for this very request, never from anything the agent sent.
+    fn authorized(&self, caller: &Caller) -> Result<HashMap<String, Arc<RegistrationEntry>>, Status> {
+        let agent = caller.agent_id()?;
+        let entries = self.ctx.index.read().expect("index lock").authorized_entries(agent, &caller.node_selectors);
+        Ok(entries.into_iter().map(|e| (e.id.clone(), e)).collect())
+    }
+
+    fn new_x509_svid(
+        &self,
+        params: &api::NewX509svidParams,
+        entries: &HashMap<String, Arc<RegistrationEntry>>,
+    ) -> Result<pb::X509svid, Status> {
+        if params.entry_id.is_empty() {
+            return Err(Status::invalid_argument("missing entry ID"));
+        }
+        if params.csr.is_empty() {
+            return Err(Status::invalid_argument("missing CSR"));
+        }
+        let entry =
+            entries.get(&params.entry_id).ok_or_else(|| Status::not_found("entry not found or not authorized"))?;
+        let csr = csr::parse(&params.csr)?;
+        let ttl = ttl_or(entry.x509_svid_ttl, self.ctx.settings.default_x509_svid_ttl);
+        let signed = self
+            .ctx
+            .ca
+            .sign_x509_svid(&entry.spiffe_id, &csr.public_key_der, &entry.dns_names, None, ttl, SystemTime::now())
+            .map_err(|e| sign_status("failed to sign X509-SVID", e))?;
+        Ok(pb::X509svid {
+            cert_chain: signed.chain,
+            id: Some(convert::spiffe_id_proto(&entry.spiffe_id)),
+            expires_at: signed.expires_at,
+            hint: entry.hint.clone(),
+        })
+    }
+
+    fn sign_jwt(&self, id: &SpiffeId, audience: &[String], ttl: Duration, jti: bool) -> Result<pb::Jwtsvid, Status> {
+        if audience.is_empty() {
+            return Err(Status::invalid_argument("at least one audience is required"));
+        }
+        let jti = jti.then(|| uuid::Uuid::new_v4().to_string());
+        let signed = self
+            .ctx
+            .ca
+            .sign_jwt_svid(id, audience, ttl, jti.as_deref(), SystemTime::now())
+            .map_err(|e| sign_status("failed to sign JWT-SVID", e))?;
+        Ok(pb::Jwtsvid {
+            token: signed.token,
+            id: Some(convert::spiffe_id_proto(id)),
+            expires_at: signed.expires_at,
+            issued_at: signed.issued_at,
+            hint: String::new(),
+        })
+    }
+
+    /// The SPIFFE ID a MintX509SVID CSR asks for, checked as SPIRE checks it.
+    fn mint_id(&self, uris: &[String]) -> Result<SpiffeId, Status> {
+        let uri = match uris {
+            [] => return Err(Status::invalid_argument("CSR URI SAN is required")),
+            [one] => one,
+            _ => return Err(Status::invalid_argument("only one URI SAN is expected")),
+        };
+        let id = SpiffeId::parse(uri)
+            .map_err(|e| Status::invalid_argument(format!("CSR URI SAN is not a valid SPIFFE ID: {e}")))?;
+        workload_id(&self.ctx.trust_domain, &id)
+            .map_err(|m| Status::invalid_argument(format!("CSR URI SAN is invalid: {m}")))?;
+        Ok(id)
+    }
+}
+
+#[tonic::async_trait]
+impl Svid for SvidService {
+    async fn mint_x509svid(
+        &self,
+        request: Request<api::MintX509svidRequest>,
+    ) -> Result<Response<api::MintX509svidResponse>, Status> {
+        let req = request.into_inner();
+        if req.csr.is_empty() {
+            return Err(Status::invalid_argument("missing CSR"));
+        }
+        let csr = csr::parse(&req.csr).map_err(|e| match e {
+            CsrError::Signature(_) => {
+                Status::invalid_argument(format!("failed to verify CSR signature: {}", e.detail()))
+            }
+            other => other.into(),
+        })?;
+        let id = self.mint_id(&csr.uris)?;
+        for name in &csr.dns_names {
+            check_dns_name(name).map_err(|m| Status::invalid_argument(format!("CSR DNS name is not valid: {m}")))?;
+        }
+        let ttl = ttl_or(req.ttl, self.ctx.settings.default_x509_svid_ttl);
+        let signed = self
+            .ctx
+            .ca
+            .sign_x509_svid(&id, &csr.public_key_der, &csr.dns_names, csr.subject, ttl, SystemTime::now())
+            .map_err(|e| sign_status("failed to sign X509-SVID", e))?;
+        tracing::info!(spiffe_id = %id, "X509-SVID minted");
+        Ok(Response::new(api::MintX509svidResponse {
+            svid: Some(pb::X509svid {
+                cert_chain: signed.chain,
+                id: Some(convert::spiffe_id_proto(&id)),
+                expires_at: signed.expires_at,
+                hint: String::new(),
+            }),
+        }))
+    }
+
+    async fn mint_jwtsvid(
+        &self,
+        request: Request<api::MintJwtsvidRequest>,
+    ) -> Result<Response<api::MintJwtsvidResponse>, Status> {
+        let req = request.into_inner();
+        let id = convert::spiffe_id(req.id.as_ref())
+            .and_then(|id| workload_id(&self.ctx.trust_domain, &id).map(|()| id))
+            .map_err(|m| Status::invalid_argument(format!("invalid SPIFFE ID: {m}")))?;
+        let ttl = ttl_or(req.ttl, self.ctx.settings.default_jwt_svid_ttl);
+        let svid = self.sign_jwt(&id, &req.audience, ttl, false)?;
+        tracing::info!(spiffe_id = %id, "JWT-SVID minted");
+        Ok(Response::new(api::MintJwtsvidResponse { svid: Some(svid) }))
+    }
+
+    async fn batch_new_x509svid(
+        &self,
+        request: Request<api::BatchNewX509svidRequest>,
+    ) -> Result<Response<api::BatchNewX509svidResponse>, Status> {
+        let entries = self.authorized(Caller::of(&request)?)?;
+        let req = request.into_inner();
+        if req.params.is_empty() {
+            return Err(Status::invalid_argument("missing parameters"));
+        }
+        let results = req
+            .params
+            .iter()
+            .map(|p| match self.new_x509_svid(p, &entries) {
+                Ok(svid) => api::batch_new_x509svid_response::Result { status: Some(ok_status()), svid: Some(svid) },
+                Err(s) => api::batch_new_x509svid_response::Result { status: Some(item_status(&s)), svid: None },
+            })
+            .collect();
+        Ok(Response::new(api::BatchNewX509svidResponse { results }))
+    }
+
+    async fn new_jwtsvid(
+        &self,
+        request: Request<api::NewJwtsvidRequest>,
+    ) -> Result<Response<api::NewJwtsvidResponse>, Status> {
+        let entries = self.authorized(Caller::of(&request)?)?;
+        let req = request.into_inner();
+        let entry = entries.get(&req.entry_id).ok_or_else(|| Status::not_found("entry not found or not authorized"))?;
+        let ttl = ttl_or(entry.jwt_svid_ttl, self.ctx.settings.default_jwt_svid_ttl);
+        let mut svid = self.sign_jwt(&entry.spiffe_id, &req.audience, ttl, entry.jwt_svid_include_jti)?;
+        svid.hint = entry.hint.clone();
+        Ok(Response::new(api::NewJwtsvidResponse { svid: Some(svid) }))
+    }
+
+    async fn new_downstream_x509ca(
+        &self,
+        request: Request<api::NewDownstreamX509caRequest>,
+    ) -> Result<Response<api::NewDownstreamX509caResponse>, Status> {
+        if !Caller::of(&request)?.downstream {
+            return Err(Status::internal("caller is not a downstream workload"));
+        }
+        let req = request.into_inner();
+        let csr = csr::parse(&req.csr)?;
+        let ttl = ttl_or(req.preferred_ttl, DOWNSTREAM_DEFAULT_TTL);
+        let chain = self
+            .ctx
+            .ca
+            .sign_downstream_ca(&csr.public_key_der, ttl, SystemTime::now())
+            .map_err(|e| sign_status("failed to sign downstream X.509 CA", e))?;
+        let bundle = self
+            .ctx
+            .ds
+            .fetch_bundle(&self.ctx.trust_domain)
+            .await
+            .map_err(|e| {
+                let s = ds_status(e);
+                Status::new(s.code(), format!("failed to fetch bundle: {}", s.message()))
+            })?
+            .ok_or_else(|| Status::not_found("bundle not found"))?;
+        Ok(Response::new(api::NewDownstreamX509caResponse {
+            ca_cert_chain: chain,
+            x509_authorities: bundle.x509_authorities.into_iter().map(|a| a.der).collect(),
+        }))
+    }
+
+    async fn mint_witsvid(
+        &self,
+        _request: Request<api::MintWitsvidRequest>,
+    ) -> Result<Response<api::MintWitsvidResponse>, Status> {
+        Err(Status::unimplemented("WIT-SVIDs are not supported"))
+    }
+
+    async fn batch_new_witsvid(
+        &self,
+        _request: Request<api::BatchNewWitsvidRequest>,
+    ) -> Result<Response<api::BatchNewWitsvidResponse>, Status> {
+        Err(Status::unimplemented("WIT-SVIDs are not supported"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_paths_and_dns_names() {
+        assert!(is_reserved_path("/spire"));
+        assert!(is_reserved_path("/spire/agent/x"));
+        assert!(!is_reserved_path("/spire-like"));
+        assert!(check_dns_name("*.example.org").is_ok());
+        assert!(check_dns_name("web-1.example.org").is_ok());
+        for bad in ["", "a..b", "-a.org", "a b", "*"] {
+            assert!(check_dns_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn zero_or_negative_ttl_means_default() {
+        let d = Duration::from_secs(7);
+        assert_eq!(ttl_or(0, d), d);
+        assert_eq!(ttl_or(-3, d), d);
+        assert_eq!(ttl_or(5, d), Duration::from_secs(5));
+    }
+}

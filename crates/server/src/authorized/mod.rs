@@ -1,0 +1,5 @@
+//! Which registration entries each agent is authorized for.
+
+pub mod index;
+
+pub use index::EntryIndex;

@@ -1,0 +1,77 @@
+//! NodeAttestor plugins: how the server decides which agent is calling AttestAgent, before that agent
+//! has any SVID.
+//!
+//! Each attestor turns the agent's attestation payload (and, for challenge-response attestors, its
+//! answers to challenges) into an agent ID, node selectors and whether the agent may re-attest. The
+//! Agent service owns the gRPC stream and the SVID; attestors only judge evidence, one module per
+//! plugin, as in SPIRE's `pkg/server/plugin/nodeattestor/<name>`.
+
+pub mod join_token;
+
+pub use join_token::JoinTokenAttestor;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use spire_identity::SpiffeId;
+use tonic::Status;
+
+/// What a successful attestation establishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttestResult {
+    /// The agent's SPIFFE ID, normally `spiffe://<td>/spire/agent/<plugin>/...`.
+    pub agent_id: SpiffeId,
+    /// Selector *values*; the host adds the plugin name as their type, as SPIRE does, so a plugin
+    /// cannot mint selectors in another plugin's namespace.
+    pub selector_values: Vec<String>,
+    /// Whether the agent renews its SVID by attesting again (otherwise with RenewAgent).
+    pub can_reattest: bool,
+}
+
+/// The agent's side of a challenge-response exchange, as the Agent service relays it on the
+/// AttestAgent stream.
+#[async_trait::async_trait]
+pub trait Challenger: Send {
+    /// Sends `challenge` to the agent and returns its response.
+    async fn challenge(&mut self, challenge: Vec<u8>) -> Result<Vec<u8>, Status>;
+}
+
+/// A server-side node attestor. Errors are gRPC statuses because SPIRE hands the plugin's status
+/// (code and message) back to the agent unchanged.
+#[async_trait::async_trait]
+pub trait NodeAttestor: Send + Sync + std::fmt::Debug {
+    /// The plugin name: the `AttestationData.type` it handles and the type of the selectors it
+    /// produces.
+    fn name(&self) -> &str;
+
+    /// Judges `payload`, challenging the agent through `challenger` if the plugin needs to.
+    async fn attest(&self, payload: &[u8], challenger: &mut dyn Challenger) -> Result<AttestResult, Status>;
+}
+
+/// The configured attestors, by name.
+#[derive(Debug, Clone, Default)]
+pub struct NodeAttestors {
+    by_name: BTreeMap<String, Arc<dyn NodeAttestor>>,
+}
+
+impl NodeAttestors {
+    /// No attestors.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) an attestor under its name.
+    pub fn register(&mut self, attestor: Arc<dyn NodeAttestor>) {
+        self.by_name.insert(attestor.name().to_owned(), attestor);
+    }
+
+    /// The attestor for an `AttestationData.type`.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn NodeAttestor>> {
+        self.by_name.get(name)
+    }
+
+    /// Registered names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+}

@@ -1,0 +1,129 @@
+//! The server's listeners: TCP with mTLS for agents and remote admins, and the private Unix socket for
+//! local administration (local callers are admin). Both run the same services behind the same
+//! authorization layer; Debug, Logger and health are served on the Unix socket only.
+
+pub mod conn;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use spire_identity::BundleSet;
+use tokio::net::{TcpListener, UnixListener};
+use tokio_rustls::TlsAcceptor;
+use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
+use tonic::service::Routes;
+use tonic::transport::Server;
+
+use crate::api::ServerContext;
+use crate::api::auth::AuthLayer;
+use crate::api::bundle::BundleService;
+use crate::api::entry::EntryService;
+use crate::api::trustdomain::TrustDomainService;
+use conn::TlsConn;
+use tls::ServerCert;
+
+/// Why a listener could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// Binding a socket failed.
+    #[error("failed to listen on {what}: {source}")]
+    Bind {
+        /// The address or path.
+        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TLS setup failed.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// Adds the services served on both listeners to `routes`.
+fn api_routes(ctx: &Arc<ServerContext>, routes: Routes) -> Routes {
+    use spire_proto::spire::api::server::bundle::v1::bundle_server::BundleServer;
+    use spire_proto::spire::api::server::entry::v1::entry_server::EntryServer;
+    use spire_proto::spire::api::server::trustdomain::v1::trust_domain_server::TrustDomainServer;
+    routes
+        .add_service(EntryServer::new(EntryService::new(ctx.clone())))
+        .add_service(BundleServer::new(BundleService::new(ctx.clone())))
+        .add_service(TrustDomainServer::new(TrustDomainService::new(ctx.clone())))
+}
+
+/// Binds the private Unix socket: its directory is created, a stale socket file is replaced, and the
+/// socket is made accessible to its owner only, since every local caller is an admin.
+pub fn bind_uds(path: &Path) -> Result<UnixListener, EndpointError> {
+    let bind_err = |source| EndpointError::Bind { what: path.display().to_string(), source };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(bind_err)?;
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(bind_err(e)),
+        _ => {}
+    }
+    let listener = UnixListener::bind(path).map_err(bind_err)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(bind_err)?;
+    Ok(listener)
+}
+
+/// Serves the private API on `listener` until `shutdown` resolves.
+pub async fn serve_uds(
+    ctx: Arc<ServerContext>,
+    listener: UnixListener,
+    extra: Routes,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), EndpointError> {
+    Server::builder()
+        .layer(AuthLayer::new(ctx.clone()))
+        .add_routes(api_routes(&ctx, extra))
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Serves the API over mTLS on `listener` until `shutdown` resolves. Handshakes run in their own
+/// tasks so that a slow or hostile client cannot hold up the accept loop.
+pub async fn serve_tcp(
+    ctx: Arc<ServerContext>,
+    listener: TcpListener,
+    cert: Arc<ServerCert>,
+    bundles: Arc<RwLock<BundleSet>>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), EndpointError> {
+    let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(cert, bundles)?));
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<TlsConn>>(64);
+    let accept_loop = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { continue };
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await;
+                if let Ok(Ok(stream)) = handshake {
+                    let _ = tx.send(Ok(TlsConn::new(stream))).await;
+                }
+            });
+        }
+    });
+    let result = Server::builder()
+        .layer(AuthLayer::new(ctx.clone()))
+        .add_routes(api_routes(&ctx, Routes::default()))
+        .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown)
+        .await;
+    accept_loop.abort();
+    Ok(result?)
+}
+
+/// Binds the TCP listener.
+pub async fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, EndpointError> {
+    TcpListener::bind(addr).await.map_err(|source| EndpointError::Bind { what: addr.to_string(), source })
+}
+
+/// Where the private socket goes when none is configured.
+pub fn default_socket_path() -> PathBuf {
+    PathBuf::from("/tmp/spire-server/private/api.sock")
+}

@@ -1,0 +1,222 @@
+//! `spire-server run`: from a loaded configuration to serving listeners, in the order SPIRE starts:
+//! datastore, key manager, upstream authority, CA, server SVID, registry index, then the endpoints.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use spire_config::ServerConfig;
+use spire_config::plugin_data::{DatabaseType, DiskKeyManagerConfig, DiskUpstreamAuthorityConfig, SqlDataStoreConfig};
+use spire_datastore::{DataStore, SqliteOptions, SqliteStore};
+use spire_identity::BundleSet;
+use spire_identity::x509::Subject;
+use tonic::service::Routes;
+
+use crate::api::debug::DebugService;
+use crate::api::health::HealthService;
+use crate::api::logger::{LevelSetter, LoggerService};
+use crate::api::{ServerContext, Settings};
+use crate::ca::{Ca, CaManager, CaManagerConfig};
+use crate::catalog::keymanager::{DiskKeyManager, KeyManager, MemoryKeyManager};
+use crate::catalog::upstreamauthority::{DiskUpstreamAuthority, UpstreamAuthority};
+use crate::endpoints::{self, tls::ServerCert};
+use crate::server_svid::ServerSvid;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The configuration names something this build cannot do.
+    #[error("{0}")]
+    Config(String),
+    /// The datastore could not be opened.
+    #[error("failed to open the datastore: {0}")]
+    DataStore(#[from] spire_datastore::DataStoreError),
+    /// A plugin failed to start.
+    #[error("{0}")]
+    Plugin(String),
+    /// The CA could not be set up.
+    #[error("failed to set up the CA: {0}")]
+    Ca(#[from] crate::ca::CaManagerError),
+    /// The server SVID could not be issued.
+    #[error("{0}")]
+    ServerSvid(#[from] crate::server_svid::ServerSvidError),
+    /// A listener failed.
+    #[error("{0}")]
+    Endpoint(#[from] endpoints::EndpointError),
+}
+
+/// Opens the configured datastore ("sql" with sqlite3 for now; PostgreSQL and MySQL follow).
+pub async fn open_datastore(config: &SqlDataStoreConfig) -> Result<Arc<dyn DataStore>, RunError> {
+    match config.database_type {
+        DatabaseType::Sqlite3 => {
+            if let Some(dir) = std::path::Path::new(&config.connection_string).parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| RunError::Config(format!("cannot create {}: {e}", dir.display())))?;
+            }
+            let options = SqliteOptions { disable_migration: config.disable_migration, ..SqliteOptions::default() };
+            Ok(Arc::new(SqliteStore::open(&config.connection_string, options).await?))
+        }
+        other => Err(RunError::Config(format!(
+            "database_type {:?} is not supported by this build yet; use \"sqlite3\"",
+            other.as_str()
+        ))),
+    }
+}
+
+fn key_manager(config: &ServerConfig) -> Result<Arc<dyn KeyManager>, RunError> {
+    let plugin = config.key_manager();
+    let err = |e: spire_config::ConfigError| RunError::Plugin(e.to_string());
+    match plugin.name.as_str() {
+        "disk" => {
+            let cfg = DiskKeyManagerConfig::from_plugin(plugin).map_err(err)?;
+            Ok(Arc::new(DiskKeyManager::open(cfg.keys_path).map_err(|e| RunError::Plugin(e.to_string()))?))
+        }
+        "memory" => Ok(Arc::new(MemoryKeyManager::new())),
+        other => Err(RunError::Plugin(format!("unknown KeyManager plugin {other:?}: use \"disk\" or \"memory\""))),
+    }
+}
+
+fn upstream_authority(config: &ServerConfig) -> Result<Option<Arc<dyn UpstreamAuthority>>, RunError> {
+    let Some(plugin) = config.upstream_authority().filter(|p| p.enabled) else { return Ok(None) };
+    match plugin.name.as_str() {
+        "disk" => {
+            let cfg = DiskUpstreamAuthorityConfig::from_plugin(plugin).map_err(|e| RunError::Plugin(e.to_string()))?;
+            let ua = DiskUpstreamAuthority::new(cfg.cert_file_path, cfg.key_file_path, cfg.bundle_file_path)
+                .map_err(|e| RunError::Plugin(e.to_string()))?;
+            Ok(Some(Arc::new(ua)))
+        }
+        other => Err(RunError::Plugin(format!("unknown UpstreamAuthority plugin {other:?}: use \"disk\""))),
+    }
+}
+
+fn check_node_attestors(config: &ServerConfig) -> Result<(), RunError> {
+    for plugin in config.node_attestors() {
+        if plugin.name != "join_token" {
+            return Err(RunError::Plugin(format!(
+                "unknown NodeAttestor plugin {:?}: this build supports \"join_token\"",
+                plugin.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A started server; dropping it does not stop it, [`Server::shutdown`] does.
+#[derive(Debug)]
+pub struct Server {
+    /// The API context (datastore, CA, index).
+    pub ctx: Arc<ServerContext>,
+    /// The bound TCP address (useful with port 0).
+    pub tcp_addr: SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<Result<(), endpoints::EndpointError>>>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Stops the listeners and background tasks, waiting for in-flight RPCs to finish.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        for t in self.background {
+            t.abort();
+        }
+    }
+
+    /// Waits until a listener stops (it only stops on error or shutdown).
+    pub async fn wait(&mut self) -> Result<(), RunError> {
+        if self.tasks.is_empty() {
+            return Ok(());
+        }
+        let (result, _, rest) = futures_util::future::select_all(self.tasks.drain(..)).await;
+        self.tasks = rest;
+        match result {
+            Ok(r) => Ok(r?),
+            Err(e) => Err(RunError::Config(format!("listener task failed: {e}"))),
+        }
+    }
+}
+
+/// Starts everything `config` describes; `set_level` lets the Logger API change the log level.
+pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Server, RunError> {
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| RunError::Config(format!("cannot create data_dir {}: {e}", config.data_dir.display())))?;
+    check_node_attestors(config)?;
+    let ds = open_datastore(&config.datastore).await?;
+    let keys = key_manager(config)?;
+    let upstream = upstream_authority(config)?;
+
+    let td = config.trust_domain.clone();
+    let ca = Arc::new(Ca::new(td.clone(), config.jwt_issuer.clone()));
+    let subject = Subject {
+        country: config.ca_subject.country.clone(),
+        organization: config.ca_subject.organization.clone(),
+        organizational_unit: Vec::new(),
+        common_name: Some(config.ca_subject.common_name.clone()).filter(|c| !c.is_empty()),
+    };
+    let ca_config = CaManagerConfig {
+        trust_domain: td.clone(),
+        ca_key_type: config.ca_key_type,
+        jwt_key_type: config.jwt_key_type,
+        ca_ttl: config.ca_ttl,
+        ca_subject: subject,
+        disable_jwt_svids: config.disable_jwt_svids,
+    };
+    let manager = Arc::new(CaManager::load(ca_config, keys, upstream, ds.clone(), ca.clone()).await?);
+    manager.rotate(SystemTime::now()).await?;
+
+    let settings = Settings {
+        default_x509_svid_ttl: config.default_x509_svid_ttl,
+        default_jwt_svid_ttl: config.default_jwt_svid_ttl,
+        agent_ttl: config.agent_ttl,
+        admin_ids: config.admin_ids.clone(),
+        ratelimit_attestation: config.ratelimit.attestation,
+        ratelimit_signing: config.ratelimit.signing,
+    };
+    let ctx = Arc::new(ServerContext::new(td, ds.clone(), ca.clone(), settings));
+    let entries = ctx.load_index().await?;
+    tracing::info!(entries, "registration entries loaded");
+
+    let cert = Arc::new(ServerCert::default());
+    let bundles = Arc::new(RwLock::new(BundleSet::new()));
+    let svid = Arc::new(ServerSvid::new(ca.clone(), config.default_x509_svid_ttl, cert.clone(), bundles.clone()));
+    svid.refresh_bundles(ds.as_ref()).await?;
+    svid.rotate_if_needed(SystemTime::now())?;
+
+    let addr: SocketAddr = config
+        .bind_endpoint()
+        .parse()
+        .map_err(|e| RunError::Config(format!("invalid bind address {}: {e}", config.bind_endpoint())))?;
+    let tcp = endpoints::bind_tcp(addr).await?;
+    let tcp_addr = tcp.local_addr().map_err(|e| RunError::Config(e.to_string()))?;
+    let uds = endpoints::bind_uds(&config.socket_path)?;
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let launch = crate::api::logger_level(config.log.level);
+    let local_only =
+        Routes::new(spire_proto::grpc::health::v1::health_server::HealthServer::new(HealthService::new(ctx.clone())))
+            .add_service(spire_proto::spire::api::server::debug::v1::debug_server::DebugServer::new(DebugService::new(
+                ctx.clone(),
+                cert.clone(),
+            )))
+            .add_service(spire_proto::spire::api::server::logger::v1::logger_server::LoggerServer::new(
+                LoggerService::new(launch, set_level),
+            ));
+    let tasks = vec![
+        tokio::spawn(endpoints::serve_uds(ctx.clone(), uds, local_only, until_stopped(stopped.clone()))),
+        tokio::spawn(endpoints::serve_tcp(ctx.clone(), tcp, cert, bundles, until_stopped(stopped))),
+    ];
+    let background = vec![manager.spawn_rotator(), svid.spawn(ds)];
+    tracing::info!(address = %tcp_addr, socket = %config.socket_path.display(), "server started");
+    Ok(Server { ctx, tcp_addr, stop, tasks, background })
+}

@@ -1,0 +1,178 @@
+//! The CA lifecycle against a real SQLite datastore and disk key manager: first authorities, SPIRE's
+//! prepare/activate schedule, bundle publication, restart without re-keying, and an upstream CA.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use spire_datastore::DataStore;
+use spire_datastore::sqlite::{SqliteOptions, SqliteStore};
+use spire_identity::jwt::validate_jwt_svid;
+use spire_identity::x509::{Subject, certs_to_pem, verify_svid};
+use spire_identity::{Bundle, BundleSet, JwtAuthority, KeyType, PrivateKey, SpiffeId, TrustDomain};
+use spire_server::ca::{Ca, CaManager, CaManagerConfig};
+use spire_server::catalog::keymanager::{DiskKeyManager, KeyManager};
+use spire_server::catalog::upstreamauthority::{DiskUpstreamAuthority, UpstreamAuthority};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn td() -> TrustDomain {
+    TrustDomain::parse("example.org").unwrap()
+}
+
+fn config() -> CaManagerConfig {
+    CaManagerConfig {
+        trust_domain: td(),
+        ca_key_type: KeyType::EcP256,
+        jwt_key_type: KeyType::EcP256,
+        ca_ttl: 24 * HOUR,
+        ca_subject: Subject::default_ca(),
+        disable_jwt_svids: false,
+    }
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    ds: Arc<dyn DataStore>,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = SqliteStore::open(dir.path().join("datastore.sqlite3").to_str().unwrap(), SqliteOptions::default())
+            .await
+            .unwrap();
+        Self { dir, ds: Arc::new(ds) }
+    }
+
+    async fn manager(&self, upstream: Option<Arc<dyn UpstreamAuthority>>) -> CaManager {
+        let keys: Arc<dyn KeyManager> = Arc::new(DiskKeyManager::open(self.dir.path().join("keys.json")).unwrap());
+        let ca = Arc::new(Ca::new(td(), None));
+        CaManager::load(config(), keys, upstream, self.ds.clone(), ca).await.unwrap()
+    }
+
+    async fn bundle(&self) -> Bundle {
+        let stored = self.ds.fetch_bundle(&td()).await.unwrap().expect("own bundle");
+        let mut b = Bundle::new(td());
+        for a in stored.x509_authorities {
+            b.add_x509_authority(a.der).unwrap();
+        }
+        for k in stored.jwt_authorities {
+            b.add_jwt_authority(JwtAuthority {
+                key_id: k.key_id,
+                public_key_der: k.public_key_der,
+                expires_at: k.expires_at,
+            })
+            .unwrap();
+        }
+        b.sequence_number = stored.sequence_number;
+        b
+    }
+}
+
+fn workload() -> SpiffeId {
+    SpiffeId::parse("spiffe://example.org/workload").unwrap()
+}
+
+fn sign(ca: &Ca, now: SystemTime) -> Vec<Vec<u8>> {
+    let key = PrivateKey::generate(KeyType::EcP256).unwrap();
+    ca.sign_x509_svid(&workload(), &key.public_key_der(), &[], None, HOUR, now).unwrap().chain
+}
+
+fn active_id(m: &CaManager) -> String {
+    m.ca().active().unwrap().x509.authority_id.clone()
+}
+
+#[tokio::test]
+async fn first_rotation_creates_signing_authorities_in_the_bundle() {
+    let f = Fixture::new().await;
+    let m = f.manager(None).await;
+    assert!(m.ca().active().is_err(), "nothing signs before the first rotation");
+    let now = SystemTime::now();
+    m.rotate(now).await.unwrap();
+
+    let bundles: BundleSet = f.bundle().await.into();
+    let chain = sign(m.ca(), now);
+    assert_eq!(chain.len(), 1, "a self-signed CA is in the bundle, not in the chain");
+    verify_svid(&chain, &bundles, now).unwrap();
+
+    let audience = vec!["svc".to_string()];
+    let jwt = m.ca().sign_jwt_svid(&workload(), &audience, 300 * Duration::from_secs(1), None, now).unwrap();
+    let v = validate_jwt_svid(&jwt.token, &bundles, &["svc"], now).unwrap();
+    assert_eq!(v.spiffe_id, workload());
+    assert_eq!(jwt.expires_at - jwt.issued_at, 300);
+}
+
+#[tokio::test]
+async fn prepares_at_half_life_and_activates_at_five_sixths() {
+    let f = Fixture::new().await;
+    let m = f.manager(None).await;
+    let t0 = SystemTime::now();
+    m.rotate(t0).await.unwrap();
+    let first = active_id(&m);
+    let old_svid = sign(m.ca(), t0);
+    let seq0 = f.bundle().await.sequence_number;
+
+    m.rotate(t0 + 11 * HOUR).await.unwrap();
+    assert_eq!(f.bundle().await.x509_authorities().len(), 1, "nothing prepared before half-life");
+
+    m.rotate(t0 + 12 * HOUR + Duration::from_secs(20)).await.unwrap();
+    let bundle = f.bundle().await;
+    assert_eq!(bundle.x509_authorities().len(), 2, "the next CA is published when prepared");
+    assert_eq!(bundle.jwt_authorities().len(), 2);
+    assert!(bundle.sequence_number > seq0, "bundle sequence bumped");
+    assert_eq!(active_id(&m), first, "the prepared CA does not sign yet");
+
+    m.rotate(t0 + 20 * HOUR + Duration::from_secs(20)).await.unwrap();
+    assert_ne!(active_id(&m), first, "activated at lifetime/6 before expiry");
+    let later = t0 + 20 * HOUR + Duration::from_secs(30);
+    let bundles: BundleSet = f.bundle().await.into();
+    verify_svid(&sign(m.ca(), later), &bundles, later).unwrap();
+    // What the old CA signed still verifies: both authorities are in the bundle.
+    verify_svid(&old_svid, &bundles, t0 + Duration::from_secs(60)).unwrap();
+}
+
+#[tokio::test]
+async fn restart_resumes_the_same_authorities() {
+    let f = Fixture::new().await;
+    let now = SystemTime::now();
+    let first = {
+        let m = f.manager(None).await;
+        m.rotate(now).await.unwrap();
+        active_id(&m)
+    };
+    let m = f.manager(None).await;
+    m.rotate(now + Duration::from_secs(10)).await.unwrap();
+    assert_eq!(active_id(&m), first);
+    assert_eq!(f.bundle().await.x509_authorities().len(), 1, "no new CA minted on restart");
+}
+
+#[tokio::test]
+async fn upstream_authority_signs_the_ca() {
+    let f = Fixture::new().await;
+    let root_key = PrivateKey::generate(KeyType::EcP256).unwrap();
+    let root = spire_identity::x509::self_signed_ca(
+        &spire_identity::x509::CaParams {
+            trust_domain: &td(),
+            public_key_der: &root_key.public_key_der(),
+            subject: Subject::default_ca(),
+            now: SystemTime::now(),
+            ttl: 48 * HOUR,
+        },
+        &root_key,
+    )
+    .unwrap();
+    let cert = f.dir.path().join("upstream.crt");
+    let key = f.dir.path().join("upstream.key");
+    std::fs::write(&cert, certs_to_pem(&[&root])).unwrap();
+    std::fs::write(&key, root_key.to_pem()).unwrap();
+    let upstream: Arc<dyn UpstreamAuthority> = Arc::new(DiskUpstreamAuthority::new(cert, key, None).unwrap());
+
+    let m = f.manager(Some(upstream)).await;
+    let now = SystemTime::now();
+    m.rotate(now).await.unwrap();
+    let bundle = f.bundle().await;
+    assert_eq!(bundle.x509_authorities(), std::slice::from_ref(&root), "the upstream root is the bundle's authority");
+    let chain = sign(m.ca(), now);
+    assert_eq!(chain.len(), 2, "leaf and our intermediate CA");
+    verify_svid(&chain, &bundle.into(), now).unwrap();
+}

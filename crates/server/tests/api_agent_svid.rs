@@ -33,6 +33,7 @@ use spire_server::api::svid::SvidService;
 use spire_server::api::{ServerContext, Settings};
 use spire_server::ca::{Ca, CaManager, CaManagerConfig};
 use spire_server::catalog::keymanager::{KeyManager, MemoryKeyManager};
+use spire_server::catalog::nodeattestor::{AttestResult, Challenger, NodeAttestor, NodeAttestors};
 use spire_server::endpoints::conn::TlsConn;
 use spire_server::endpoints::tls::{ServerCert, server_config};
 use spire_server::server_svid::{ServerSvid, identity_bundle};
@@ -139,14 +140,18 @@ struct Fixture {
     port: u16,
 }
 
-fn routes(ctx: &Arc<ServerContext>) -> Routes {
+fn routes(ctx: &Arc<ServerContext>, attestors: &NodeAttestors) -> Routes {
     Routes::new(EntryServer::new(EntryService::new(ctx.clone())))
-        .add_service(AgentServer::new(AgentService::new(ctx.clone())))
+        .add_service(AgentServer::new(AgentService::with_attestors(ctx.clone(), attestors.clone())))
         .add_service(SvidServer::new(SvidService::new(ctx.clone())))
 }
 
 impl Fixture {
     async fn new() -> Self {
+        Self::with_attestors(NodeAttestors::new()).await
+    }
+
+    async fn with_attestors(attestors: NodeAttestors) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let ds: Arc<dyn DataStore> = Arc::new(
             SqliteStore::open(dir.path().join("datastore.sqlite3").to_str().unwrap(), SqliteOptions::default())
@@ -176,8 +181,8 @@ impl Fixture {
         ctx.load_index().await.unwrap();
 
         let socket = dir.path().join("api.sock");
-        serve_uds(ctx.clone(), UnixListener::bind(&socket).unwrap());
-        let port = serve_tcp(ctx.clone(), ca, ds.clone()).await;
+        serve_uds(ctx.clone(), UnixListener::bind(&socket).unwrap(), &attestors);
+        let port = serve_tcp(ctx.clone(), ca, ds.clone(), &attestors).await;
         Self { _dir: dir, ds, ctx, socket, port }
     }
 
@@ -207,8 +212,8 @@ impl Fixture {
     }
 }
 
-fn serve_uds(ctx: Arc<ServerContext>, listener: UnixListener) {
-    let routes = routes(&ctx);
+fn serve_uds(ctx: Arc<ServerContext>, listener: UnixListener, attestors: &NodeAttestors) {
+    let routes = routes(&ctx, attestors);
     tokio::spawn(
         Server::builder()
             .layer(AuthLayer::new(ctx))
@@ -219,7 +224,7 @@ fn serve_uds(ctx: Arc<ServerContext>, listener: UnixListener) {
 
 /// The TCP endpoint as `endpoints::serve_tcp` builds it (server SVID, optional client SVIDs verified
 /// against the bundle, peer identity handed to the auth layer), serving the services under test.
-async fn serve_tcp(ctx: Arc<ServerContext>, ca: Arc<Ca>, ds: Arc<dyn DataStore>) -> u16 {
+async fn serve_tcp(ctx: Arc<ServerContext>, ca: Arc<Ca>, ds: Arc<dyn DataStore>, attestors: &NodeAttestors) -> u16 {
     let cert = Arc::new(ServerCert::default());
     let bundles = Arc::new(RwLock::new(BundleSet::new()));
     let server_svid = ServerSvid::new(ca, HOUR, cert.clone(), bundles.clone());
@@ -237,7 +242,7 @@ async fn serve_tcp(ctx: Arc<ServerContext>, ca: Arc<Ca>, ds: Arc<dyn DataStore>)
             }
         }
     });
-    let routes = routes(&ctx);
+    let routes = routes(&ctx, attestors);
     tokio::spawn(
         Server::builder().layer(AuthLayer::new(ctx)).add_routes(routes).serve_with_incoming(ReceiverStream::new(rx)),
     );
@@ -528,6 +533,94 @@ async fn banned_agent_cannot_attest() {
     let result = attest(&mut admin.agent, "join_token", token.as_bytes(), csr(&key)).await;
     assert_status(result, Code::PermissionDenied, "failed to attest: agent is banned");
     assert!(f.ds.fetch_attested_node(&agent_id).await.unwrap().unwrap().is_banned());
+}
+
+/// A challenge-response attestor for the test: it challenges with the payload and wants it back
+/// reversed; the agent ID and selector come from the payload.
+#[derive(Debug)]
+struct MirrorAttestor;
+
+#[async_trait::async_trait]
+impl NodeAttestor for MirrorAttestor {
+    fn name(&self) -> &str {
+        "mirror"
+    }
+
+    async fn attest(&self, payload: &[u8], challenger: &mut dyn Challenger) -> Result<AttestResult, Status> {
+        let answer = challenger.challenge(payload.to_vec()).await?;
+        if answer.iter().rev().ne(payload.iter()) {
+            return Err(Status::permission_denied("wrong answer"));
+        }
+        let name = String::from_utf8(payload.to_vec()).map_err(|_| Status::invalid_argument("not UTF-8"))?;
+        Ok(AttestResult {
+            agent_id: td().id_with_path(&format!("/spire/agent/mirror/{name}")).unwrap(),
+            selector_values: vec![format!("name:{name}")],
+            can_reattest: true,
+        })
+    }
+}
+
+/// Attests with [`MirrorAttestor`] over a live bidirectional stream, answering its challenge with
+/// `answer(challenge)`.
+async fn attest_mirror(
+    client: &mut AgentClient<Channel>,
+    name: &str,
+    key: &PrivateKey,
+    answer: impl Fn(&[u8]) -> Vec<u8>,
+) -> Result<(pb::X509svid, bool), Status> {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let params = agent_api::attest_agent_request::Params {
+        data: Some(pb::AttestationData { r#type: "mirror".into(), payload: name.as_bytes().to_vec() }),
+        params: Some(agent_api::AgentX509svidParams { csr: csr(key) }),
+    };
+    tx.send(agent_api::AttestAgentRequest { step: Some(agent_api::attest_agent_request::Step::Params(params)) })
+        .await
+        .unwrap();
+    let mut inbound = client.attest_agent(ReceiverStream::new(rx)).await?.into_inner();
+    loop {
+        let msg = inbound.message().await?.ok_or_else(|| Status::unknown("stream ended without a result"))?;
+        match msg.step {
+            Some(agent_api::attest_agent_response::Step::Challenge(c)) => {
+                let step = agent_api::attest_agent_request::Step::ChallengeResponse(answer(&c));
+                tx.send(agent_api::AttestAgentRequest { step: Some(step) }).await.unwrap();
+            }
+            Some(agent_api::attest_agent_response::Step::Result(r)) => return Ok((r.svid.unwrap(), r.reattestable)),
+            None => panic!("empty step"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn challenge_response_attestors_run_over_the_stream_and_can_reattest() {
+    let mut attestors = NodeAttestors::new();
+    attestors.register(Arc::new(MirrorAttestor));
+    let f = Fixture::with_attestors(attestors).await;
+    let mut admin = f.admin().await;
+    let key = PrivateKey::generate(KeyType::EcP256).unwrap();
+    let reverse = |c: &[u8]| c.iter().rev().copied().collect::<Vec<u8>>();
+
+    let wrong = attest_mirror(&mut admin.agent, "node1", &key, |c| c.to_vec()).await;
+    assert_status(wrong, Code::PermissionDenied, "wrong answer");
+
+    let (svid, reattestable) = attest_mirror(&mut admin.agent, "node1", &key, reverse).await.unwrap();
+    assert!(reattestable);
+    let agent_id = "spiffe://example.org/spire/agent/mirror/node1";
+    assert_eq!(id_of(svid.id.as_ref().unwrap()), agent_id);
+    let agent = admin.get_agent(agent_id).await.unwrap();
+    assert_eq!(agent.attestation_type, "mirror");
+    assert!(agent.can_reattest);
+    assert_eq!(agent.selectors, vec![pb::Selector { r#type: "mirror".into(), value: "name:node1".into() }]);
+    let first_serial = agent.x509svid_serial_number;
+
+    // Re-attesting replaces the node's certificate.
+    let (again, _) = attest_mirror(&mut admin.agent, "node1", &key, reverse).await.unwrap();
+    let agent = admin.get_agent(agent_id).await.unwrap();
+    assert_ne!(agent.x509svid_serial_number, first_serial);
+    assert_eq!(agent.x509svid_serial_number, leaf(&again.cert_chain[0]).serial.to_string());
+    assert_eq!(
+        admin.agent.count_agents(agent_api::CountAgentsRequest { filter: None }).await.unwrap().into_inner().count,
+        1
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

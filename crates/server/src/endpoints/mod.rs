@@ -18,7 +18,9 @@ use tonic::transport::Server;
 
 use crate::api::ServerContext;
 use crate::api::auth::AuthLayer;
+use crate::api::agent::AgentService;
 use crate::api::bundle::BundleService;
+use crate::api::svid::SvidService;
 use crate::api::entry::EntryService;
 use crate::api::trustdomain::TrustDomainService;
 use conn::TlsConn;
@@ -45,13 +47,17 @@ pub enum EndpointError {
 
 /// Adds the services served on both listeners to `routes`.
 fn api_routes(ctx: &Arc<ServerContext>, routes: Routes) -> Routes {
+    use spire_proto::spire::api::server::agent::v1::agent_server::AgentServer;
     use spire_proto::spire::api::server::bundle::v1::bundle_server::BundleServer;
     use spire_proto::spire::api::server::entry::v1::entry_server::EntryServer;
+    use spire_proto::spire::api::server::svid::v1::svid_server::SvidServer;
     use spire_proto::spire::api::server::trustdomain::v1::trust_domain_server::TrustDomainServer;
     routes
         .add_service(EntryServer::new(EntryService::new(ctx.clone())))
         .add_service(BundleServer::new(BundleService::new(ctx.clone())))
         .add_service(TrustDomainServer::new(TrustDomainService::new(ctx.clone())))
+        .add_service(AgentServer::new(AgentService::new(ctx.clone())))
+        .add_service(SvidServer::new(SvidService::new(ctx.clone())))
 }
 
 /// Binds the private Unix socket: its directory is created, a stale socket file is replaced, and the

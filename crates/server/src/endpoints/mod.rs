@@ -17,11 +17,11 @@ use tonic::service::Routes;
 use tonic::transport::Server;
 
 use crate::api::ServerContext;
-use crate::api::auth::AuthLayer;
 use crate::api::agent::AgentService;
+use crate::api::auth::AuthLayer;
 use crate::api::bundle::BundleService;
-use crate::api::svid::SvidService;
 use crate::api::entry::EntryService;
+use crate::api::svid::SvidService;
 use crate::api::trustdomain::TrustDomainService;
 use conn::TlsConn;
 use tls::ServerCert;

@@ -91,9 +91,16 @@ async fn entry_crud_statuses_and_restart() {
     let err = client.get_entry(entry::GetEntryRequest { id: "nope".into(), output_mask: None }).await.unwrap_err();
     assert_eq!((err.code(), err.message()), (Code::NotFound, "entry not found"));
 
-    // Everything survives a restart, and the CA is the same.
+    // Everything survives a restart, and the CA is the same: an SVID minted before it still verifies.
     let bundle_before = bundle(&server).await;
+    let minted = mint_x509(&server, "/minted").await;
     server.restart().await;
+    let mut own = Bundle::new(TrustDomain::parse("example.org").unwrap());
+    for a in bundle(&server).await.x509_authorities {
+        own.add_x509_authority(a.asn1).unwrap();
+    }
+    let verified = verify_svid(&minted, &own.into(), std::time::SystemTime::now()).unwrap();
+    assert_eq!(verified.spiffe_id.to_string(), "spiffe://example.org/minted");
     let mut client = EntryClient::new(server.channel().await);
     let got = client
         .get_entry(entry::GetEntryRequest { id: created.id.clone(), output_mask: None })
@@ -102,6 +109,24 @@ async fn entry_crud_statuses_and_restart() {
         .into_inner();
     assert_eq!(got.dns_names, ["web.example.org"]);
     assert_eq!(bundle(&server).await, bundle_before, "the CA and bundle are kept across a restart");
+}
+
+/// MintX509SVID (admin, over the private socket) for a fresh key; returns the chain.
+async fn mint_x509(server: &TestServer, path: &str) -> Vec<Vec<u8>> {
+    use spire_proto::spire::api::server::svid::v1::MintX509svidRequest;
+    use spire_proto::spire::api::server::svid::v1::svid_client::SvidClient;
+    let key = spire_identity::PrivateKey::generate(spire_identity::KeyType::EcP256).unwrap();
+    let rk = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+        &rustls_pki_types::PrivatePkcs8KeyDer::from(key.pkcs8_der()),
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+    )
+    .unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params.subject_alt_names = vec![rcgen::SanType::URI(format!("spiffe://example.org{path}").try_into().unwrap())];
+    let csr = params.serialize_request(&rk).unwrap().der().to_vec();
+    let mut client = SvidClient::new(server.channel().await);
+    let resp = client.mint_x509svid(MintX509svidRequest { csr, ttl: 3600 }).await.unwrap().into_inner();
+    resp.svid.unwrap().cert_chain
 }
 
 async fn bundle(server: &TestServer) -> pb::Bundle {

@@ -143,7 +143,9 @@ pub(crate) fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), Strin
 pub(crate) fn warn_if_capped(ctx: &mut Ctx<'_>, expires_at: i64, ttl: GoDuration, what: &str) -> Result<(), CliError> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0);
     let remaining = i128::from(expires_at) * 1_000_000_000 - now;
-    if remaining < i128::from(ttl.0) {
+    // Certificates and tokens carry whole seconds and the server signs a moment later than we asked:
+    // only a lifetime short by more than a minute was really capped (SPIRE's tolerance).
+    if remaining < i128::from(ttl.0) - 60 * 1_000_000_000 {
         let at = jiff::Timestamp::from_second(expires_at)
             .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
             .unwrap_or_default();

@@ -6,5 +6,6 @@ pub mod ca;
 pub mod catalog;
 pub mod cli_run;
 pub mod endpoints;
+pub mod maintenance;
 pub mod run;
 pub mod server_svid;

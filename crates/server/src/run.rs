@@ -216,7 +216,7 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
         tokio::spawn(endpoints::serve_uds(ctx.clone(), uds, local_only, until_stopped(stopped.clone()))),
         tokio::spawn(endpoints::serve_tcp(ctx.clone(), tcp, cert, bundles, until_stopped(stopped))),
     ];
-    let background = vec![manager.spawn_rotator(), svid.spawn(ds)];
+    let background = vec![manager.spawn_rotator(), svid.spawn(ds), crate::maintenance::spawn(ctx.clone())];
     tracing::info!(address = %tcp_addr, socket = %config.socket_path.display(), "server started");
     Ok(Server { ctx, tcp_addr, stop, tasks, background })
 }

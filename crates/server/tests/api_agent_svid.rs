@@ -1258,3 +1258,108 @@ async fn get_ban_and_delete_agents() {
         "invalid agent ID",
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// GetAuthorizedEntries and SyncAuthorizedEntries (agent callers over mTLS)
+
+/// Runs one SyncAuthorizedEntries exchange: the first request, then each later request is built from
+/// the responses so far (None ends the stream). Returns every response received.
+async fn sync_exchange(
+    client: &mut EntryClient<Channel>,
+    mut next: impl FnMut(&[entry_api::SyncAuthorizedEntriesResponse]) -> Option<entry_api::SyncAuthorizedEntriesRequest>,
+) -> Vec<entry_api::SyncAuthorizedEntriesResponse> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(entry_api::SyncAuthorizedEntriesRequest::default()).await.unwrap();
+    let mut inbound =
+        client.sync_authorized_entries(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap().into_inner();
+    let mut got = Vec::new();
+    let mut tx = Some(tx);
+    while let Ok(Ok(Some(msg))) = tokio::time::timeout(Duration::from_secs(5), inbound.message()).await {
+        let more = msg.more;
+        got.push(msg);
+        if !more {
+            match next(&got) {
+                Some(req) => tx.as_ref().unwrap().send(req).await.unwrap(),
+                None => {
+                    tx.take();
+                    break;
+                }
+            }
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn authorized_entries_are_the_agents_own_descendants() {
+    let f = Fixture::new().await;
+    let agent = f.attest_new_agent().await;
+    let other = f.attest_new_agent().await;
+    let mut admin = f.admin().await;
+    let mine = admin.create_entry(entry("spiffe://example.org/a/svc", &agent.id.to_string())).await;
+    let nested = admin.create_entry(entry("spiffe://example.org/a/svc/child", "spiffe://example.org/a/svc")).await;
+    admin.create_entry(entry("spiffe://example.org/b/svc", &other.id.to_string())).await;
+
+    let mut client = EntryClient::new(agent.channel(&f).await);
+    let got = client.get_authorized_entries(entry_api::GetAuthorizedEntriesRequest::default()).await.unwrap();
+    let mut ids: Vec<String> = got.into_inner().entries.into_iter().map(|e| e.id).collect();
+    ids.sort();
+    let mut want = vec![mine.clone(), nested.clone()];
+    want.sort();
+    assert_eq!(ids, want, "exactly the agent's entries, nested ones included, never another agent's");
+
+    // A small set comes whole in one response.
+    let responses = sync_exchange(&mut client, |_| None).await;
+    assert_eq!(responses.len(), 1);
+    assert!(responses[0].entry_revisions.is_empty() && !responses[0].more);
+    assert_eq!(responses[0].entries.len(), 2);
+
+    // An entry written after the first sync shows up at the next, from the index kept on writes.
+    let later = admin.create_entry(entry("spiffe://example.org/a/later", &agent.id.to_string())).await;
+    let got = client.get_authorized_entries(entry_api::GetAuthorizedEntriesRequest::default()).await.unwrap();
+    assert!(got.get_ref().entries.iter().any(|e| e.id == later));
+
+    // Callers without an agent SVID are refused, local admins included.
+    assert_status(
+        admin.entry.get_authorized_entries(entry_api::GetAuthorizedEntriesRequest::default()).await,
+        Code::PermissionDenied,
+        "",
+    );
+    let mut anonymous = EntryClient::new(f.tcp(None).await);
+    assert_status(
+        anonymous.get_authorized_entries(entry_api::GetAuthorizedEntriesRequest::default()).await,
+        Code::PermissionDenied,
+        "",
+    );
+}
+
+#[tokio::test]
+async fn sync_pages_revisions_then_the_entries_asked_for() {
+    let f = Fixture::new().await;
+    let agent = f.attest_new_agent().await;
+    let mut admin = f.admin().await;
+    let parent = agent.id.to_string();
+    let entries: Vec<pb::Entry> = (0..520).map(|i| entry(&format!("spiffe://example.org/many/{i}"), &parent)).collect();
+    let req = entry_api::BatchCreateEntryRequest { entries, output_mask: None };
+    let created = admin.entry.batch_create_entry(req).await.unwrap().into_inner().results;
+    assert!(created.iter().all(|r| r.status.as_ref().unwrap().code == 0));
+
+    let mut client = EntryClient::new(agent.channel(&f).await);
+    let mut asked = false;
+    let responses = sync_exchange(&mut client, |so_far| {
+        if asked {
+            return None;
+        }
+        asked = true;
+        // Ask for every entry whose revision was announced.
+        let ids = so_far.iter().flat_map(|r| r.entry_revisions.iter().map(|e| e.id.clone())).collect();
+        Some(entry_api::SyncAuthorizedEntriesRequest { output_mask: None, ids })
+    })
+    .await;
+    let revision_pages: Vec<_> = responses.iter().filter(|r| !r.entry_revisions.is_empty()).collect();
+    assert_eq!(revision_pages.len(), 2, "520 revisions in pages of 500");
+    assert!(revision_pages[0].more && !revision_pages[1].more);
+    let full: usize = responses.iter().map(|r| r.entries.len()).sum();
+    assert_eq!(full, 520, "the entries asked for come back in full");
+    assert!(responses.iter().all(|r| r.entries.len() <= 500));
+}

@@ -39,6 +39,11 @@ impl EntryIndex {
         self.entries.is_empty()
     }
 
+    /// Every indexed entry.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<RegistrationEntry>> {
+        self.entries.values()
+    }
+
     /// The entry `id`, if indexed.
     pub fn get(&self, id: &str) -> Option<&Arc<RegistrationEntry>> {
         self.entries.get(id)

@@ -82,7 +82,8 @@ pub struct Ca {
     active: RwLock<Option<Arc<ActiveAuthorities>>>,
 }
 
-pub(crate) fn unix(t: SystemTime) -> i64 {
+/// Unix seconds of `t` (0 before the epoch).
+pub fn unix(t: SystemTime) -> i64 {
     t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 

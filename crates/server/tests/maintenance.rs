@@ -41,9 +41,10 @@ async fn prunes_expired_entries_and_tokens_only() {
     assert_eq!((pruned.entries, pruned.join_tokens), (1, 1));
     assert!(ds.fetch_entry(&expired.id).await.unwrap().is_none());
     assert!(ds.fetch_entry(&live.id).await.unwrap().is_some() && ds.fetch_entry(&forever.id).await.unwrap().is_some());
-    let index = ctx.index.read().unwrap();
-    assert!(index.get(&expired.id).is_none() && index.get(&live.id).is_some());
-    drop(index);
+    {
+        let index = ctx.index.read().unwrap();
+        assert!(index.get(&expired.id).is_none() && index.get(&live.id).is_some());
+    }
     assert!(ds.fetch_join_token("old").await.unwrap().is_none());
     assert!(ds.fetch_join_token("new").await.unwrap().is_some());
 }

@@ -1,4 +1,4 @@
-//! KeyManager plugins: where the server's CA and JWT signing keys live.
+//! KeyManager plugins: where private keys live (the server's CA and JWT keys, the agent's SVID key).
 //!
 //! SPIRE asks a key manager for keys by ID (`x509-CA-A`, `JWT-Signer-B`...). Only the built-in "disk"
 //! and "memory" managers exist here, and both hold the key material locally, so the trait hands the

@@ -1,0 +1,3 @@
+//! KeyManager plugins ("disk", "memory"), shared with the agent in `spire-keymanager`.
+
+pub use spire_keymanager::*;

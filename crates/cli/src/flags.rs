@@ -17,7 +17,7 @@ use crate::output::OutputFormat;
 
 /// How a flag's value is read, and what `PrintDefaults` calls its type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub enum Kind {
     /// `string`.
     String,
     /// `int` (Go's `IntVar`/`Int64Var`; both print as `int`).
@@ -44,7 +44,7 @@ struct FlagSpec {
 
 /// A parse that did not produce flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum FlagError {
+pub enum FlagError {
     /// `-h` or `-help` was given.
     Help,
     /// A malformed command line; the message is Go's, without the usage block.
@@ -53,14 +53,14 @@ pub(crate) enum FlagError {
 
 /// The flags of one command, in the order they were declared.
 #[derive(Debug, Clone)]
-pub(crate) struct FlagSet {
+pub struct FlagSet {
     name: String,
     specs: Vec<FlagSpec>,
 }
 
 impl FlagSet {
     /// An empty set for the command called `name` (`entry show`), as usage headers name it.
-    pub(crate) fn new(name: impl Into<String>) -> Self {
+    pub fn new(name: impl Into<String>) -> Self {
         Self { name: name.into(), specs: Vec::new() }
     }
 
@@ -71,32 +71,32 @@ impl FlagSet {
     }
 
     /// A string flag.
-    pub(crate) fn string(&mut self, name: &'static str, default: &str, usage: impl Into<String>) -> &mut Self {
+    pub fn string(&mut self, name: &'static str, default: &str, usage: impl Into<String>) -> &mut Self {
         self.add(name, Kind::String, default.to_owned(), usage)
     }
 
     /// An integer flag.
-    pub(crate) fn int(&mut self, name: &'static str, default: i64, usage: impl Into<String>) -> &mut Self {
+    pub fn int(&mut self, name: &'static str, default: i64, usage: impl Into<String>) -> &mut Self {
         self.add(name, Kind::Int, default.to_string(), usage)
     }
 
     /// A boolean flag.
-    pub(crate) fn bool(&mut self, name: &'static str, default: bool, usage: impl Into<String>) -> &mut Self {
+    pub fn bool(&mut self, name: &'static str, default: bool, usage: impl Into<String>) -> &mut Self {
         self.add(name, Kind::Bool, default.to_string(), usage)
     }
 
     /// A duration flag.
-    pub(crate) fn duration(&mut self, name: &'static str, default: GoDuration, usage: impl Into<String>) -> &mut Self {
+    pub fn duration(&mut self, name: &'static str, default: GoDuration, usage: impl Into<String>) -> &mut Self {
         self.add(name, Kind::Duration, default.to_string(), usage)
     }
 
     /// A repeatable flag collecting every value given.
-    pub(crate) fn strings(&mut self, name: &'static str, usage: impl Into<String>) -> &mut Self {
+    pub fn strings(&mut self, name: &'static str, usage: impl Into<String>) -> &mut Self {
         self.add(name, Kind::Strings, "[]".to_owned(), usage)
     }
 
     /// SPIRE's `-output pretty|json` flag.
-    pub(crate) fn output(&mut self) -> &mut Self {
+    pub fn output(&mut self) -> &mut Self {
         self.add("output", Kind::Output, "pretty".to_owned(), "Desired output format (pretty, json); default: pretty.")
     }
 
@@ -105,7 +105,7 @@ impl FlagSet {
     }
 
     /// Go's `FlagSet.Usage`: `Usage of <name>:` and then `PrintDefaults`.
-    pub(crate) fn usage(&self) -> String {
+    pub fn usage(&self) -> String {
         let mut out = format!("Usage of {}:\n", self.name);
         let mut specs: Vec<&FlagSpec> = self.specs.iter().collect();
         specs.sort_by(|a, b| a.name.cmp(b.name));
@@ -140,7 +140,7 @@ impl FlagSet {
 
     /// Parses `args` the way Go's `FlagSet.Parse` does. Parsing stops at `--` (which is dropped) or at the
     /// first argument that is not a flag; the rest is returned as [`Parsed::args`].
-    pub(crate) fn parse(&self, args: &[String]) -> Result<Parsed, FlagError> {
+    pub fn parse(&self, args: &[String]) -> Result<Parsed, FlagError> {
         let mut values: HashMap<&'static str, Vec<String>> = HashMap::new();
         let mut index = 0;
         while index < args.len() {
@@ -250,7 +250,7 @@ fn parse_go_bool(text: &str) -> Option<bool> {
 
 /// `strconv.ParseInt(s, 0, 64)` with the `flag` package's error texts (`parse error`,
 /// `value out of range`).
-pub(crate) fn parse_go_int(text: &str) -> Result<i64, String> {
+pub fn parse_go_int(text: &str) -> Result<i64, String> {
     let parse_error = || "parse error".to_owned();
     let (negative, digits) = match text.as_bytes().first() {
         Some(b'-') => (true, &text[1..]),
@@ -286,7 +286,7 @@ pub(crate) fn parse_go_int(text: &str) -> Result<i64, String> {
 }
 
 /// Go's `%q` for the plain strings flags carry.
-pub(crate) fn go_quote(text: &str) -> String {
+pub fn go_quote(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for c in text.chars() {
@@ -308,7 +308,7 @@ pub(crate) fn go_quote(text: &str) -> String {
 
 /// The flags given on one command line.
 #[derive(Debug, Clone)]
-pub(crate) struct Parsed {
+pub struct Parsed {
     specs: Vec<FlagSpec>,
     values: HashMap<&'static str, Vec<String>>,
     #[cfg_attr(
@@ -329,48 +329,48 @@ impl Parsed {
     }
 
     /// Whether the flag appeared on the command line.
-    pub(crate) fn is_set(&self, name: &str) -> bool {
+    pub fn is_set(&self, name: &str) -> bool {
         self.values.contains_key(self.spec(name).name)
     }
 
     /// A string flag's value (the last one given wins, as in Go).
-    pub(crate) fn string(&self, name: &str) -> String {
+    pub fn string(&self, name: &str) -> String {
         self.last(name)
     }
 
     /// An integer flag's value.
-    pub(crate) fn int(&self, name: &str) -> i64 {
+    pub fn int(&self, name: &str) -> i64 {
         parse_go_int(&self.last(name)).expect("checked while parsing")
     }
 
     /// A boolean flag's value.
-    pub(crate) fn bool(&self, name: &str) -> bool {
+    pub fn bool(&self, name: &str) -> bool {
         self.last(name) == "true"
     }
 
     /// A boolean flag's value, or `None` when it was not given.
-    pub(crate) fn opt_bool(&self, name: &str) -> Option<bool> {
+    pub fn opt_bool(&self, name: &str) -> Option<bool> {
         self.is_set(name).then(|| self.bool(name))
     }
 
     /// A duration flag's value.
-    pub(crate) fn duration(&self, name: &str) -> GoDuration {
+    pub fn duration(&self, name: &str) -> GoDuration {
         GoDuration::parse(&self.last(name)).expect("checked while parsing")
     }
 
     /// Every value of a repeatable flag, in order.
-    pub(crate) fn strings(&self, name: &str) -> Vec<String> {
+    pub fn strings(&self, name: &str) -> Vec<String> {
         self.values.get(self.spec(name).name).cloned().unwrap_or_default()
     }
 
     /// The `-output` format.
-    pub(crate) fn output(&self) -> OutputFormat {
+    pub fn output(&self) -> OutputFormat {
         OutputFormat::parse(&self.last("output")).expect("checked while parsing")
     }
 
     /// Arguments left after the flags.
     #[cfg(test)]
-    pub(crate) fn args(&self) -> &[String] {
+    pub fn args(&self) -> &[String] {
         &self.args
     }
 }

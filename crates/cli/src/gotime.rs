@@ -12,21 +12,21 @@ const NANOS_PER_SEC: u64 = 1_000_000_000;
 
 /// A Go `time.Duration`: signed nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub(crate) struct GoDuration(pub(crate) i64);
+pub struct GoDuration(pub i64);
 
 /// `time.ParseDuration` refused the text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("time: invalid duration {0:?}")]
-pub(crate) struct DurationError(String);
+pub struct DurationError(String);
 
 impl GoDuration {
     /// Whole seconds.
-    pub(crate) fn from_secs(secs: i64) -> Self {
+    pub fn from_secs(secs: i64) -> Self {
         Self(secs * NANOS_PER_SEC as i64)
     }
 
     /// Parses Go duration syntax: `300ms`, `-1.5h`, `2h45m`; units ns, us (µs, μs), ms, s, m, h.
-    pub(crate) fn parse(text: &str) -> Result<Self, DurationError> {
+    pub fn parse(text: &str) -> Result<Self, DurationError> {
         let err = || DurationError(text.to_owned());
         let (negative, mut rest) = match text.as_bytes().first() {
             Some(b'-') => (true, &text[1..]),
@@ -146,14 +146,14 @@ fn frac(value: u64, digits: u32) -> String {
 }
 
 /// Go's `time.Unix(secs, 0).UTC().String()`: `2006-01-02 15:04:05 +0000 UTC`.
-pub(crate) fn unix_utc(secs: i64) -> String {
+pub fn unix_utc(secs: i64) -> String {
     unix_in(secs, &TimeZone::UTC)
 }
 
 /// Go's `time.Unix(secs, 0).In(zone).String()`; with [`TimeZone::system`] this is `time.Unix(secs, 0)`,
 /// which Go prints in the local zone (`TZ`, else `/etc/localtime`, else UTC), e.g.
 /// `2024-01-02 10:04:05 -0500 EST`.
-pub(crate) fn unix_in(secs: i64, zone: &TimeZone) -> String {
+pub fn unix_in(secs: i64, zone: &TimeZone) -> String {
     match Timestamp::from_second(secs) {
         Ok(ts) => ts.to_zoned(zone.clone()).strftime("%Y-%m-%d %H:%M:%S %z %Z").to_string(),
         // Outside jiff's range (beyond year 9999): fall back to the raw number rather than fail a listing.

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum OutputFormat {
+pub enum OutputFormat {
     /// The command's own human-readable layout (the default).
     #[default]
     Pretty,

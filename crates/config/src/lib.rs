@@ -12,6 +12,7 @@
 //!
 //! Go durations ([`duration`]) are parsed and printed exactly as Go does.
 
+pub mod agent;
 pub mod decode;
 pub mod duration;
 pub mod env;
@@ -28,6 +29,7 @@ pub mod server;
 pub mod telemetry;
 pub mod value;
 
+pub use agent::{AgentConfig, AgentOverrides};
 pub use decode::{Reader, UnknownKeys};
 pub use duration::{DurationError, GoDuration, format_duration, parse_duration};
 pub use error::{ConfigError, Diagnostics};

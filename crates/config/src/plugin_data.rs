@@ -207,6 +207,43 @@ impl DiskUpstreamAuthorityConfig {
     }
 }
 
+/// KeyManager `disk` settings (agent): the agent's private key is kept in `keys.json` under a
+/// directory. Note the asymmetry with the server's plugin, which takes a file path (`keys_path`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskKeyManagerAgentConfig {
+    /// `directory`: where the key file is written.
+    pub directory: PathBuf,
+}
+
+impl DiskKeyManagerAgentConfig {
+    /// Decodes the plugin's data.
+    pub fn from_plugin(plugin: &PluginConfig) -> Result<Self, ConfigError> {
+        decode(plugin, |r| required_path(r, "directory").map(|directory| Self { directory }))
+            .and_then(|c| c.ok_or_else(|| unreachable_missing(plugin)))
+    }
+}
+
+/// WorkloadAttestor `unix` settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UnixWorkloadAttestorConfig {
+    /// `discover_workload_path` (default false): add `path` and `sha256` selectors for the
+    /// workload's executable.
+    pub discover_workload_path: bool,
+    /// `workload_size_limit` (default 0): the largest executable hashed for the `sha256` selector;
+    /// 0 means no limit and a negative value means never hash.
+    pub workload_size_limit: i64,
+}
+
+impl UnixWorkloadAttestorConfig {
+    /// Decodes the plugin's data.
+    pub fn from_plugin(plugin: &PluginConfig) -> Result<Self, ConfigError> {
+        decode(plugin, |r| Self {
+            discover_workload_path: r.bool("discover_workload_path").unwrap_or(false),
+            workload_size_limit: r.int("workload_size_limit").unwrap_or(0),
+        })
+    }
+}
+
 fn required_path(r: &mut Reader<'_, '_>, key: &str) -> Option<PathBuf> {
     let value = r.non_empty_string(key);
     if value.is_none() {

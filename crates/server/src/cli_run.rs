@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use spire_config::{ServerConfig, ServerOverrides};
+use spire_cli::flags::FlagSet;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -21,63 +22,55 @@ pub struct RunFlags {
     pub overrides: ServerOverrides,
 }
 
-/// Why the command line was refused.
+/// Why the command line was refused (Go's message; `-h` asks for the usage text).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct FlagError(pub String);
 
-/// Parses Go-style flags (`-name value`, `-name=value`, `--name`, bare booleans).
+/// The flags of `spire-server run` and `validate`, with SPIRE's names and usage.
+pub fn flag_set(command: &str) -> FlagSet {
+    let mut f = FlagSet::new(command);
+    f.string("config", spire_config::server::DEFAULT_CONFIG_PATH, "Path to a SPIRE config file")
+        .bool("expandEnv", false, "Expand environment variables in SPIRE config file")
+        .string("bindAddress", "", "IP address or DNS name of the SPIRE server")
+        .string("serverPort", "", "Port number of the SPIRE server")
+        .string("dataDir", "", "Directory to store runtime data to")
+        .string("trustDomain", "", "The trust domain that this server belongs to")
+        .string("socketPath", "", "Path to bind the SPIRE Server API socket to")
+        .string("logLevel", "", "'debug', 'info', 'warn', or 'error'")
+        .string("logFormat", "", "'text' or 'json'")
+        .string("logFile", "", "File to write logs to")
+        .bool("logSourceLocation", false, "Include source file, line number, and function name in log lines");
+    f
+}
+
+/// Parses the command line of `run`/`validate` with Go's flag rules.
 pub fn parse_flags(args: &[String]) -> Result<RunFlags, FlagError> {
-    let mut flags = RunFlags::default();
-    let mut i = 0;
-    while i < args.len() {
-        let arg = &args[i];
-        if arg == "--" {
-            break;
-        }
-        let Some(body) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
-            return Err(FlagError(format!("unexpected argument {arg:?}")));
-        };
-        let (name, inline) = match body.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_owned())),
-            None => (body, None),
-        };
-        let bool_flag = matches!(name, "expandEnv" | "logSourceLocation");
-        let value = if bool_flag {
-            inline.unwrap_or_else(|| "true".into())
-        } else if let Some(v) = inline {
-            v
-        } else {
-            i += 1;
-            args.get(i).cloned().ok_or_else(|| FlagError(format!("flag needs an argument: -{name}")))?
-        };
-        let parse_bool = |v: &str| {
-            matches!(v, "1" | "t" | "T" | "true" | "TRUE" | "True")
-                || (!matches!(v, "0" | "f" | "F" | "false" | "FALSE" | "False") && v.is_empty())
-        };
-        let o = &mut flags.overrides;
-        match name {
-            "config" => flags.config = Some(PathBuf::from(value)),
-            "expandEnv" => flags.expand_env = parse_bool(&value),
-            "logSourceLocation" => o.log_source_location = parse_bool(&value),
-            "bindAddress" => o.bind_address = Some(value),
-            "serverPort" => {
-                o.server_port =
-                    Some(value.parse().map_err(|_| {
-                        FlagError(format!("invalid value {value:?} for flag -serverPort: parse error"))
-                    })?);
-            }
-            "dataDir" => o.data_dir = Some(PathBuf::from(value)),
-            "trustDomain" => o.trust_domain = Some(value),
-            "socketPath" => o.socket_path = Some(PathBuf::from(value)),
-            "logLevel" => o.log_level = Some(value),
-            "logFormat" => o.log_format = Some(value),
-            "logFile" => o.log_file = Some(PathBuf::from(value)),
-            other => return Err(FlagError(format!("flag provided but not defined: -{other}"))),
-        }
-        i += 1;
-    }
-    Ok(flags)
+    let set = flag_set("run");
+    let p = set.parse(args).map_err(|e| match e {
+        spire_cli::flags::FlagError::Help => FlagError(set.usage()),
+        spire_cli::flags::FlagError::Invalid(m) => FlagError(format!("{m}\n{}", set.usage())),
+    })?;
+    let opt = |name: &str| Some(p.string(name)).filter(|v| !v.is_empty());
+    let server_port = match opt("serverPort") {
+        Some(v) => Some(v.parse().map_err(|_| FlagError(format!("invalid value {v:?} for flag -serverPort")))?),
+        None => None,
+    };
+    Ok(RunFlags {
+        config: Some(PathBuf::from(p.string("config"))),
+        expand_env: p.bool("expandEnv"),
+        overrides: ServerOverrides {
+            bind_address: opt("bindAddress"),
+            server_port,
+            data_dir: opt("dataDir").map(PathBuf::from),
+            trust_domain: opt("trustDomain"),
+            socket_path: opt("socketPath").map(PathBuf::from),
+            log_level: opt("logLevel"),
+            log_format: opt("logFormat"),
+            log_file: opt("logFile").map(PathBuf::from),
+            log_source_location: p.bool("logSourceLocation"),
+        },
+    })
 }
 
 /// Loads the configuration the flags point at.

@@ -257,3 +257,18 @@ pub(crate) fn to_system_time(unix: i64) -> SystemTime {
         SystemTime::UNIX_EPOCH - Duration::from_secs(unix.unsigned_abs())
     }
 }
+
+/// A PKCS#10 certificate signing request for `key`, with optional URI and DNS SANs and an empty
+/// subject (the server decides the subject), as agents send for their own and workload SVIDs.
+pub fn certificate_request(key: &PrivateKey, uris: &[String], dns_names: &[String]) -> Result<Vec<u8>, X509BuildError> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    for u in uris {
+        params.subject_alt_names.push(uri_san(u)?);
+    }
+    for d in dns_names {
+        params.subject_alt_names.push(SanType::DnsName(d.clone().try_into().map_err(|_| X509BuildError::DnsName(d.clone()))?));
+    }
+    let csr = params.serialize_request(&key.rcgen_key_pair()).map_err(X509BuildError::Sign)?;
+    Ok(csr.der().to_vec())
+}

@@ -10,9 +10,9 @@
 
 mod client;
 pub mod error;
-mod flags;
-mod gotime;
-mod output;
+pub mod flags;
+pub mod gotime;
+pub mod output;
 pub mod server;
 
 pub use error::CliError;

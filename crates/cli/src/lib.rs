@@ -12,6 +12,7 @@ mod client;
 pub mod error;
 pub mod flags;
 pub mod gotime;
+pub mod logging;
 pub mod output;
 pub mod server;
 

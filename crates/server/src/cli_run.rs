@@ -1,13 +1,9 @@
 //! `spire-server run` and `spire-server validate`: flags, config loading, logging, signals.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use spire_config::{ServerConfig, ServerOverrides};
 use spire_cli::flags::FlagSet;
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
+use spire_config::{ServerConfig, ServerOverrides};
 
 use crate::api::logger::LevelSetter;
 
@@ -79,42 +75,7 @@ pub fn load_config(flags: &RunFlags) -> Result<ServerConfig, spire_config::Confi
     ServerConfig::load_file(path, flags.expand_env, &flags.overrides)
 }
 
-fn filter_for(level: spire_proto::spire::api::types::LogLevel) -> EnvFilter {
-    use spire_proto::spire::api::types::LogLevel as L;
-    let name = match level {
-        L::Trace => "trace",
-        L::Debug => "debug",
-        L::Info | L::Unspecified => "info",
-        L::Warn => "warn",
-        L::Error | L::Fatal | L::Panic => "error",
-    };
-    EnvFilter::new(format!("{name},h2=warn,hyper=warn,tower=warn,sqlx=warn,rustls=warn"))
-}
-
 /// Installs the process logger per the config; returns the handle the Logger API uses.
 pub fn init_logging(config: &ServerConfig) -> Result<LevelSetter, String> {
-    let level = crate::api::logger_level(config.log.level);
-    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter_for(level));
-    let writer: Box<dyn Fn() -> Box<dyn std::io::Write> + Send + Sync> = match &config.log.file {
-        Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
-            let file = Arc::new(file);
-            Box::new(move || Box::new(file.clone().try_clone().expect("log file handle")))
-        }
-        None => Box::new(|| Box::new(std::io::stderr())),
-    };
-    let json = config.log.format == spire_config::log::LogFormat::Json;
-    let source = config.log.source_location;
-    let fmt = tracing_subscriber::fmt::layer().with_writer(writer).with_file(source).with_line_number(source);
-    let registry = tracing_subscriber::registry().with(filter);
-    if json {
-        registry.with(fmt.json()).try_init().map_err(|e| e.to_string())?;
-    } else {
-        registry.with(fmt.with_ansi(false)).try_init().map_err(|e| e.to_string())?;
-    }
-    Ok(Arc::new(move |level| handle.reload(filter_for(level)).map_err(|e| e.to_string())))
+    spire_cli::logging::init(&config.log)
 }

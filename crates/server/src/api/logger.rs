@@ -9,7 +9,7 @@ use spire_proto::spire::api::types::{LogLevel, Logger as LoggerState};
 use tonic::{Request, Response, Status};
 
 /// Applies a level to the process's logger (the tracing filter reload handle, in the binary).
-pub type LevelSetter = Arc<dyn Fn(LogLevel) -> Result<(), String> + Send + Sync>;
+pub use spire_cli::logging::LevelSetter;
 
 /// The logger service.
 #[derive(Clone)]

@@ -143,19 +143,7 @@ pub fn item_status(status: &Status) -> spire_proto::spire::api::types::Status {
 }
 
 /// The Logger API's level for a configured log level.
-pub fn logger_level(level: spire_config::log::LogLevel) -> spire_proto::spire::api::types::LogLevel {
-    use spire_config::log::LogLevel as C;
-    use spire_proto::spire::api::types::LogLevel as L;
-    match level {
-        C::Trace => L::Trace,
-        C::Debug => L::Debug,
-        C::Info => L::Info,
-        C::Warn => L::Warn,
-        C::Error => L::Error,
-        C::Fatal => L::Fatal,
-        C::Panic => L::Panic,
-    }
-}
+pub use spire_cli::logging::api_level as logger_level;
 
 /// The OK per-item status.
 pub fn ok_status() -> spire_proto::spire::api::types::Status {

@@ -163,7 +163,13 @@ impl EntryService {
                 };
                 let existing =
                     self.ctx.ds.list_entries(&filter, None).await.ok().and_then(|(v, _)| v.into_iter().next());
-                let message = if m.contains("similar") { "similar entry already exists".to_owned() } else { m };
+                // SPIRE looks for a similar entry before inserting, so re-creating an entry (even with
+                // its own fixed ID, as re-running a `-data` file does) reads as a similar entry.
+                let message = if existing.is_some() || m.contains("similar") {
+                    "similar entry already exists".to_owned()
+                } else {
+                    m
+                };
                 fail(Status::already_exists(message), existing.map(|x| convert::entry_proto(&x, mask)))
             }
             Err(err) => fail(ds_status(err), None),

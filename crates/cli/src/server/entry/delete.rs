@@ -53,12 +53,15 @@ pub(crate) async fn run(ctx: &mut Ctx<'_>, f: &Parsed) -> Result<(), CliError> {
     print_results(ctx, &resp)
 }
 
-/// `Deleted entry with ID: <id>` per success on stdout; failures on stderr.
+/// `Deleted entry with ID: <id>` per success and SPIRE's closing `Deleted N entries successfully` on
+/// stdout; failures on stderr.
 fn print_results(ctx: &mut Ctx<'_>, resp: &BatchDeleteEntryResponse) -> Result<(), CliError> {
     let mut failed = false;
+    let mut deleted = 0;
     for r in &resp.results {
         let status = r.status.clone().unwrap_or_default();
         if status.code == 0 {
+            deleted += 1;
             ctx.out(&format!("Deleted entry with ID: {}\n", r.id))?;
         } else {
             failed = true;
@@ -69,6 +72,9 @@ fn print_results(ctx: &mut Ctx<'_>, resp: &BatchDeleteEntryResponse) -> Result<(
                 go_quote(&status.message)
             ))?;
         }
+    }
+    if deleted > 0 {
+        ctx.out(&format!("\n\nDeleted {deleted} entries successfully"))?;
     }
     if failed {
         return Err(CliError::msg("failed to delete one or more entries"));

@@ -1,3 +1,18 @@
 //! The SPIRE agent: node attestation, entry sync, SVID cache and the SPIFFE Workload API.
 //!
-//! Lands with the spire-agent issue; this crate holds its place in the workspace layout.
+//! - [`server_client`]: TLS to the server, accepting only `spiffe://<td>/spire/server`.
+//! - [`node`]: attestation (join token), renewal, the trust bundle.
+//! - [`storage`]: the SVID and bundle kept in the data directory across restarts.
+//! - [`manager`]: the cache of entries, SVIDs and bundles, and the sync loop.
+//! - [`workload_api`]: the SPIFFE Workload API served to workloads.
+//! - [`peer`]: who is calling on the Workload API socket, guarded against PID reuse.
+//! - [`workload_attestor`]: the selectors of a caller (the `unix` attestor), plugins run in parallel.
+
+pub mod manager;
+pub mod node;
+pub mod peer;
+pub mod run;
+pub mod server_client;
+pub mod storage;
+pub mod workload_api;
+pub mod workload_attestor;

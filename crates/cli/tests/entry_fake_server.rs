@@ -271,7 +271,7 @@ async fn delete_reports_each_result() {
     let h = start(Fake::default()).await;
     let (code, out, err) = cli(&h, &["entry", "delete", "-file", "-"], r#"{"ids":["entry-0","missing"]}"#).await;
     assert_eq!(code, 1);
-    assert_eq!(out, "Deleted entry with ID: entry-0\n");
+    assert_eq!(out, "Deleted entry with ID: entry-0\n\n\nDeleted 1 entries successfully");
     assert_eq!(
         err,
         "Failed to delete entry with ID missing (code: NotFound, msg: \"entry not found\")\nError: failed to delete one or more entries\n"

@@ -5,9 +5,11 @@
 //! - [`x509_cases`]: the X509-SVID conformance table, one broken chain per rule.
 //! - [`process`]: real `spire-server` processes for end-to-end tests.
 //! - [`workload_api`]: a Workload API server with fixed content, for client-side interop tests.
+//! - [`workload_api_full`]: a scriptable Workload API and health server, for Workload API client tests.
 
 pub mod pki;
 pub mod process;
 pub mod tls;
 pub mod workload_api;
+pub mod workload_api_full;
 pub mod x509_cases;

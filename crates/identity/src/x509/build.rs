@@ -267,7 +267,9 @@ pub fn certificate_request(key: &PrivateKey, uris: &[String], dns_names: &[Strin
         params.subject_alt_names.push(uri_san(u)?);
     }
     for d in dns_names {
-        params.subject_alt_names.push(SanType::DnsName(d.clone().try_into().map_err(|_| X509BuildError::DnsName(d.clone()))?));
+        params
+            .subject_alt_names
+            .push(SanType::DnsName(d.clone().try_into().map_err(|_| X509BuildError::DnsName(d.clone()))?));
     }
     let csr = params.serialize_request(&key.rcgen_key_pair()).map_err(X509BuildError::Sign)?;
     Ok(csr.der().to_vec())

@@ -4,7 +4,8 @@ mod build;
 mod validate;
 
 pub use build::{
-    BACKDATE, CaParams, Issuer, Subject, SvidParams, certificate_request, key_identifier, random_serial, self_signed_ca, sign_ca, sign_svid,
+    BACKDATE, CaParams, Issuer, Subject, SvidParams, certificate_request, key_identifier, random_serial,
+    self_signed_ca, sign_ca, sign_svid,
 };
 pub use validate::{VerifiedSvid, X509SvidError, verify_svid};
 

@@ -1,0 +1,7 @@
+//! The agent's cache of entries, SVIDs and bundles, and the loop that keeps it in sync with the server.
+
+pub mod cache;
+pub mod sync;
+
+pub use cache::{Cache, Identity, Snapshot};
+pub use sync::Syncer;

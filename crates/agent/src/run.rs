@@ -1,0 +1,316 @@
+//! `spire-agent run`: attest (or resume from the data directory), keep the agent SVID renewed, sync
+//! the cache, and serve the Workload API until stopped, banned or evicted.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use spire_identity::{Bundle, BundleSet, KeyType, PrivateKey, SpiffeId, TrustDomain};
+use spire_keymanager::KeyManager;
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::UnixListenerStream;
+
+use crate::manager::sync::{svid_id, svid_validity};
+use crate::manager::{Cache, Syncer};
+use crate::node::{NodeError, attest_join_token, fetch_bundle, renew};
+use crate::server_client::{AgentIdentity, ServerClient};
+use crate::storage::{AgentData, Storage};
+use crate::workload_api::{CallerAttestor, WorkloadApi};
+
+/// How often the agent SVID is checked for renewal (SPIRE's rotator interval).
+pub const ROTATE_CHECK: Duration = Duration::from_secs(5);
+
+/// Why the agent stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// A setting is missing or wrong.
+    #[error("{0}")]
+    Config(String),
+    /// Talking to the server failed.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// The server says this agent may not act any more.
+    #[error("agent is no longer authorized by the server (banned or evicted): {0}; re-attest with a new join token")]
+    Revoked(String),
+    /// Local storage failed.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    /// The key manager failed.
+    #[error(transparent)]
+    Keys(#[from] spire_keymanager::KeyManagerError),
+    /// The Workload API socket could not be served.
+    #[error("Workload API socket {path}: {reason}")]
+    Socket {
+        /// The socket path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What the agent runs with (from `agent.conf` and flags).
+#[derive(Clone)]
+pub struct AgentSettings {
+    /// `trust_domain`.
+    pub trust_domain: TrustDomain,
+    /// `server_address:server_port`.
+    pub server_address: String,
+    /// `data_dir`.
+    pub data_dir: PathBuf,
+    /// `socket_path`.
+    pub socket_path: PathBuf,
+    /// `join_token` / `join_token_file` / `-joinToken`.
+    pub join_token: Option<String>,
+    /// The bootstrap bundle (`trust_bundle_path`), if any.
+    pub trust_bundle: Option<Bundle>,
+    /// `insecure_bootstrap`.
+    pub insecure_bootstrap: bool,
+    /// `workload_x509_svid_key_type`.
+    pub workload_key_type: KeyType,
+    /// `experimental.sync_interval`.
+    pub sync_interval: Duration,
+    /// `jwt_svid_cache_max_size`.
+    pub jwt_cache_max: usize,
+    /// `allow_unauthenticated_verifiers`.
+    pub allow_unauthenticated_verifiers: bool,
+    /// Where the agent's key lives.
+    pub keys: Arc<dyn KeyManager>,
+    /// Who workloads are.
+    pub attestor: Arc<dyn CallerAttestor>,
+}
+
+impl std::fmt::Debug for AgentSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentSettings")
+            .field("trust_domain", &self.trust_domain)
+            .field("server_address", &self.server_address)
+            .field("socket_path", &self.socket_path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn other_slot(key_id: &str) -> &'static str {
+    if key_id == "agent-svid-A" { "agent-svid-B" } else { "agent-svid-A" }
+}
+
+fn unix(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// A running agent.
+#[derive(Debug)]
+pub struct Agent {
+    /// The agent's SPIFFE ID.
+    pub id: SpiffeId,
+    /// The cache the Workload API serves from.
+    pub cache: Cache,
+    stop: tokio::sync::watch::Sender<bool>,
+    done: tokio::sync::mpsc::Receiver<AgentError>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Agent {
+    /// Waits until the agent must stop on its own (banned, evicted, socket failure).
+    pub async fn wait(&mut self) -> AgentError {
+        self.done.recv().await.unwrap_or_else(|| AgentError::Config("agent tasks ended".into()))
+    }
+
+    /// Stops every task.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Attests or resumes, then starts the agent's tasks.
+pub async fn start(settings: AgentSettings) -> Result<Agent, AgentError> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .map_err(|e| AgentError::Config(format!("cannot create data_dir {}: {e}", settings.data_dir.display())))?;
+    let storage = Storage::new(&settings.data_dir);
+    let mut data = storage.load()?;
+    let td = settings.trust_domain.clone();
+
+    // Trust: what the data dir learned last time, else the configured bootstrap bundle.
+    let mut bundles = BundleSet::new();
+    if !data.bundle.is_empty() {
+        let mut b = Bundle::new(td.clone());
+        for der in &data.bundle {
+            let _ = b.add_x509_authority(der.clone());
+        }
+        bundles.insert(b);
+    } else if let Some(b) = &settings.trust_bundle {
+        bundles.insert(b.clone());
+    } else if !settings.insecure_bootstrap {
+        return Err(AgentError::Config(
+            "no trust bundle: set trust_bundle_path, trust_bundle_url or insecure_bootstrap".into(),
+        ));
+    }
+    let insecure = bundles.get(&td).is_none();
+    let client = ServerClient::new(settings.server_address.clone(), &td, Arc::new(RwLock::new(bundles)), insecure);
+
+    // Resume with the stored SVID while it is valid and its key is still there; else attest.
+    let now = unix(SystemTime::now());
+    let resumed = match svid_validity(&data.svid) {
+        Some((_, expires)) if expires > now && !data.key_id.is_empty() => {
+            settings.keys.get_key(&data.key_id).await?.map(|key| AgentIdentity { chain: data.svid.clone(), key })
+        }
+        _ => None,
+    };
+    let identity = match resumed {
+        Some(identity) => {
+            tracing::info!("resuming with the stored agent SVID");
+            identity
+        }
+        None => {
+            let token = settings.join_token.clone().ok_or_else(|| {
+                AgentError::Config("the agent has no valid SVID and no join token to attest with".into())
+            })?;
+            let key_id = other_slot(&data.key_id);
+            let key = settings.keys.generate_key(key_id, KeyType::EcP256).await?;
+            let svid = attest_join_token(&client, &token, &key).await?;
+            data = AgentData {
+                svid: svid.chain.clone(),
+                bundle: data.bundle,
+                reattestable: svid.reattestable,
+                key_id: key_id.into(),
+            };
+            storage.save(&data)?;
+            tracing::info!("node attestation succeeded");
+            AgentIdentity { chain: svid.chain, key }
+        }
+    };
+    let id = svid_id(&identity.chain).ok_or_else(|| AgentError::Config("the agent SVID has no SPIFFE ID".into()))?;
+    client.set_identity(identity);
+
+    // Replace a bootstrap trust with the real bundle, authenticated by the agent SVID.
+    let bundle = fetch_bundle(&client, &td).await.map_err(revoked)?;
+    *client.bundles().write().expect("bundle lock") = BundleSet::from(bundle.clone());
+    client.end_insecure_bootstrap();
+    data.bundle = bundle.x509_authorities().to_vec();
+    storage.save(&data)?;
+    tracing::info!(agent = %id, "agent started");
+
+    let cache = Cache::new(td.clone());
+    let syncer =
+        Syncer { client: client.clone(), cache: cache.clone(), key_type: settings.workload_key_type, trust_domain: td };
+    // The first sync happens before the socket opens, so the first workload is served at once.
+    if let Err(e) = syncer.sync_once(SystemTime::now()).await {
+        if e.is_permission_denied() {
+            return Err(revoked(e));
+        }
+        tracing::warn!(error = %e, "first sync failed; retrying in the background");
+    }
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (done_tx, done) = tokio::sync::mpsc::channel(4);
+    let mut tasks = Vec::new();
+    {
+        let (done_tx, stopped) = (done_tx.clone(), stopped.clone());
+        let interval = settings.sync_interval;
+        tasks.push(tokio::spawn(async move {
+            let e = syncer.run(interval, stopped).await;
+            if e.is_permission_denied() {
+                let _ = done_tx.send(revoked(e)).await;
+            }
+        }));
+    }
+    tasks.push(tokio::spawn(rotate_agent_svid(client.clone(), settings.keys.clone(), storage, data, done_tx.clone())));
+
+    let api = WorkloadApi::new(
+        cache.clone(),
+        settings.attestor.clone(),
+        client,
+        settings.jwt_cache_max,
+        settings.allow_unauthenticated_verifiers,
+    );
+    let listener = bind(&settings.socket_path)?;
+    let socket = settings.socket_path.display().to_string();
+    tasks.push(tokio::spawn(async move {
+        let result = tonic::transport::Server::builder()
+            .add_service(spire_proto::workload::spiffe_workload_api_server::SpiffeWorkloadApiServer::new(api))
+            .serve_with_incoming(UnixListenerStream::new(listener))
+            .await;
+        if let Err(e) = result {
+            let _ = done_tx.send(AgentError::Socket { path: socket, reason: e.to_string() }).await;
+        }
+    }));
+    Ok(Agent { id, cache, stop, done, tasks })
+}
+
+fn revoked(e: NodeError) -> AgentError {
+    if e.is_permission_denied() { AgentError::Revoked(e.to_string()) } else { AgentError::Node(e) }
+}
+
+/// Binds the public socket, replacing a stale file, world-connectable (workloads are told apart by
+/// attestation, not by file permissions).
+fn bind(path: &std::path::Path) -> Result<UnixListener, AgentError> {
+    let err = |reason: String| AgentError::Socket { path: path.display().to_string(), reason };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e.to_string())),
+        _ => {}
+    }
+    let listener = UnixListener::bind(path).map_err(|e| err(e.to_string()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).map_err(|e| err(e.to_string()))?;
+    Ok(listener)
+}
+
+/// Renews the agent SVID when about half its life is gone (SPIRE's jittered half-life: ±10%), with a
+/// fresh key in the other KeyManager slot.
+async fn rotate_agent_svid(
+    client: ServerClient,
+    keys: Arc<dyn KeyManager>,
+    storage: Storage,
+    mut data: AgentData,
+    done: tokio::sync::mpsc::Sender<AgentError>,
+) {
+    let mut jitter_seed = u64::from(std::process::id());
+    loop {
+        tokio::time::sleep(ROTATE_CHECK).await;
+        let Some((issued, expires)) = svid_validity(&data.svid) else { continue };
+        jitter_seed = jitter_seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let jitter = ((jitter_seed >> 33) % 21) as i64 - 10; // -10..=10 percent of half-life
+        let half = (expires - issued) / 2;
+        if unix(SystemTime::now()) < issued + half + half * jitter / 100 {
+            continue;
+        }
+        let key_id = other_slot(&data.key_id);
+        let result = async {
+            let key = keys.generate_key(key_id, KeyType::EcP256).await.map_err(AgentError::Keys)?;
+            let chain = renew(&client, &key).await.map_err(revoked)?;
+            Ok::<_, AgentError>((key, chain))
+        }
+        .await;
+        match result {
+            Ok((key, chain)) => {
+                data.svid = chain.clone();
+                data.key_id = key_id.into();
+                if let Err(e) = storage.save(&data) {
+                    tracing::error!(error = %e, "failed to persist the renewed agent SVID");
+                }
+                client.set_identity(AgentIdentity { chain, key });
+                tracing::info!("agent SVID renewed");
+            }
+            Err(AgentError::Revoked(m)) => {
+                let _ = done.send(AgentError::Revoked(m)).await;
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "agent SVID renewal failed; retrying"),
+        }
+    }
+}
+
+/// The agent key type SPIRE uses for its own SVID.
+pub fn agent_key_type() -> KeyType {
+    KeyType::EcP256
+}
+
+/// Generates a key outside any key manager (tests).
+pub fn throwaway_key() -> PrivateKey {
+    PrivateKey::generate(KeyType::EcP256).expect("key generation")
+}

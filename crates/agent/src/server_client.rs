@@ -1,0 +1,202 @@
+//! The agent's connection to the server: TLS that accepts only a server presenting
+//! `spiffe://<td>/spire/server` with a chain to the agent's trust bundle, and that presents the agent's
+//! own SVID once it has one.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use rustls::DigitallySignedStruct;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use spire_identity::x509::verify_svid;
+use spire_identity::{BundleSet, PrivateKey, SpiffeId, TrustDomain};
+use tonic::transport::{Channel, Endpoint, Uri};
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+/// Why the server could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// TLS configuration failed.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The connection failed.
+    #[error("failed to connect to the server at {addr}: {source}")]
+    Connect {
+        /// host:port.
+        addr: String,
+        /// Why.
+        source: tonic::transport::Error,
+    },
+}
+
+/// The agent's credentials: its SVID chain and key.
+#[derive(Debug, Clone)]
+pub struct AgentIdentity {
+    /// Leaf first.
+    pub chain: Vec<Vec<u8>>,
+    /// The agent's key.
+    pub key: PrivateKey,
+}
+
+/// Builds connections to the server.
+#[derive(Debug, Clone)]
+pub struct ServerClient {
+    addr: String,
+    server_id: SpiffeId,
+    bundles: Arc<RwLock<BundleSet>>,
+    identity: Arc<RwLock<Option<AgentIdentity>>>,
+    insecure_bootstrap: Arc<RwLock<bool>>,
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// Checks the server's certificate: its SPIFFE ID always, its chain unless bootstrapping insecurely.
+#[derive(Debug)]
+struct ServerVerifier {
+    server_id: SpiffeId,
+    bundles: BundleSet,
+    insecure: bool,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+fn uri_san(der: &[u8]) -> Option<String> {
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let san = cert.subject_alternative_name().ok()??;
+    san.value.general_names.iter().find_map(|n| match n {
+        GeneralName::URI(u) => Some((*u).to_owned()),
+        _ => None,
+    })
+}
+
+impl ServerCertVerifier for ServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let id = if self.insecure {
+            uri_san(end_entity.as_ref())
+        } else {
+            let mut chain: Vec<&[u8]> = vec![end_entity.as_ref()];
+            chain.extend(intermediates.iter().map(|c| c.as_ref()));
+            let now = SystemTime::UNIX_EPOCH + Duration::from_secs(now.as_secs());
+            let verified = verify_svid(&chain, &self.bundles, now)
+                .map_err(|e| rustls::Error::General(format!("server certificate rejected: {e}")))?;
+            Some(verified.spiffe_id.to_string())
+        };
+        if id.as_deref() != Some(self.server_id.to_string().as_str()) {
+            return Err(rustls::Error::General(format!(
+                "expected server SPIFFE ID {:?}, got {:?}",
+                self.server_id.to_string(),
+                id.unwrap_or_default()
+            )));
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+impl ServerClient {
+    /// A client for the server at `addr` (`host:port`) of `trust_domain`, trusting `bundles`.
+    pub fn new(
+        addr: String,
+        trust_domain: &TrustDomain,
+        bundles: Arc<RwLock<BundleSet>>,
+        insecure_bootstrap: bool,
+    ) -> Self {
+        Self {
+            addr,
+            server_id: trust_domain.id_with_path("/spire/server").expect("valid path"),
+            bundles,
+            identity: Arc::default(),
+            insecure_bootstrap: Arc::new(RwLock::new(insecure_bootstrap)),
+        }
+    }
+
+    /// Uses `identity` as the client certificate from now on.
+    pub fn set_identity(&self, identity: AgentIdentity) {
+        *self.identity.write().expect("identity lock") = Some(identity);
+    }
+
+    /// The current identity.
+    pub fn identity(&self) -> Option<AgentIdentity> {
+        self.identity.read().expect("identity lock").clone()
+    }
+
+    /// Stops trusting any server certificate: called once a bundle has been obtained.
+    pub fn end_insecure_bootstrap(&self) {
+        *self.insecure_bootstrap.write().expect("bootstrap lock") = false;
+    }
+
+    /// The trust bundles the client verifies the server against.
+    pub fn bundles(&self) -> &Arc<RwLock<BundleSet>> {
+        &self.bundles
+    }
+
+    /// A fresh connection with the current bundle and identity.
+    pub async fn channel(&self) -> Result<Channel, ClientError> {
+        let verifier = ServerVerifier {
+            server_id: self.server_id.clone(),
+            bundles: self.bundles.read().expect("bundle lock").clone(),
+            insecure: *self.insecure_bootstrap.read().expect("bootstrap lock"),
+            algorithms: provider().signature_verification_algorithms,
+        };
+        let builder = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier));
+        let mut config = match self.identity() {
+            Some(id) => {
+                let certs = id.chain.iter().map(|c| CertificateDer::from(c.clone())).collect();
+                let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(id.key.pkcs8_der().to_vec()));
+                builder.with_client_auth_cert(certs, key)?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let addr = self.addr.clone();
+        let connect_addr = addr.clone();
+        Endpoint::try_from(format!("http://{addr}"))
+            .map_err(|source| ClientError::Connect { addr: addr.clone(), source })?
+            .connect_timeout(Duration::from_secs(10))
+            .connect_with_connector(tower::service_fn(move |_: Uri| {
+                let (connector, addr) = (connector.clone(), connect_addr.clone());
+                async move {
+                    let tcp = tokio::net::TcpStream::connect(&addr).await?;
+                    let name = ServerName::try_from("spire-server").expect("static name");
+                    let tls = connector.connect(name, tcp).await?;
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+                }
+            }))
+            .await
+            .map_err(|source| ClientError::Connect { addr, source })
+    }
+}

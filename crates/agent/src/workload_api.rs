@@ -1,0 +1,366 @@
+//! The SPIFFE Workload API on the agent's public Unix socket, to the letter of the spec: the security
+//! header, caller attestation by PID, streams that push the full state on every change, and SPIRE's
+//! exact errors (clients such as rust-spiffe map them).
+
+use std::collections::{BTreeSet, HashMap};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use prost_types::value::Kind;
+use spire_identity::jwt::validate_jwt_svid;
+use spire_identity::x509::join_der_chain;
+use spire_identity::{SelectorSet, SpiffeId, TrustDomain};
+use spire_proto::spire::api::server::svid::v1 as svid_api;
+use spire_proto::spire::api::server::svid::v1::svid_client::SvidClient;
+use spire_proto::workload::spiffe_workload_api_server::SpiffeWorkloadApi;
+use spire_proto::workload::{
+    JwtBundlesRequest, JwtBundlesResponse, Jwtsvid, JwtsvidRequest, JwtsvidResponse, ValidateJwtsvidRequest,
+    ValidateJwtsvidResponse, WitBundlesRequest, WitBundlesResponse, WitsvidRequest, WitsvidResponse,
+    X509BundlesRequest, X509BundlesResponse, X509svid, X509svidRequest, X509svidResponse,
+};
+use tokio_stream::Stream;
+use tonic::transport::server::UdsConnectInfo;
+use tonic::{Request, Response, Status};
+
+use crate::manager::{Cache, Identity, Snapshot};
+use crate::server_client::ServerClient;
+
+/// Finds out who a caller is: the selectors of the process `pid`.
+#[async_trait::async_trait]
+pub trait CallerAttestor: Send + Sync + 'static {
+    /// The caller's selectors, or why attestation failed.
+    async fn attest(&self, pid: i32) -> Result<SelectorSet, String>;
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// JWT cache key: SPIFFE ID and the sorted audiences.
+type JwtCacheKey = (String, Vec<String>);
+
+/// A cached JWT-SVID.
+#[derive(Debug, Clone)]
+struct CachedJwt {
+    token: String,
+    issued_at: i64,
+    expires_at: i64,
+}
+
+/// The Workload API handler.
+#[derive(Clone)]
+pub struct WorkloadApi {
+    cache: Cache,
+    attestor: Arc<dyn CallerAttestor>,
+    client: ServerClient,
+    jwt_cache: Arc<Mutex<HashMap<JwtCacheKey, CachedJwt>>>,
+    jwt_cache_max: usize,
+    allow_unauthenticated_verifiers: bool,
+}
+
+impl std::fmt::Debug for WorkloadApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkloadApi").finish_non_exhaustive()
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// SPIFFE Workload Endpoint: exactly one `workload.spiffe.io: true`, else InvalidArgument.
+fn check_header<T>(request: &Request<T>) -> Result<(), Status> {
+    let values: Vec<_> = request.metadata().get_all("workload.spiffe.io").iter().collect();
+    if values.len() == 1 && values[0] == "true" {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument("security header missing from request"))
+    }
+}
+
+fn no_identity() -> Status {
+    Status::permission_denied("no identity issued")
+}
+
+fn attestation_failed() -> Status {
+    Status::unavailable("workload attestation failed")
+}
+
+impl WorkloadApi {
+    /// A handler serving from `cache`, attesting callers with `attestor`, minting JWT-SVIDs through
+    /// `client`.
+    pub fn new(
+        cache: Cache,
+        attestor: Arc<dyn CallerAttestor>,
+        client: ServerClient,
+        jwt_cache_max: usize,
+        allow_unauthenticated_verifiers: bool,
+    ) -> Self {
+        Self { cache, attestor, client, jwt_cache: Arc::default(), jwt_cache_max, allow_unauthenticated_verifiers }
+    }
+
+    async fn caller<T>(&self, request: &Request<T>) -> Result<SelectorSet, Status> {
+        check_header(request)?;
+        let pid = request
+            .extensions()
+            .get::<UdsConnectInfo>()
+            .and_then(|i| i.peer_cred)
+            .and_then(|c| c.pid())
+            .ok_or_else(attestation_failed)?;
+        self.attestor.attest(pid).await.map_err(|e| {
+            tracing::warn!(pid, error = %e, "workload attestation failed");
+            attestation_failed()
+        })
+    }
+
+    /// Bundles a workload with these identities receives: own plus federated ones its entries ask for.
+    fn federated_for(snapshot: &Snapshot, identities: &[Identity]) -> BTreeSet<TrustDomain> {
+        identities
+            .iter()
+            .flat_map(|i| i.entry.federates_with.iter().cloned())
+            .filter(|td| *td != snapshot.trust_domain && snapshot.bundles.get(td).is_some())
+            .collect()
+    }
+
+    fn x509_response(snapshot: &Snapshot, identities: &[Identity]) -> X509svidResponse {
+        let own = snapshot.own_bundle().map(|b| b.x509_authorities_der()).unwrap_or_default();
+        let svids = identities
+            .iter()
+            .map(|i| X509svid {
+                spiffe_id: i.entry.spiffe_id.to_string(),
+                x509_svid: join_der_chain(&i.svid.chain),
+                x509_svid_key: i.svid.key.pkcs8_der().to_vec(),
+                bundle: own.clone(),
+                hint: i.entry.hint.clone(),
+            })
+            .collect();
+        let federated_bundles = Self::federated_for(snapshot, identities)
+            .into_iter()
+            .filter_map(|td| snapshot.bundles.get(&td).map(|b| (td.id_string(), b.x509_authorities_der())))
+            .collect();
+        X509svidResponse { svids, crl: vec![], federated_bundles }
+    }
+
+    fn bundle_map<F: Fn(&spire_identity::Bundle) -> Vec<u8>>(
+        snapshot: &Snapshot,
+        identities: &[Identity],
+        render: F,
+    ) -> HashMap<String, Vec<u8>> {
+        let mut map = HashMap::new();
+        if let Some(own) = snapshot.own_bundle() {
+            map.insert(snapshot.trust_domain.id_string(), render(own));
+        }
+        for td in Self::federated_for(snapshot, identities) {
+            if let Some(b) = snapshot.bundles.get(&td) {
+                map.insert(td.id_string(), render(b));
+            }
+        }
+        map
+    }
+
+    /// Streams `build(snapshot, identities)` now and on every change that alters it; ends with
+    /// PermissionDenied when the caller has no identity (unless `allow_empty`).
+    fn watch<T, F>(&self, selectors: SelectorSet, allow_empty: bool, build: F) -> BoxStream<T>
+    where
+        T: PartialEq + Clone + Send + Sync + 'static,
+        F: Fn(&Snapshot, &[Identity]) -> T + Send + 'static,
+    {
+        let mut rx = self.cache.subscribe();
+        let (tx, out) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut last: Option<T> = None;
+            loop {
+                let snapshot = rx.borrow_and_update().clone();
+                let identities = snapshot.identities_for(&selectors);
+                if identities.is_empty() && !allow_empty {
+                    let _ = tx.send(Err(no_identity())).await;
+                    return;
+                }
+                let msg = build(&snapshot, &identities);
+                if last.as_ref() != Some(&msg) {
+                    last = Some(msg.clone());
+                    if tx.send(Ok(msg)).await.is_err() {
+                        return;
+                    }
+                }
+                tokio::select! {
+                    changed = rx.changed() => if changed.is_err() { return },
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        Box::pin(tokio_stream::wrappers::ReceiverStream::new(out))
+    }
+
+    async fn jwt_for(&self, identity: &Identity, audience: &[String]) -> Result<String, Status> {
+        let mut aud = audience.to_vec();
+        aud.sort();
+        aud.dedup();
+        let key = (identity.entry.spiffe_id.to_string(), aud);
+        let now = unix_now();
+        if let Some(c) = self.jwt_cache.lock().expect("jwt cache lock").get(&key)
+            && now < c.issued_at + (c.expires_at - c.issued_at) / 2
+        {
+            return Ok(c.token.clone());
+        }
+        let channel = self.client.channel().await.map_err(|e| Status::unavailable(e.to_string()))?;
+        let req = svid_api::NewJwtsvidRequest { entry_id: identity.entry.id.clone(), audience: audience.to_vec() };
+        let svid = SvidClient::new(channel)
+            .new_jwtsvid(req)
+            .await
+            .map_err(|e| Status::unavailable(format!("could not mint a JWT-SVID: {}", e.message())))?
+            .into_inner()
+            .svid
+            .ok_or_else(|| Status::internal("server answered without a JWT-SVID"))?;
+        let mut cache = self.jwt_cache.lock().expect("jwt cache lock");
+        if cache.len() >= self.jwt_cache_max {
+            cache.retain(|_, c| c.expires_at > now);
+            if cache.len() >= self.jwt_cache_max {
+                cache.clear();
+            }
+        }
+        cache.insert(
+            key,
+            CachedJwt { token: svid.token.clone(), issued_at: svid.issued_at, expires_at: svid.expires_at },
+        );
+        Ok(svid.token)
+    }
+}
+
+fn json_to_prost(v: &serde_json::Value) -> prost_types::Value {
+    let kind = match v {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
+        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
+        serde_json::Value::Array(a) => {
+            Kind::ListValue(prost_types::ListValue { values: a.iter().map(json_to_prost).collect() })
+        }
+        serde_json::Value::Object(o) => Kind::StructValue(prost_types::Struct {
+            fields: o.iter().map(|(k, v)| (k.clone(), json_to_prost(v))).collect(),
+        }),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+#[tonic::async_trait]
+impl SpiffeWorkloadApi for WorkloadApi {
+    type FetchX509SVIDStream = BoxStream<X509svidResponse>;
+    type FetchX509BundlesStream = BoxStream<X509BundlesResponse>;
+    type FetchJWTBundlesStream = BoxStream<JwtBundlesResponse>;
+    type FetchWITSVIDStream = BoxStream<WitsvidResponse>;
+    type FetchWITBundlesStream = BoxStream<WitBundlesResponse>;
+
+    async fn fetch_x509svid(
+        &self,
+        request: Request<X509svidRequest>,
+    ) -> Result<Response<Self::FetchX509SVIDStream>, Status> {
+        let selectors = self.caller(&request).await?;
+        if self.cache.snapshot().identities_for(&selectors).is_empty() {
+            return Err(no_identity());
+        }
+        Ok(Response::new(self.watch(selectors, false, Self::x509_response)))
+    }
+
+    async fn fetch_x509_bundles(
+        &self,
+        request: Request<X509BundlesRequest>,
+    ) -> Result<Response<Self::FetchX509BundlesStream>, Status> {
+        let selectors = self.caller(&request).await?;
+        let allow = self.allow_unauthenticated_verifiers;
+        if !allow && self.cache.snapshot().identities_for(&selectors).is_empty() {
+            return Err(no_identity());
+        }
+        Ok(Response::new(self.watch(selectors, allow, |s, ids| X509BundlesResponse {
+            crl: vec![],
+            bundles: Self::bundle_map(s, ids, |b| b.x509_authorities_der()),
+        })))
+    }
+
+    async fn fetch_jwtsvid(&self, request: Request<JwtsvidRequest>) -> Result<Response<JwtsvidResponse>, Status> {
+        let selectors = self.caller(&request).await?;
+        let req = request.into_inner();
+        if req.audience.is_empty() || req.audience.iter().any(String::is_empty) {
+            return Err(Status::invalid_argument("audience must be specified"));
+        }
+        let mut identities = self.cache.snapshot().identities_for(&selectors);
+        if !req.spiffe_id.is_empty() {
+            let wanted = SpiffeId::parse(&req.spiffe_id)
+                .map_err(|e| Status::invalid_argument(format!("invalid requested SPIFFE ID: {e}")))?;
+            identities.retain(|i| i.entry.spiffe_id == wanted);
+        }
+        if identities.is_empty() {
+            return Err(no_identity());
+        }
+        let mut svids = Vec::with_capacity(identities.len());
+        for i in &identities {
+            let token = self.jwt_for(i, &req.audience).await?;
+            svids.push(Jwtsvid { spiffe_id: i.entry.spiffe_id.to_string(), svid: token, hint: i.entry.hint.clone() });
+        }
+        Ok(Response::new(JwtsvidResponse { svids }))
+    }
+
+    async fn fetch_jwt_bundles(
+        &self,
+        request: Request<JwtBundlesRequest>,
+    ) -> Result<Response<Self::FetchJWTBundlesStream>, Status> {
+        let selectors = self.caller(&request).await?;
+        let allow = self.allow_unauthenticated_verifiers;
+        if !allow && self.cache.snapshot().identities_for(&selectors).is_empty() {
+            return Err(no_identity());
+        }
+        Ok(Response::new(self.watch(selectors, allow, |s, ids| JwtBundlesResponse {
+            bundles: Self::bundle_map(s, ids, spire_identity::Bundle::to_jwt_jwks),
+        })))
+    }
+
+    async fn validate_jwtsvid(
+        &self,
+        request: Request<ValidateJwtsvidRequest>,
+    ) -> Result<Response<ValidateJwtsvidResponse>, Status> {
+        let selectors = self.caller(&request).await?;
+        let req = request.into_inner();
+        if req.audience.is_empty() {
+            return Err(Status::invalid_argument("audience must be specified"));
+        }
+        if req.svid.is_empty() {
+            return Err(Status::invalid_argument("svid must be specified"));
+        }
+        let snapshot = self.cache.snapshot();
+        let identities = snapshot.identities_for(&selectors);
+        if !self.allow_unauthenticated_verifiers && identities.is_empty() {
+            return Err(no_identity());
+        }
+        // Validate against the bundles this caller can see: its own trust domain and its federations.
+        let mut visible = spire_identity::BundleSet::new();
+        if let Some(own) = snapshot.own_bundle() {
+            visible.insert(own.clone());
+        }
+        for td in Self::federated_for(&snapshot, &identities) {
+            if let Some(b) = snapshot.bundles.get(&td) {
+                visible.insert(b.clone());
+            }
+        }
+        let validated = validate_jwt_svid(&req.svid, &visible, &[req.audience.as_str()], SystemTime::now())
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let claims = prost_types::Struct {
+            fields: validated.claims.iter().map(|(k, v)| (k.clone(), json_to_prost(v))).collect(),
+        };
+        Ok(Response::new(ValidateJwtsvidResponse { spiffe_id: validated.spiffe_id.to_string(), claims: Some(claims) }))
+    }
+
+    async fn fetch_witsvid(
+        &self,
+        request: Request<WitsvidRequest>,
+    ) -> Result<Response<Self::FetchWITSVIDStream>, Status> {
+        check_header(&request)?;
+        Err(Status::unimplemented("WIT-SVID profile is not supported"))
+    }
+
+    async fn fetch_wit_bundles(
+        &self,
+        request: Request<WitBundlesRequest>,
+    ) -> Result<Response<Self::FetchWITBundlesStream>, Status> {
+        check_header(&request)?;
+        Err(Status::unimplemented("WIT-SVID profile is not supported"))
+    }
+}

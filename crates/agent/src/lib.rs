@@ -8,6 +8,8 @@
 //! - [`peer`]: who is calling on the Workload API socket, guarded against PID reuse.
 //! - [`workload_attestor`]: the selectors of a caller (the `unix` attestor), plugins run in parallel.
 
+pub mod cli_run;
+pub mod health;
 pub mod manager;
 pub mod node;
 pub mod peer;

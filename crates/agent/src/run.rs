@@ -8,11 +8,13 @@ use std::time::{Duration, SystemTime};
 use spire_identity::{Bundle, BundleSet, KeyType, PrivateKey, SpiffeId, TrustDomain};
 use spire_keymanager::KeyManager;
 use tokio::net::UnixListener;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::UnixListenerStream;
 
 use crate::manager::sync::{svid_id, svid_validity};
 use crate::manager::{Cache, Syncer};
 use crate::node::{NodeError, attest_join_token, fetch_bundle, renew};
+use crate::peer::{PeerTracker, TrackedUnixStream};
 use crate::server_client::{AgentIdentity, ServerClient};
 use crate::storage::{AgentData, Storage};
 use crate::workload_api::{CallerAttestor, WorkloadApi};
@@ -218,6 +220,7 @@ pub async fn start(settings: AgentSettings) -> Result<Agent, AgentError> {
     }
     tasks.push(tokio::spawn(rotate_agent_svid(client.clone(), settings.keys.clone(), storage, data, done_tx.clone())));
 
+    let cache_for_health = cache.clone();
     let api = WorkloadApi::new(
         cache.clone(),
         settings.attestor.clone(),
@@ -227,10 +230,25 @@ pub async fn start(settings: AgentSettings) -> Result<Agent, AgentError> {
     );
     let listener = bind(&settings.socket_path)?;
     let socket = settings.socket_path.display().to_string();
+    let tracker = PeerTracker::new();
+    // Each connection's peer is recorded as it is accepted; a peer that is already gone is dropped.
+    let incoming = UnixListenerStream::new(listener).filter_map(move |conn| match conn {
+        Ok(stream) => match TrackedUnixStream::new(stream, &tracker) {
+            Ok(tracked) => Some(Ok::<_, std::io::Error>(tracked)),
+            Err(e) => {
+                tracing::debug!(error = %e, "dropping a connection whose caller cannot be tracked");
+                None
+            }
+        },
+        Err(e) => Some(Err(e)),
+    });
     tasks.push(tokio::spawn(async move {
         let result = tonic::transport::Server::builder()
             .add_service(spire_proto::workload::spiffe_workload_api_server::SpiffeWorkloadApiServer::new(api))
-            .serve_with_incoming(UnixListenerStream::new(listener))
+            .add_service(spire_proto::grpc::health::v1::health_server::HealthServer::new(
+                crate::health::AgentHealth::new(cache_for_health),
+            ))
+            .serve_with_incoming(incoming)
             .await;
         if let Err(e) = result {
             let _ = done_tx.send(AgentError::Socket { path: socket, reason: e.to_string() }).await;

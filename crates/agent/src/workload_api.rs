@@ -20,17 +20,25 @@ use spire_proto::workload::{
     X509BundlesRequest, X509BundlesResponse, X509svid, X509svidRequest, X509svidResponse,
 };
 use tokio_stream::Stream;
-use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Response, Status};
 
 use crate::manager::{Cache, Identity, Snapshot};
+use crate::peer::PeerInfo;
 use crate::server_client::ServerClient;
+use crate::workload_attestor::WorkloadAttestors;
 
-/// Finds out who a caller is: the selectors of the process `pid`.
+/// Finds out who a caller is: the selectors of the process behind a connection.
 #[async_trait::async_trait]
 pub trait CallerAttestor: Send + Sync + 'static {
     /// The caller's selectors, or why attestation failed.
-    async fn attest(&self, pid: i32) -> Result<SelectorSet, String>;
+    async fn attest(&self, caller: &PeerInfo) -> Result<SelectorSet, String>;
+}
+
+#[async_trait::async_trait]
+impl CallerAttestor for WorkloadAttestors {
+    async fn attest(&self, caller: &PeerInfo) -> Result<SelectorSet, String> {
+        WorkloadAttestors::attest(self, caller.watcher()).await.map_err(|e| e.to_string())
+    }
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -100,14 +108,11 @@ impl WorkloadApi {
 
     async fn caller<T>(&self, request: &Request<T>) -> Result<SelectorSet, Status> {
         check_header(request)?;
-        let pid = request
-            .extensions()
-            .get::<UdsConnectInfo>()
-            .and_then(|i| i.peer_cred)
-            .and_then(|c| c.pid())
-            .ok_or_else(attestation_failed)?;
-        self.attestor.attest(pid).await.map_err(|e| {
-            tracing::warn!(pid, error = %e, "workload attestation failed");
+        // The peer was recorded when the connection was accepted (see `peer::TrackedUnixStream`), so a
+        // PID reused since then is caught by the attestation's liveness check.
+        let caller = request.extensions().get::<PeerInfo>().ok_or_else(attestation_failed)?;
+        self.attestor.attest(caller).await.map_err(|e| {
+            tracing::warn!(pid = caller.pid(), error = %e, "workload attestation failed");
             attestation_failed()
         })
     }

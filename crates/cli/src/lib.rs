@@ -8,6 +8,7 @@
 //! The entry point is [`server::run`]; the `spire-server` binary handles `run` and `validate` itself and
 //! hands every other command line to it.
 
+pub mod agent;
 mod client;
 pub mod error;
 pub mod flags;

@@ -1,0 +1,72 @@
+//! The `spire-agent` binary: `run` and `validate` here, the Workload API client commands in `spire-cli`.
+
+use std::process::ExitCode;
+
+use spire_agent::cli_run::{load, settings};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match args.get(1).map(String::as_str) {
+        Some("run") => rt.block_on(run(&args[2..])),
+        Some("validate") => match load(&args[2..]) {
+            Ok(_) => {
+                println!("SPIRE agent configuration file is valid.");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("SPIRE agent configuration file is invalid: {e}");
+                ExitCode::from(1)
+            }
+        },
+        _ => {
+            let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+            let code = rt.block_on(spire_cli::agent::run(args[1..].to_vec(), &mut out, &mut err));
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
+    }
+}
+
+async fn run(args: &[String]) -> ExitCode {
+    let config = match load(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = spire_cli::logging::init(&config.log) {
+        eprintln!("{e}");
+        return ExitCode::from(1);
+    }
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let settings = match settings(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut agent = match spire_agent::run::start(settings).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "agent failed to start");
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+    let code = tokio::select! {
+        _ = tokio::signal::ctrl_c() => { tracing::info!("received interrupt, stopping"); ExitCode::SUCCESS }
+        _ = term.recv() => { tracing::info!("received SIGTERM, stopping"); ExitCode::SUCCESS }
+        e = agent.wait() => {
+            tracing::error!(error = %e, "agent stopped");
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    };
+    agent.shutdown().await;
+    code
+}

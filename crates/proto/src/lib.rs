@@ -231,3 +231,7 @@ pub mod envoy {
         }
     }
 }
+
+/// The encoded `FileDescriptorSet` of every definition, for gRPC server reflection (the SPIFFE
+/// Workload Endpoint spec asks servers to support it).
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("gen/descriptor_set.bin");

@@ -242,8 +242,14 @@ pub async fn start(settings: AgentSettings) -> Result<Agent, AgentError> {
         },
         Err(e) => Some(Err(e)),
     });
+    // Server reflection, as the SPIFFE Workload Endpoint spec recommends, from the checked-in descriptors.
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(spire_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| AgentError::Socket { path: socket.clone(), reason: format!("reflection: {e}") })?;
     tasks.push(tokio::spawn(async move {
         let result = tonic::transport::Server::builder()
+            .add_service(reflection)
             .add_service(spire_proto::workload::spiffe_workload_api_server::SpiffeWorkloadApiServer::new(api))
             .add_service(spire_proto::grpc::health::v1::health_server::HealthServer::new(
                 crate::health::AgentHealth::new(cache_for_health),

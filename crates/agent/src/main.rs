@@ -62,6 +62,12 @@ async fn run(args: &[String]) -> ExitCode {
         _ = tokio::signal::ctrl_c() => { tracing::info!("received interrupt, stopping"); ExitCode::SUCCESS }
         _ = term.recv() => { tracing::info!("received SIGTERM, stopping"); ExitCode::SUCCESS }
         e = agent.wait() => {
+            // A banned or evicted agent forgets its SVID, as SPIRE does: it must attest again.
+            if matches!(e, spire_agent::run::AgentError::Revoked(_))
+                && let Err(clear) = spire_agent::storage::Storage::new(&config.data_dir).clear()
+            {
+                tracing::warn!(error = %clear, "failed to remove the revoked agent SVID");
+            }
             tracing::error!(error = %e, "agent stopped");
             eprintln!("{e}");
             ExitCode::from(1)

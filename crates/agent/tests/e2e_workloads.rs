@@ -421,7 +421,7 @@ async fn a_banned_agent_stops_and_says_why() {
     assert!(log.contains("no longer authorized") && log.contains("is banned"), "{log}");
     eprintln!("the banned agent exited ({status}) {:?} after the ban", banned.elapsed());
 
-    // Restarted without a token, it must not come back from its stored SVID.
+    // It forgot its SVID, so restarted without a token it cannot come back.
     let logged = log.len();
     let mut again = TestAgent::launch(AGENT, &d.agent.dir, d.server.port, &AgentOptions::default());
     let Some(status) = again.wait_exit(Duration::from_secs(10)).await else {
@@ -430,5 +430,5 @@ async fn a_banned_agent_stops_and_says_why() {
     assert!(!status.success(), "{status}");
     assert!(!again.socket.exists(), "the banned agent opened its Workload API socket");
     let log = again.log();
-    assert!(log[logged..].contains("is banned"), "{log}");
+    assert!(log[logged..].contains("no valid SVID and no join token"), "{log}");
 }

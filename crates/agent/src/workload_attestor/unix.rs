@@ -126,6 +126,11 @@ impl WorkloadAttestor for UnixAttestor {
     }
 
     async fn attest(&self, pid: i32) -> Result<Vec<String>, AttestError> {
+        // Without hashing, attestation is a few small reads of /proc and name lookups: cheaper inline
+        // than the hop to a blocking thread and back.
+        if !self.config.discover_workload_path {
+            return self.attest_blocking(pid).map_err(AttestError::plugin);
+        }
         let attestor = self.clone();
         match tokio::task::spawn_blocking(move || attestor.attest_blocking(pid)).await {
             Ok(result) => result.map_err(AttestError::plugin),

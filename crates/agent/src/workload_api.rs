@@ -170,10 +170,22 @@ impl WorkloadApi {
         F: Fn(&Snapshot, &[Identity]) -> T + Send + 'static,
     {
         let mut rx = self.cache.subscribe();
+        // The first message is built here, in the caller's task, so that it goes out without waiting
+        // for another task to be scheduled; a task then follows the cache for the later ones.
+        let snapshot = rx.borrow_and_update().clone();
+        let identities = snapshot.identities_for(&selectors);
+        if identities.is_empty() && !allow_empty {
+            return Box::pin(tokio_stream::once(Err(no_identity())));
+        }
+        let first = build(&snapshot, &identities);
         let (tx, out) = tokio::sync::mpsc::channel(4);
+        let mut last = first.clone();
         tokio::spawn(async move {
-            let mut last: Option<T> = None;
             loop {
+                tokio::select! {
+                    changed = rx.changed() => if changed.is_err() { return },
+                    _ = tx.closed() => return,
+                }
                 let snapshot = rx.borrow_and_update().clone();
                 let identities = snapshot.identities_for(&selectors);
                 if identities.is_empty() && !allow_empty {
@@ -181,19 +193,18 @@ impl WorkloadApi {
                     return;
                 }
                 let msg = build(&snapshot, &identities);
-                if last.as_ref() != Some(&msg) {
-                    last = Some(msg.clone());
+                if msg != last {
+                    last = msg.clone();
                     if tx.send(Ok(msg)).await.is_err() {
                         return;
                     }
                 }
-                tokio::select! {
-                    changed = rx.changed() => if changed.is_err() { return },
-                    _ = tx.closed() => return,
-                }
             }
         });
-        Box::pin(tokio_stream::wrappers::ReceiverStream::new(out))
+        Box::pin(tokio_stream::StreamExt::chain(
+            tokio_stream::once(Ok(first)),
+            tokio_stream::wrappers::ReceiverStream::new(out),
+        ))
     }
 
     async fn jwt_for(&self, identity: &Identity, audience: &[String]) -> Result<String, Status> {

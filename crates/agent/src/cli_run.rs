@@ -138,6 +138,7 @@ pub fn settings(config: &AgentConfig) -> Result<AgentSettings, String> {
         workload_key_type: config.workload_x509_svid_key_type,
         sync_interval: config.experimental.sync_interval.max(Duration::from_millis(100)),
         jwt_cache_max: config.jwt_svid_cache_max_size.max(1),
+        x509_cache_max: config.x509_svid_cache_max_size,
         allow_unauthenticated_verifiers: config.allow_unauthenticated_verifiers,
         keys,
         attestor: Arc::new(WorkloadAttestors::new(attestors)),

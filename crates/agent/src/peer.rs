@@ -316,9 +316,24 @@ impl Watcher {
 /// Field 22 of `<proc_dir>/stat`, the start time in clock ticks since boot; `None` if malformed.
 fn read_start_time(proc_dir: &OwnedFd) -> io::Result<Option<u64>> {
     let fd = rustix::fs::openat(proc_dir, "stat", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
-    let mut stat = String::new();
-    File::from(fd).read_to_string(&mut stat)?;
-    Ok(parse_start_time(&stat))
+    // A fixed buffer read to EOF: `read_to_string` on a `File` would first ask for its size and
+    // position (two more system calls, and procfs reports size 0 anyway). The file is a few hundred
+    // bytes; one longer than the buffer is malformed.
+    let mut file = File::from(fd);
+    let mut buf = [0u8; 2048];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            return Ok(None);
+        }
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(std::str::from_utf8(&buf[..len]).ok().and_then(parse_start_time))
 }
 
 /// The command name (field 2) is in parentheses and may hold spaces and parentheses itself, so fields

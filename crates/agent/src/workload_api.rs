@@ -3,8 +3,10 @@
 //! exact errors (clients such as rust-spiffe map them).
 
 use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use prost_types::value::Kind;
@@ -162,49 +164,26 @@ impl WorkloadApi {
         map
     }
 
-    /// Streams `build(snapshot, identities)` now and on every change that alters it; ends with
-    /// PermissionDenied when the caller has no identity (unless `allow_empty`).
-    fn watch<T, F>(&self, selectors: SelectorSet, allow_empty: bool, build: F) -> BoxStream<T>
+    /// Streams `build(snapshot, identities)` now and on every change that alters it. Fails at once with
+    /// PermissionDenied when the caller has no identity (unless `allow_empty`), and ends the stream with
+    /// it if a later change leaves the caller without one.
+    fn watch<T, F>(&self, selectors: SelectorSet, allow_empty: bool, build: F) -> Result<BoxStream<T>, Status>
     where
-        T: PartialEq + Clone + Send + Sync + 'static,
-        F: Fn(&Snapshot, &[Identity]) -> T + Send + 'static,
+        T: PartialEq + Clone + Send + Sync + Unpin + 'static,
+        F: Fn(&Snapshot, &[Identity]) -> T + Send + Unpin + 'static,
     {
         let mut rx = self.cache.subscribe();
         // The first message is built here, in the caller's task, so that it goes out without waiting
-        // for another task to be scheduled; a task then follows the cache for the later ones.
+        // for another task to be scheduled; the stream itself then follows the cache for the later
+        // ones, in the task that sends the response (no task of its own to spawn and wake).
         let snapshot = rx.borrow_and_update().clone();
         let identities = snapshot.identities_for(&selectors);
         if identities.is_empty() && !allow_empty {
-            return Box::pin(tokio_stream::once(Err(no_identity())));
+            return Err(no_identity());
         }
         let first = build(&snapshot, &identities);
-        let (tx, out) = tokio::sync::mpsc::channel(4);
-        let mut last = first.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    changed = rx.changed() => if changed.is_err() { return },
-                    _ = tx.closed() => return,
-                }
-                let snapshot = rx.borrow_and_update().clone();
-                let identities = snapshot.identities_for(&selectors);
-                if identities.is_empty() && !allow_empty {
-                    let _ = tx.send(Err(no_identity())).await;
-                    return;
-                }
-                let msg = build(&snapshot, &identities);
-                if msg != last {
-                    last = msg.clone();
-                    if tx.send(Ok(msg)).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-        Box::pin(tokio_stream::StreamExt::chain(
-            tokio_stream::once(Ok(first)),
-            tokio_stream::wrappers::ReceiverStream::new(out),
-        ))
+        let follow = Follow { pending: Some(next_change(rx)), selectors, allow_empty, build, last: first.clone() };
+        Ok(Box::pin(tokio_stream::StreamExt::chain(tokio_stream::once(Ok(first)), follow)))
     }
 
     async fn jwt_for(&self, identity: &Identity, audience: &[String]) -> Result<String, Status> {
@@ -242,6 +221,59 @@ impl WorkloadApi {
     }
 }
 
+type SnapshotRx = tokio::sync::watch::Receiver<Arc<Snapshot>>;
+type ChangeFuture = Pin<Box<dyn Future<Output = (SnapshotRx, bool)> + Send>>;
+
+/// The next change of the cache (`false` once the cache is gone), handing the receiver back.
+fn next_change(mut rx: SnapshotRx) -> ChangeFuture {
+    Box::pin(async move {
+        let changed = rx.changed().await.is_ok();
+        (rx, changed)
+    })
+}
+
+/// The messages after the first of a [`WorkloadApi::watch`] stream: one per cache change that alters
+/// what the caller gets, then PermissionDenied (and the end) if it loses every identity.
+struct Follow<T, F> {
+    /// `None` once the stream has ended.
+    pending: Option<ChangeFuture>,
+    selectors: SelectorSet,
+    allow_empty: bool,
+    build: F,
+    last: T,
+}
+
+impl<T, F> Stream for Follow<T, F>
+where
+    T: PartialEq + Clone + Unpin,
+    F: Fn(&Snapshot, &[Identity]) -> T + Unpin,
+{
+    type Item = Result<T, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            let Some(pending) = this.pending.as_mut() else { return Poll::Ready(None) };
+            let (mut rx, changed) = std::task::ready!(pending.as_mut().poll(cx));
+            this.pending = None;
+            if !changed {
+                return Poll::Ready(None);
+            }
+            let snapshot = rx.borrow_and_update().clone();
+            let identities = snapshot.identities_for(&this.selectors);
+            if identities.is_empty() && !this.allow_empty {
+                return Poll::Ready(Some(Err(no_identity())));
+            }
+            let msg = (this.build)(&snapshot, &identities);
+            this.pending = Some(next_change(rx));
+            if msg != this.last {
+                this.last = msg.clone();
+                return Poll::Ready(Some(Ok(msg)));
+            }
+        }
+    }
+}
+
 fn json_to_prost(v: &serde_json::Value) -> prost_types::Value {
     let kind = match v {
         serde_json::Value::Null => Kind::NullValue(0),
@@ -271,10 +303,7 @@ impl SpiffeWorkloadApi for WorkloadApi {
         request: Request<X509svidRequest>,
     ) -> Result<Response<Self::FetchX509SVIDStream>, Status> {
         let selectors = self.caller(&request).await?;
-        if self.cache.snapshot().identities_for(&selectors).is_empty() {
-            return Err(no_identity());
-        }
-        Ok(Response::new(self.watch(selectors, false, Self::x509_response)))
+        Ok(Response::new(self.watch(selectors, false, Self::x509_response)?))
     }
 
     async fn fetch_x509_bundles(
@@ -283,13 +312,10 @@ impl SpiffeWorkloadApi for WorkloadApi {
     ) -> Result<Response<Self::FetchX509BundlesStream>, Status> {
         let selectors = self.caller(&request).await?;
         let allow = self.allow_unauthenticated_verifiers;
-        if !allow && self.cache.snapshot().identities_for(&selectors).is_empty() {
-            return Err(no_identity());
-        }
         Ok(Response::new(self.watch(selectors, allow, |s, ids| X509BundlesResponse {
             crl: vec![],
             bundles: Self::bundle_map(s, ids, |b| b.x509_authorities_der()),
-        })))
+        })?))
     }
 
     async fn fetch_jwtsvid(&self, request: Request<JwtsvidRequest>) -> Result<Response<JwtsvidResponse>, Status> {
@@ -321,12 +347,9 @@ impl SpiffeWorkloadApi for WorkloadApi {
     ) -> Result<Response<Self::FetchJWTBundlesStream>, Status> {
         let selectors = self.caller(&request).await?;
         let allow = self.allow_unauthenticated_verifiers;
-        if !allow && self.cache.snapshot().identities_for(&selectors).is_empty() {
-            return Err(no_identity());
-        }
         Ok(Response::new(self.watch(selectors, allow, |s, ids| JwtBundlesResponse {
             bundles: Self::bundle_map(s, ids, spire_identity::Bundle::to_jwt_jwks),
-        })))
+        })?))
     }
 
     async fn validate_jwtsvid(

@@ -2,8 +2,8 @@
 //! and the bundles. Published as immutable snapshots through a watch channel, so every Workload API
 //! stream learns of rotations, entry changes and bundle changes without polling.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use spire_identity::{Bundle, BundleSet, PrivateKey, SelectorSet, SpiffeId, TrustDomain};
 use tokio::sync::watch;
@@ -29,6 +29,8 @@ pub struct AgentEntry {
     pub created_at: i64,
     /// JWT-SVID TTL (0 = server default).
     pub jwt_svid_ttl: i32,
+    /// `disable_x509_svid_prefetch`: the X509-SVID is minted only when a subscriber needs it.
+    pub disable_x509_svid_prefetch: bool,
 }
 
 /// An X509-SVID minted for an entry.
@@ -127,17 +129,65 @@ impl Snapshot {
     }
 }
 
+/// Whether a subscriber is still there (checked at every sync; a dead one is dropped).
+type AliveFn = Box<dyn Fn() -> bool + Send + Sync>;
+
+/// One registered subscriber: the selectors of a workload that wants its X509-SVIDs.
+struct Subscriber {
+    selectors: SelectorSet,
+    alive: Option<AliveFn>,
+}
+
+#[derive(Default)]
+struct Subscribers {
+    next_id: u64,
+    by_id: HashMap<u64, Subscriber>,
+    /// Subscribers registered with [`Cache::hold_while`], by caller key.
+    keyed: HashMap<String, u64>,
+}
+
+/// Who is subscribed, and the wake-up of the sync loop when a new subscriber misses SVIDs.
+#[derive(Default)]
+struct Demand {
+    subscribers: Mutex<Subscribers>,
+    wake: tokio::sync::Notify,
+}
+
+impl std::fmt::Debug for Demand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.subscribers.lock().map(|s| s.by_id.len()).unwrap_or(0);
+        f.debug_struct("Demand").field("subscribers", &n).finish_non_exhaustive()
+    }
+}
+
+/// Keeps a subscriber registered with [`Cache::register_subscriber`]; unregisters it when dropped.
+#[derive(Debug)]
+#[must_use = "the subscriber is unregistered when the guard is dropped"]
+pub struct SubscriberGuard {
+    demand: Arc<Demand>,
+    id: u64,
+}
+
+impl Drop for SubscriberGuard {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.demand.subscribers.lock() {
+            s.by_id.remove(&self.id);
+        }
+    }
+}
+
 /// The shared cache: writers publish snapshots, readers subscribe.
 #[derive(Debug, Clone)]
 pub struct Cache {
     tx: Arc<watch::Sender<Arc<Snapshot>>>,
+    demand: Arc<Demand>,
 }
 
 impl Cache {
     /// An empty cache.
     pub fn new(trust_domain: TrustDomain) -> Self {
         let (tx, _) = watch::channel(Arc::new(Snapshot::new(trust_domain)));
-        Self { tx: Arc::new(tx) }
+        Self { tx: Arc::new(tx), demand: Arc::default() }
     }
 
     /// The current snapshot.
@@ -153,5 +203,145 @@ impl Cache {
     /// Publishes a new snapshot.
     pub fn publish(&self, snapshot: Snapshot) {
         self.tx.send_replace(Arc::new(snapshot));
+    }
+
+    /// Registers an active subscriber (a workload stream) with these selectors until the guard is
+    /// dropped. The X509-SVIDs of the entries it matches are minted whatever `x509_svid_cache_max_size`
+    /// says and never evicted while it is registered; if some are missing, the sync loop is woken to
+    /// mint them at the next SVID sync (after [`super::sync::SVID_SYNC_INTERVAL`]).
+    pub fn register_subscriber(&self, selectors: SelectorSet) -> SubscriberGuard {
+        let id = self.add(None, selectors, None);
+        SubscriberGuard { demand: self.demand.clone(), id }
+    }
+
+    /// Like [`Cache::register_subscriber`], for as long as `alive` answers true (checked at every
+    /// sync). A later call with the same `key` (e.g. the caller's PID) replaces the earlier one.
+    pub fn hold_while(
+        &self,
+        key: impl Into<String>,
+        selectors: SelectorSet,
+        alive: impl Fn() -> bool + Send + Sync + 'static,
+    ) {
+        self.add(Some(key.into()), selectors, Some(Box::new(alive)));
+    }
+
+    fn add(&self, key: Option<String>, selectors: SelectorSet, alive: Option<AliveFn>) -> u64 {
+        let missing = self.snapshot().missing_svids_for(&selectors);
+        let mut s = self.demand.subscribers.lock().expect("subscribers lock");
+        let id = s.next_id;
+        s.next_id += 1;
+        if let Some(key) = key
+            && let Some(old) = s.keyed.insert(key, id)
+        {
+            s.by_id.remove(&old);
+        }
+        s.by_id.insert(id, Subscriber { selectors, alive });
+        drop(s);
+        if missing {
+            self.demand.wake.notify_one();
+        }
+        id
+    }
+
+    /// The selectors of every live subscriber; subscribers found dead are dropped.
+    pub fn subscribed_selectors(&self) -> Vec<SelectorSet> {
+        let mut s = self.demand.subscribers.lock().expect("subscribers lock");
+        let dead: Vec<u64> = s
+            .by_id
+            .iter()
+            .filter(|(_, sub)| sub.alive.as_ref().is_some_and(|alive| !alive()))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &dead {
+            s.by_id.remove(id);
+        }
+        if !dead.is_empty() {
+            let dead: HashSet<u64> = dead.into_iter().collect();
+            s.keyed.retain(|_, id| !dead.contains(id));
+        }
+        s.by_id.values().map(|sub| sub.selectors.clone()).collect()
+    }
+
+    /// Resolves when a subscriber registered that misses SVIDs.
+    pub async fn demand_changed(&self) {
+        self.demand.wake.notified().await;
+    }
+}
+
+impl Snapshot {
+    /// Whether an entry matching `selectors` has no SVID yet.
+    pub fn missing_svids_for(&self, selectors: &SelectorSet) -> bool {
+        self.entries.values().any(|e| e.selectors.entitles(selectors) && !self.svids.contains_key(&e.id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spire_identity::Selector;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    fn selectors(list: &[&str]) -> SelectorSet {
+        list.iter().map(|s| s.split_once(':').unwrap()).map(|(t, v)| Selector::new(t, v).unwrap()).collect()
+    }
+
+    fn cache_with_entry() -> Cache {
+        let td = TrustDomain::parse("example.org").unwrap();
+        let cache = Cache::new(td.clone());
+        let mut snapshot = Snapshot::new(td.clone());
+        let e = AgentEntry {
+            id: "a".into(),
+            spiffe_id: td.id_with_path("/a").unwrap(),
+            selectors: selectors(&["unix:uid:1"]),
+            federates_with: vec![],
+            dns_names: vec![],
+            revision: 1,
+            hint: String::new(),
+            created_at: 0,
+            jwt_svid_ttl: 0,
+            disable_x509_svid_prefetch: true,
+        };
+        snapshot.entries.insert(e.id.clone(), e);
+        cache.publish(snapshot);
+        cache
+    }
+
+    #[test]
+    fn a_guard_keeps_a_subscriber_registered_until_dropped() {
+        let cache = cache_with_entry();
+        assert!(cache.subscribed_selectors().is_empty());
+        let guard = cache.register_subscriber(selectors(&["unix:uid:1"]));
+        let other = cache.register_subscriber(selectors(&["unix:uid:2"]));
+        assert_eq!(cache.subscribed_selectors().len(), 2);
+        drop(guard);
+        assert_eq!(cache.subscribed_selectors(), vec![selectors(&["unix:uid:2"])]);
+        drop(other);
+        assert!(cache.subscribed_selectors().is_empty());
+    }
+
+    #[test]
+    fn held_subscribers_are_replaced_by_key_and_dropped_once_dead() {
+        let cache = cache_with_entry();
+        let alive = Arc::new(AtomicBool::new(true));
+        let a = alive.clone();
+        cache.hold_while("pid:1", selectors(&["unix:uid:1"]), move || a.load(Ordering::SeqCst));
+        let a = alive.clone();
+        cache.hold_while("pid:1", selectors(&["unix:uid:1", "unix:gid:1"]), move || a.load(Ordering::SeqCst));
+        assert_eq!(cache.subscribed_selectors(), vec![selectors(&["unix:uid:1", "unix:gid:1"])]);
+        alive.store(false, Ordering::SeqCst);
+        assert!(cache.subscribed_selectors().is_empty());
+        assert!(cache.demand.subscribers.lock().unwrap().keyed.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_missing_svids_wakes_the_sync_loop() {
+        let cache = cache_with_entry();
+        // Matches nothing: no wake-up.
+        let _g = cache.register_subscriber(selectors(&["unix:uid:9"]));
+        let woke = tokio::time::timeout(std::time::Duration::from_millis(50), cache.demand_changed()).await;
+        assert!(woke.is_err());
+        // Matches an entry without an SVID.
+        let _g = cache.register_subscriber(selectors(&["unix:uid:1"]));
+        tokio::time::timeout(std::time::Duration::from_secs(1), cache.demand_changed()).await.unwrap();
     }
 }

@@ -1,9 +1,11 @@
 //! The sync loop: every `sync_interval`, fetch the authorized entries (SyncAuthorizedEntries with its
 //! paged revision protocol) and the bundles, mint SVIDs for new, changed and half-expired entries in
 //! batches (keys are generated here, never sent), drop SVIDs of entries that are gone, and publish.
+//! X509-SVIDs follow SPIRE's LRU cache: see [`plan_svids`] for `x509_svid_cache_max_size` and
+//! `disable_x509_svid_prefetch`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use spire_identity::x509::certificate_request;
@@ -24,6 +26,12 @@ use crate::server_client::ServerClient;
 /// SVIDs requested per BatchNewX509SVID call.
 pub const BATCH_SIZE: usize = 250;
 
+/// SPIRE's `x509_svid_cache_max_size` default.
+pub const DEFAULT_X509_SVID_CACHE_MAX_SIZE: usize = 1000;
+
+/// How soon a new subscriber that misses SVIDs gets them (SPIRE's `SVIDSyncInterval`).
+pub const SVID_SYNC_INTERVAL: Duration = Duration::from_millis(500);
+
 /// Everything one sync needs.
 #[derive(Debug, Clone)]
 pub struct Syncer {
@@ -35,6 +43,82 @@ pub struct Syncer {
     pub key_type: KeyType,
     /// The agent's trust domain.
     pub trust_domain: TrustDomain,
+    /// `x509_svid_cache_max_size`: a soft limit on cached X509-SVIDs.
+    pub max_svids: usize,
+    /// When each cached SVID was last needed (a sync generation), for LRU eviction.
+    pub access: Arc<Mutex<Access>>,
+}
+
+/// LRU bookkeeping: the current sync generation and the generation each entry's SVID was last
+/// minted or needed by a subscriber in.
+#[derive(Debug, Default)]
+pub struct Access {
+    generation: u64,
+    last: HashMap<String, u64>,
+}
+
+/// Which entries hold an X509-SVID after a sync.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SvidPlan {
+    /// Entries that will hold an SVID (kept or minted).
+    pub cached: BTreeSet<String>,
+    /// Entries to mint for (no SVID, an older revision, or half its life gone), sorted.
+    pub mint: Vec<String>,
+    /// Entries whose SVID is dropped to honour the limit, least recently used first.
+    pub evicted: Vec<String>,
+}
+
+/// Chooses which entries hold an X509-SVID, as SPIRE's LRU cache does: entries matched by an active
+/// subscriber (`demanded`) always do and are never evicted; other SVIDs are kept, but when there are
+/// more than `max` the least recently used (`last_access`, then entry ID) are evicted; entries without
+/// an SVID are prefetched (in entry ID order) while there is room, except those with
+/// `disable_x509_svid_prefetch`. With fewer entries than `max` and no such flag, every entry has an SVID.
+pub fn plan_svids(
+    entries: &BTreeMap<String, AgentEntry>,
+    current: &HashMap<String, Arc<X509Svid>>,
+    demanded: &HashSet<String>,
+    last_access: &HashMap<String, u64>,
+    max: usize,
+    now: i64,
+) -> SvidPlan {
+    let mut cached: BTreeSet<String> =
+        entries.keys().filter(|id| current.contains_key(*id) || demanded.contains(*id)).cloned().collect();
+    let mut evicted = Vec::new();
+    if cached.len() > max {
+        let mut candidates: Vec<(u64, &String)> = cached
+            .iter()
+            .filter(|id| !demanded.contains(*id))
+            .map(|id| (last_access.get(id).copied().unwrap_or(0), id))
+            .collect();
+        candidates.sort();
+        let extra = cached.len() - max;
+        evicted = candidates.into_iter().take(extra).map(|(_, id)| id.clone()).collect();
+        for id in &evicted {
+            cached.remove(id);
+        }
+    }
+    for e in entries.values() {
+        if cached.len() >= max {
+            break;
+        }
+        if !e.disable_x509_svid_prefetch && !cached.contains(&e.id) {
+            cached.insert(e.id.clone());
+        }
+    }
+    let mint = cached
+        .iter()
+        .filter(|id| match current.get(*id) {
+            Some(s) => s.revision != entries[*id].revision || s.needs_rotation(now),
+            None => true,
+        })
+        .cloned()
+        .collect();
+    SvidPlan { cached, mint, evicted }
+}
+
+/// The entries matched by at least one of `subscribers`' selector sets.
+pub fn demanded_entries(entries: &BTreeMap<String, AgentEntry>, subscribers: &[SelectorSet]) -> HashSet<String> {
+    entries.values().filter(|e| subscribers.iter().any(|s| e.selectors.entitles(s))).map(|e| e.id.clone()).collect()
 }
 
 fn unix(t: SystemTime) -> i64 {
@@ -60,6 +144,7 @@ fn agent_entry(e: &pb::Entry) -> Option<AgentEntry> {
         hint: e.hint.clone(),
         created_at: e.created_at,
         jwt_svid_ttl: e.jwt_svid_ttl,
+        disable_x509_svid_prefetch: e.additional_attributes.is_some_and(|a| a.disable_x509_svid_prefetch),
     })
 }
 
@@ -121,6 +206,19 @@ async fn sync_entries(
 }
 
 impl Syncer {
+    /// A syncer publishing to `cache`, keeping at most about `max_svids` X509-SVIDs
+    /// (0 means SPIRE's default, 1000).
+    pub fn new(
+        client: ServerClient,
+        cache: Cache,
+        key_type: KeyType,
+        trust_domain: TrustDomain,
+        max_svids: usize,
+    ) -> Self {
+        let max_svids = if max_svids == 0 { DEFAULT_X509_SVID_CACHE_MAX_SIZE } else { max_svids };
+        Self { client, cache, key_type, trust_domain, max_svids, access: Arc::default() }
+    }
+
     /// One sync cycle at `now`.
     pub async fn sync_once(&self, now: SystemTime) -> Result<(), NodeError> {
         let previous = self.cache.snapshot();
@@ -143,17 +241,28 @@ impl Syncer {
             }
         }
 
-        // SVIDs: keep current ones, mint the rest.
+        // SVIDs: within the cache limit, keep current ones and mint the rest.
         let t = unix(now);
-        let mut svids: HashMap<String, Arc<X509Svid>> = HashMap::new();
-        let mut stale: Vec<&AgentEntry> = Vec::new();
-        for e in entries.values() {
-            match previous.svids.get(&e.id) {
-                Some(s) if s.revision == e.revision && !s.needs_rotation(t) => {
-                    svids.insert(e.id.clone(), s.clone());
-                }
-                _ => stale.push(e),
+        let demanded = demanded_entries(&entries, &self.cache.subscribed_selectors());
+        let plan = {
+            let mut access = self.access.lock().expect("access lock");
+            access.generation += 1;
+            let generation = access.generation;
+            for id in &demanded {
+                access.last.insert(id.clone(), generation);
             }
+            access.last.retain(|id, _| entries.contains_key(id));
+            plan_svids(&entries, &previous.svids, &demanded, &access.last, self.max_svids, t)
+        };
+        let mut svids: HashMap<String, Arc<X509Svid>> = HashMap::new();
+        for id in &plan.cached {
+            if let Some(s) = previous.svids.get(id) {
+                svids.insert(id.clone(), s.clone());
+            }
+        }
+        let stale: Vec<&AgentEntry> = plan.mint.iter().map(|id| &entries[id]).collect();
+        for e in &stale {
+            svids.remove(&e.id);
         }
         let mut svid_client = SvidClient::new(channel);
         for batch in stale.chunks(BATCH_SIZE) {
@@ -200,6 +309,26 @@ impl Syncer {
                 }
             }
         }
+        if !plan.mint.is_empty() || !plan.evicted.is_empty() {
+            let mut access = self.access.lock().expect("access lock");
+            let generation = access.generation;
+            for id in &plan.mint {
+                access.last.entry(id.clone()).or_insert(generation);
+            }
+            for id in &plan.evicted {
+                access.last.remove(id);
+            }
+            drop(access);
+            tracing::debug!(
+                entries = entries.len(),
+                cached = svids.len(),
+                minted = plan.mint.len(),
+                evicted = plan.evicted.len(),
+                subscribed = demanded.len(),
+                limit = self.max_svids,
+                "X509-SVID cache updated"
+            );
+        }
         let snapshot = Snapshot { trust_domain: self.trust_domain.clone(), entries, svids, bundles, ready: true };
         self.cache.publish(snapshot);
         Ok(())
@@ -218,10 +347,17 @@ impl Syncer {
                     delay = (delay * 2).min(Duration::from_secs(480));
                 }
             }
+            // A new subscriber missing SVIDs brings the next sync forward to SVID_SYNC_INTERVAL.
+            let mut deadline = tokio::time::Instant::now() + delay;
             let mut stop = stop.clone();
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = stop.wait_for(|s| *s) => return NodeError::Protocol("stopped".into()),
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = self.cache.demand_changed() => {
+                        deadline = deadline.min(tokio::time::Instant::now() + SVID_SYNC_INTERVAL);
+                    }
+                    _ = stop.wait_for(|s| *s) => return NodeError::Protocol("stopped".into()),
+                }
             }
         }
     }
@@ -248,4 +384,166 @@ pub fn svid_validity(chain: &[Vec<u8>]) -> Option<(i64, i64)> {
 /// The own bundle of a set.
 pub fn own_bundle<'a>(set: &'a BundleSet, td: &TrustDomain) -> Option<&'a Bundle> {
     set.get(td)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spire_identity::Selector;
+
+    fn selectors(list: &[&str]) -> SelectorSet {
+        list.iter().map(|s| s.split_once(':').unwrap()).map(|(t, v)| Selector::new(t, v).unwrap()).collect()
+    }
+
+    fn entry(id: &str, selector: &str, no_prefetch: bool) -> AgentEntry {
+        AgentEntry {
+            id: id.into(),
+            spiffe_id: TrustDomain::parse("example.org").unwrap().id_with_path(&format!("/{id}")).unwrap(),
+            selectors: selectors(&[selector]),
+            federates_with: vec![],
+            dns_names: vec![],
+            revision: 1,
+            hint: String::new(),
+            created_at: 0,
+            jwt_svid_ttl: 0,
+            disable_x509_svid_prefetch: no_prefetch,
+        }
+    }
+
+    fn entries(list: &[AgentEntry]) -> BTreeMap<String, AgentEntry> {
+        list.iter().map(|e| (e.id.clone(), e.clone())).collect()
+    }
+
+    fn svid(id: &str, revision: i64, issued_at: i64, expires_at: i64) -> Arc<X509Svid> {
+        Arc::new(X509Svid {
+            entry_id: id.into(),
+            spiffe_id: TrustDomain::parse("example.org").unwrap().id_with_path(&format!("/{id}")).unwrap(),
+            chain: vec![id.as_bytes().to_vec()],
+            key: PrivateKey::generate(KeyType::EcP256).unwrap(),
+            issued_at,
+            expires_at,
+            revision,
+        })
+    }
+
+    fn svids(ids: &[&str]) -> HashMap<String, Arc<X509Svid>> {
+        ids.iter().map(|id| (id.to_string(), svid(id, 1, 0, 1000))).collect()
+    }
+
+    fn set(ids: &[&str]) -> HashSet<String> {
+        ids.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn names(ids: &BTreeSet<String>) -> Vec<&str> {
+        ids.iter().map(String::as_str).collect()
+    }
+
+    const NOW: i64 = 100;
+
+    #[test]
+    fn under_the_limit_every_entry_is_minted() {
+        let e = entries(&[entry("a", "unix:uid:1", false), entry("b", "unix:uid:2", false)]);
+        let plan = plan_svids(&e, &HashMap::new(), &HashSet::new(), &HashMap::new(), 1000, NOW);
+        assert_eq!(names(&plan.cached), ["a", "b"]);
+        assert_eq!(plan.mint, ["a", "b"]);
+        assert!(plan.evicted.is_empty());
+        // Current SVIDs are kept, not re-minted.
+        let plan = plan_svids(&e, &svids(&["a", "b"]), &HashSet::new(), &HashMap::new(), 1000, NOW);
+        assert!(plan.mint.is_empty());
+        assert_eq!(names(&plan.cached), ["a", "b"]);
+    }
+
+    #[test]
+    fn prefetch_stops_at_the_limit_in_entry_order() {
+        let e = entries(&[
+            entry("a", "unix:uid:1", false),
+            entry("b", "unix:uid:1", false),
+            entry("c", "unix:uid:2", false),
+            entry("d", "unix:uid:2", false),
+        ]);
+        let plan = plan_svids(&e, &HashMap::new(), &HashSet::new(), &HashMap::new(), 2, NOW);
+        assert_eq!(names(&plan.cached), ["a", "b"]);
+        assert_eq!(plan.mint, ["a", "b"]);
+        // Already at the limit: nothing more is prefetched.
+        let plan = plan_svids(&e, &svids(&["a", "b"]), &HashSet::new(), &HashMap::new(), 2, NOW);
+        assert_eq!(names(&plan.cached), ["a", "b"]);
+        assert!(plan.mint.is_empty());
+    }
+
+    #[test]
+    fn subscribers_get_their_svids_beyond_the_limit_and_extras_are_evicted_lru_first() {
+        let e = entries(&[
+            entry("a", "unix:uid:1", false),
+            entry("b", "unix:uid:1", false),
+            entry("c", "unix:uid:2", false),
+            entry("d", "unix:uid:2", false),
+            entry("e", "unix:uid:2", false),
+        ]);
+        let demanded = demanded_entries(&e, &[selectors(&["unix:uid:2", "unix:gid:2"])]);
+        assert_eq!(demanded, set(&["c", "d", "e"]));
+        // a and b were prefetched; the subscriber needs three: the soft limit is exceeded, the
+        // unsubscribed SVIDs go.
+        let access: HashMap<String, u64> = [("a".into(), 2), ("b".into(), 1)].into();
+        let plan = plan_svids(&e, &svids(&["a", "b"]), &demanded, &access, 2, NOW);
+        assert_eq!(names(&plan.cached), ["c", "d", "e"]);
+        assert_eq!(plan.mint, ["c", "d", "e"]);
+        assert_eq!(plan.evicted, ["b", "a"], "least recently used first");
+
+        // One over the limit: only the least recently used unsubscribed SVID is evicted.
+        let demanded = set(&["c"]);
+        let access: HashMap<String, u64> = [("a".into(), 5), ("b".into(), 3), ("d".into(), 4)].into();
+        let plan = plan_svids(&e, &svids(&["a", "b", "d"]), &demanded, &access, 3, NOW);
+        assert_eq!(plan.evicted, ["b"]);
+        assert_eq!(names(&plan.cached), ["a", "c", "d"]);
+        assert_eq!(plan.mint, ["c"]);
+    }
+
+    #[test]
+    fn subscribed_svids_are_never_evicted() {
+        let e = entries(&[entry("a", "unix:uid:1", false), entry("b", "unix:uid:1", false)]);
+        let plan = plan_svids(&e, &svids(&["a", "b"]), &set(&["a", "b"]), &HashMap::new(), 1, NOW);
+        assert_eq!(names(&plan.cached), ["a", "b"]);
+        assert!(plan.evicted.is_empty());
+        assert!(plan.mint.is_empty());
+    }
+
+    #[test]
+    fn entries_without_prefetch_are_minted_only_on_demand() {
+        let e = entries(&[entry("a", "unix:uid:1", true), entry("b", "unix:uid:1", false)]);
+        let plan = plan_svids(&e, &HashMap::new(), &HashSet::new(), &HashMap::new(), 1000, NOW);
+        assert_eq!(names(&plan.cached), ["b"]);
+        assert_eq!(plan.mint, ["b"]);
+        let plan = plan_svids(&e, &svids(&["b"]), &set(&["a", "b"]), &HashMap::new(), 1000, NOW);
+        assert_eq!(names(&plan.cached), ["a", "b"]);
+        assert_eq!(plan.mint, ["a"]);
+        // Once minted it stays (and is rotated) while there is room, like any cached SVID.
+        let plan = plan_svids(&e, &svids(&["a", "b"]), &HashSet::new(), &HashMap::new(), 1000, NOW);
+        assert_eq!(names(&plan.cached), ["a", "b"]);
+        assert!(plan.mint.is_empty());
+    }
+
+    #[test]
+    fn outdated_and_half_expired_svids_are_reminted_and_gone_entries_dropped() {
+        let e = entries(&[entry("a", "unix:uid:1", false), entry("b", "unix:uid:1", false)]);
+        let mut current: HashMap<String, Arc<X509Svid>> = HashMap::new();
+        current.insert("a".into(), svid("a", 0, 0, 1000)); // older revision
+        current.insert("b".into(), svid("b", 1, 0, 150)); // past half its life at NOW
+        current.insert("gone".into(), svid("gone", 1, 0, 1000));
+        let plan = plan_svids(&e, &current, &HashSet::new(), &HashMap::new(), 1000, NOW);
+        assert_eq!(names(&plan.cached), ["a", "b"]);
+        assert_eq!(plan.mint, ["a", "b"]);
+    }
+
+    #[test]
+    fn a_zero_limit_means_the_default() {
+        let cache = Cache::new(TrustDomain::parse("example.org").unwrap());
+        let client = ServerClient::new(
+            "127.0.0.1:1".into(),
+            &TrustDomain::parse("example.org").unwrap(),
+            Arc::new(std::sync::RwLock::new(BundleSet::new())),
+            true,
+        );
+        let s = Syncer::new(client, cache, KeyType::EcP256, TrustDomain::parse("example.org").unwrap(), 0);
+        assert_eq!(s.max_svids, DEFAULT_X509_SVID_CACHE_MAX_SIZE);
+    }
 }

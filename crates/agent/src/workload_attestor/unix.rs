@@ -6,9 +6,12 @@
 //! `discover_workload_path`, `path:<exe>` and, unless `workload_size_limit` is negative,
 //! `sha256:<hex>`. Names appear only when the user or group database resolves the ID.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_lc_rs::digest;
@@ -86,7 +89,7 @@ impl UnixAttestor {
     /// The selector values for `pid`. Blocking: it reads `/proc`, may hash a large file, and resolves
     /// names through NSS.
     pub fn attest_blocking(&self, pid: i32) -> Result<Vec<String>, UnixError> {
-        let status = std::fs::read_to_string(self.proc_root.pid_file(pid, "status")).map_err(UnixError::Process)?;
+        let status = read_proc_file(&self.proc_root.pid_file(pid, "status")).map_err(UnixError::Process)?;
         let status = Status::parse(&status)?;
         let mut values = Vec::new();
 
@@ -181,12 +184,69 @@ fn parse_ids(line: &str) -> Result<Vec<u32>, String> {
     line.split_ascii_whitespace().map(|id| id.parse().map_err(|_| format!("invalid ID {id:?}"))).collect()
 }
 
+/// A small `/proc` file, read whole. Unlike `std::fs::read_to_string` it does not ask for the file's
+/// size first (always 0 in procfs), which is a system call per read saved on every Workload API call.
+pub(crate) fn read_proc_file(path: &Path) -> io::Result<String> {
+    let mut file = File::open(path)?;
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        if buf.len() == buf.capacity() {
+            buf.reserve(4096);
+        }
+        let start = buf.len();
+        let spare = buf.capacity() - start;
+        buf.resize(start + spare, 0);
+        match file.read(&mut buf[start..]) {
+            Ok(0) => {
+                buf.truncate(start);
+                break;
+            }
+            Ok(n) => buf.truncate(start + n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(start),
+            Err(e) => return Err(e),
+        }
+    }
+    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// How long a resolved (or unresolved) user or group name is reused. Each lookup goes through NSS
+/// (for `files`, opening and scanning `/etc/passwd` or `/etc/group`), about 5 µs apiece, several
+/// per Workload API call; a second keeps a renamed user's old name only briefly. Only the ID to
+/// name mapping is cached: every call still reads the caller's IDs from `/proc`.
+const NAME_TTL: Duration = Duration::from_secs(1);
+
+/// Upper bound on cached names, so a stream of callers with distinct IDs cannot grow it unbounded.
+const NAME_CACHE_MAX: usize = 1024;
+
+type NameCache = Mutex<HashMap<u32, (Instant, Option<String>)>>;
+
+fn cached_name(cache: &NameCache, id: u32, lookup: impl FnOnce(u32) -> Option<String>) -> Option<String> {
+    let now = Instant::now();
+    if let Some((at, name)) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&id)
+        && now.duration_since(*at) < NAME_TTL
+    {
+        return name.clone();
+    }
+    let name = lookup(id);
+    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.len() >= NAME_CACHE_MAX {
+        cache.retain(|_, (at, _)| now.duration_since(*at) < NAME_TTL);
+        if cache.len() >= NAME_CACHE_MAX {
+            cache.clear();
+        }
+    }
+    cache.insert(id, (now, name.clone()));
+    name
+}
+
 fn user_name(uid: u32) -> Option<String> {
-    User::from_uid(Uid::from_raw(uid)).ok().flatten().map(|user| user.name)
+    static USERS: LazyLock<NameCache> = LazyLock::new(Default::default);
+    cached_name(&USERS, uid, |uid| User::from_uid(Uid::from_raw(uid)).ok().flatten().map(|user| user.name))
 }
 
 fn group_name(gid: u32) -> Option<String> {
-    Group::from_gid(Gid::from_raw(gid)).ok().flatten().map(|group| group.name)
+    static GROUPS: LazyLock<NameCache> = LazyLock::new(Default::default);
+    cached_name(&GROUPS, gid, |gid| Group::from_gid(Gid::from_raw(gid)).ok().flatten().map(|group| group.name))
 }
 
 /// Lowercase hex SHA-256 of the file at `path`, refused if larger than a positive `limit`.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use spire_identity::{Bundle, BundleSet, KeyType, PrivateKey, SelectorSet, SpiffeId, TrustDomain};
+use spire_identity::{Bundle, BundleSet, KeyType, SelectorSet, SpiffeId, TrustDomain};
 use spire_keymanager::KeyManager;
 use tokio::net::UnixListener;
 use tokio_stream::StreamExt;
@@ -346,14 +346,4 @@ async fn rotate_agent_svid(
             Err(e) => tracing::warn!(error = %e, "agent SVID renewal failed; retrying"),
         }
     }
-}
-
-/// The agent key type SPIRE uses for its own SVID.
-pub fn agent_key_type() -> KeyType {
-    KeyType::EcP256
-}
-
-/// Generates a key outside any key manager (tests).
-pub fn throwaway_key() -> PrivateKey {
-    PrivateKey::generate(KeyType::EcP256).expect("key generation")
 }

@@ -160,11 +160,3 @@ pub fn sign_with_raw(
     let cert = params.signed_by(&subject_key, &rc_issuer).unwrap();
     (cert.der().to_vec(), key)
 }
-
-/// A self-signed certificate from `params`: (DER, key).
-pub fn self_signed(params: &mut CertificateParams) -> (Vec<u8>, PrivateKey) {
-    let key = PrivateKey::generate(KeyType::EcP256).unwrap();
-    params.key_identifier_method = KeyIdMethod::PreSpecified(x509::key_identifier(&key.public_key_der()).unwrap());
-    let cert = params.self_signed(&rc_key(&key)).unwrap();
-    (cert.der().to_vec(), key)
-}

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use spire_identity::x509::certificate_request;
-use spire_identity::{Bundle, BundleSet, KeyType, PrivateKey, SelectorSet, SpiffeId, TrustDomain};
+use spire_identity::{BundleSet, KeyType, PrivateKey, SelectorSet, SpiffeId, TrustDomain};
 use spire_proto::spire::api::server::bundle::v1::GetFederatedBundleRequest;
 use spire_proto::spire::api::server::bundle::v1::bundle_client::BundleClient;
 use spire_proto::spire::api::server::entry::v1 as entry_api;
@@ -379,11 +379,6 @@ pub fn svid_validity(chain: &[Vec<u8>]) -> Option<(i64, i64)> {
     use x509_parser::prelude::{FromDer, X509Certificate};
     let (_, cert) = X509Certificate::from_der(chain.first()?).ok()?;
     Some((cert.validity().not_before.timestamp(), cert.validity().not_after.timestamp()))
-}
-
-/// The own bundle of a set.
-pub fn own_bundle<'a>(set: &'a BundleSet, td: &TrustDomain) -> Option<&'a Bundle> {
-    set.get(td)
 }
 
 #[cfg(test)]

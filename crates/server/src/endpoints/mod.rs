@@ -6,7 +6,7 @@ pub mod conn;
 pub mod tls;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use spire_identity::BundleSet;
@@ -127,9 +127,4 @@ pub async fn serve_tcp(
 /// Binds the TCP listener.
 pub async fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, EndpointError> {
     TcpListener::bind(addr).await.map_err(|source| EndpointError::Bind { what: addr.to_string(), source })
-}
-
-/// Where the private socket goes when none is configured.
-pub fn default_socket_path() -> PathBuf {
-    PathBuf::from("/tmp/spire-server/private/api.sock")
 }

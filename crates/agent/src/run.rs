@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use spire_identity::{Bundle, BundleSet, KeyType, SelectorSet, SpiffeId, TrustDomain};
+use spire_identity::{Bundle, BundleSet, KeyType, SpiffeId, TrustDomain};
 use spire_keymanager::KeyManager;
 use tokio::net::UnixListener;
 use tokio_stream::StreamExt;
@@ -14,7 +14,7 @@ use tokio_stream::wrappers::UnixListenerStream;
 use crate::manager::sync::{svid_id, svid_validity};
 use crate::manager::{Cache, Syncer};
 use crate::node::{NodeError, attest_join_token, fetch_bundle, renew};
-use crate::peer::{PeerInfo, PeerTracker, TrackedUnixStream};
+use crate::peer::{PeerTracker, TrackedUnixStream};
 use crate::server_client::{AgentIdentity, ServerClient};
 use crate::storage::{AgentData, Storage};
 use crate::workload_api::{CallerAttestor, WorkloadApi};
@@ -224,7 +224,7 @@ pub async fn start(settings: AgentSettings) -> Result<Agent, AgentError> {
     let cache_for_health = cache.clone();
     let api = WorkloadApi::new(
         cache.clone(),
-        Arc::new(SubscribingAttestor { inner: settings.attestor.clone(), cache: cache.clone() }),
+        settings.attestor.clone(),
         client,
         settings.jwt_cache_max,
         settings.allow_unauthenticated_verifiers,
@@ -262,24 +262,6 @@ pub async fn start(settings: AgentSettings) -> Result<Agent, AgentError> {
         }
     }));
     Ok(Agent { id, cache, stop, done, tasks })
-}
-
-/// Marks every attested caller as a subscriber of the X509-SVID cache for as long as its process lives,
-/// so that the SVIDs it is entitled to are minted (beyond `x509_svid_cache_max_size` if need be, and
-/// for `disable_x509_svid_prefetch` entries) and not evicted while it may hold a stream.
-struct SubscribingAttestor {
-    inner: Arc<dyn CallerAttestor>,
-    cache: Cache,
-}
-
-#[async_trait::async_trait]
-impl CallerAttestor for SubscribingAttestor {
-    async fn attest(&self, caller: &PeerInfo) -> Result<SelectorSet, String> {
-        let selectors = self.inner.attest(caller).await?;
-        let peer = caller.clone();
-        self.cache.hold_while(format!("pid:{}", caller.pid()), selectors.clone(), move || peer.watcher().is_alive());
-        Ok(selectors)
-    }
 }
 
 fn revoked(e: NodeError) -> AgentError {

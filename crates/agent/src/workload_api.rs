@@ -24,7 +24,7 @@ use spire_proto::workload::{
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use crate::manager::{Cache, Identity, Snapshot};
+use crate::manager::{AgentEntry, Cache, Identity, Snapshot, SubscriberGuard};
 use crate::peer::PeerInfo;
 use crate::server_client::ServerClient;
 use crate::workload_attestor::WorkloadAttestors;
@@ -120,10 +120,13 @@ impl WorkloadApi {
     }
 
     /// Bundles a workload with these identities receives: own plus federated ones its entries ask for.
-    fn federated_for(snapshot: &Snapshot, identities: &[Identity]) -> BTreeSet<TrustDomain> {
-        identities
-            .iter()
-            .flat_map(|i| i.entry.federates_with.iter().cloned())
+    fn federated_for<'a>(
+        snapshot: &Snapshot,
+        entries: impl IntoIterator<Item = &'a AgentEntry>,
+    ) -> BTreeSet<TrustDomain> {
+        entries
+            .into_iter()
+            .flat_map(|e| e.federates_with.iter().cloned())
             .filter(|td| *td != snapshot.trust_domain && snapshot.bundles.get(td).is_some())
             .collect()
     }
@@ -140,7 +143,7 @@ impl WorkloadApi {
                 hint: i.entry.hint.clone(),
             })
             .collect();
-        let federated_bundles = Self::federated_for(snapshot, identities)
+        let federated_bundles = Self::federated_for(snapshot, identities.iter().map(|i| &i.entry))
             .into_iter()
             .filter_map(|td| snapshot.bundles.get(&td).map(|b| (td.id_string(), b.x509_authorities_der())))
             .collect();
@@ -156,7 +159,7 @@ impl WorkloadApi {
         if let Some(own) = snapshot.own_bundle() {
             map.insert(snapshot.trust_domain.id_string(), render(own));
         }
-        for td in Self::federated_for(snapshot, identities) {
+        for td in Self::federated_for(snapshot, identities.iter().map(|i| &i.entry)) {
             if let Some(b) = snapshot.bundles.get(&td) {
                 map.insert(td.id_string(), render(b));
             }
@@ -164,33 +167,56 @@ impl WorkloadApi {
         map
     }
 
-    /// Streams `build(snapshot, identities)` now and on every change that alters it. Fails at once with
-    /// PermissionDenied when the caller has no identity (unless `allow_empty`), and ends the stream with
-    /// it if a later change leaves the caller without one.
-    fn watch<T, F>(&self, selectors: SelectorSet, allow_empty: bool, build: F) -> Result<BoxStream<T>, Status>
+    /// The current snapshot once the agent has synced and (if `need_svids`) every entry the caller is
+    /// entitled to has its X509-SVID, as SPIRE's cache subscribers wait; the caller's deadline bounds
+    /// the wait.
+    async fn settled(rx: &mut SnapshotRx, selectors: &SelectorSet, need_svids: bool) -> Result<Arc<Snapshot>, Status> {
+        loop {
+            let snapshot = rx.borrow_and_update().clone();
+            if snapshot.ready && !(need_svids && snapshot.missing_svids_for(selectors)) {
+                return Ok(snapshot);
+            }
+            rx.changed().await.map_err(|_| Status::unavailable("the agent is shutting down"))?;
+        }
+    }
+
+    /// Streams `build(snapshot, identities)` once the caller's SVIDs are there, then on every change
+    /// that alters it. The caller is a registered subscriber of the cache for as long as the stream
+    /// lives, so its SVIDs are minted (beyond `x509_svid_cache_max_size` if need be) and never evicted.
+    /// Fails with PermissionDenied when the caller has no identity (unless `allow_empty`), and ends the
+    /// stream with it if a later change leaves the caller without one.
+    async fn watch<T, F>(&self, selectors: SelectorSet, allow_empty: bool, build: F) -> Result<BoxStream<T>, Status>
     where
         T: PartialEq + Clone + Send + Sync + Unpin + 'static,
         F: Fn(&Snapshot, &[Identity]) -> T + Send + Unpin + 'static,
     {
+        let subscription = self.cache.register_subscriber(selectors.clone());
         let mut rx = self.cache.subscribe();
         // The first message is built here, in the caller's task, so that it goes out without waiting
         // for another task to be scheduled; the stream itself then follows the cache for the later
         // ones, in the task that sends the response (no task of its own to spawn and wake).
-        let snapshot = rx.borrow_and_update().clone();
+        let snapshot = Self::settled(&mut rx, &selectors, true).await?;
         let identities = snapshot.identities_for(&selectors);
         if identities.is_empty() && !allow_empty {
             return Err(no_identity());
         }
         let first = build(&snapshot, &identities);
-        let follow = Follow { pending: Some(next_change(rx)), selectors, allow_empty, build, last: first.clone() };
+        let follow = Follow {
+            pending: Some(next_change(rx)),
+            selectors,
+            allow_empty,
+            build,
+            last: first.clone(),
+            _subscription: subscription,
+        };
         Ok(Box::pin(tokio_stream::StreamExt::chain(tokio_stream::once(Ok(first)), follow)))
     }
 
-    async fn jwt_for(&self, identity: &Identity, audience: &[String]) -> Result<String, Status> {
+    async fn jwt_for(&self, entry: &AgentEntry, audience: &[String]) -> Result<String, Status> {
         let mut aud = audience.to_vec();
         aud.sort();
         aud.dedup();
-        let key = (identity.entry.spiffe_id.to_string(), aud);
+        let key = (entry.spiffe_id.to_string(), aud);
         let now = unix_now();
         if let Some(c) = self.jwt_cache.lock().expect("jwt cache lock").get(&key)
             && now < c.issued_at + (c.expires_at - c.issued_at) / 2
@@ -198,7 +224,7 @@ impl WorkloadApi {
             return Ok(c.token.clone());
         }
         let channel = self.client.channel().await.map_err(|e| Status::unavailable(e.to_string()))?;
-        let req = svid_api::NewJwtsvidRequest { entry_id: identity.entry.id.clone(), audience: audience.to_vec() };
+        let req = svid_api::NewJwtsvidRequest { entry_id: entry.id.clone(), audience: audience.to_vec() };
         let svid = SvidClient::new(channel)
             .new_jwtsvid(req)
             .await
@@ -241,6 +267,8 @@ struct Follow<T, F> {
     allow_empty: bool,
     build: F,
     last: T,
+    /// Keeps the caller registered as a subscriber of the cache until the stream is dropped.
+    _subscription: SubscriberGuard,
 }
 
 impl<T, F> Stream for Follow<T, F>
@@ -303,7 +331,7 @@ impl SpiffeWorkloadApi for WorkloadApi {
         request: Request<X509svidRequest>,
     ) -> Result<Response<Self::FetchX509SVIDStream>, Status> {
         let selectors = self.caller(&request).await?;
-        Ok(Response::new(self.watch(selectors, false, Self::x509_response)?))
+        Ok(Response::new(self.watch(selectors, false, Self::x509_response).await?))
     }
 
     async fn fetch_x509_bundles(
@@ -312,31 +340,43 @@ impl SpiffeWorkloadApi for WorkloadApi {
     ) -> Result<Response<Self::FetchX509BundlesStream>, Status> {
         let selectors = self.caller(&request).await?;
         let allow = self.allow_unauthenticated_verifiers;
-        Ok(Response::new(self.watch(selectors, allow, |s, ids| X509BundlesResponse {
-            crl: vec![],
-            bundles: Self::bundle_map(s, ids, |b| b.x509_authorities_der()),
-        })?))
+        Ok(Response::new(
+            self.watch(selectors, allow, |s, ids| X509BundlesResponse {
+                crl: vec![],
+                bundles: Self::bundle_map(s, ids, |b| b.x509_authorities_der()),
+            })
+            .await?,
+        ))
     }
 
     async fn fetch_jwtsvid(&self, request: Request<JwtsvidRequest>) -> Result<Response<JwtsvidResponse>, Status> {
-        let selectors = self.caller(&request).await?;
-        let req = request.into_inner();
+        // As SPIRE: the request is checked before the caller is attested.
+        check_header(&request)?;
+        let req = request.get_ref();
         if req.audience.is_empty() || req.audience.iter().any(String::is_empty) {
             return Err(Status::invalid_argument("audience must be specified"));
         }
-        let mut identities = self.cache.snapshot().identities_for(&selectors);
-        if !req.spiffe_id.is_empty() {
-            let wanted = SpiffeId::parse(&req.spiffe_id)
-                .map_err(|e| Status::invalid_argument(format!("invalid requested SPIFFE ID: {e}")))?;
-            identities.retain(|i| i.entry.spiffe_id == wanted);
+        let wanted = match req.spiffe_id.as_str() {
+            "" => None,
+            id => Some(
+                SpiffeId::parse(id)
+                    .map_err(|e| Status::invalid_argument(format!("invalid requested SPIFFE ID: {e}")))?,
+            ),
+        };
+        let selectors = self.caller(&request).await?;
+        // JWT-SVIDs need entries, not X509-SVIDs: only the first sync is waited for.
+        let snapshot = Self::settled(&mut self.cache.subscribe(), &selectors, false).await?;
+        let mut entries = snapshot.entries_for(&selectors);
+        if let Some(wanted) = &wanted {
+            entries.retain(|e| e.spiffe_id == *wanted);
         }
-        if identities.is_empty() {
+        if entries.is_empty() {
             return Err(no_identity());
         }
-        let mut svids = Vec::with_capacity(identities.len());
-        for i in &identities {
-            let token = self.jwt_for(i, &req.audience).await?;
-            svids.push(Jwtsvid { spiffe_id: i.entry.spiffe_id.to_string(), svid: token, hint: i.entry.hint.clone() });
+        let mut svids = Vec::with_capacity(entries.len());
+        for e in entries {
+            let token = self.jwt_for(e, &req.audience).await?;
+            svids.push(Jwtsvid { spiffe_id: e.spiffe_id.to_string(), svid: token, hint: e.hint.clone() });
         }
         Ok(Response::new(JwtsvidResponse { svids }))
     }
@@ -347,26 +387,31 @@ impl SpiffeWorkloadApi for WorkloadApi {
     ) -> Result<Response<Self::FetchJWTBundlesStream>, Status> {
         let selectors = self.caller(&request).await?;
         let allow = self.allow_unauthenticated_verifiers;
-        Ok(Response::new(self.watch(selectors, allow, |s, ids| JwtBundlesResponse {
-            bundles: Self::bundle_map(s, ids, spire_identity::Bundle::to_jwt_jwks),
-        })?))
+        Ok(Response::new(
+            self.watch(selectors, allow, |s, ids| JwtBundlesResponse {
+                bundles: Self::bundle_map(s, ids, spire_identity::Bundle::to_jwt_jwks),
+            })
+            .await?,
+        ))
     }
 
     async fn validate_jwtsvid(
         &self,
         request: Request<ValidateJwtsvidRequest>,
     ) -> Result<Response<ValidateJwtsvidResponse>, Status> {
-        let selectors = self.caller(&request).await?;
-        let req = request.into_inner();
+        // As SPIRE: the request is checked before the caller is attested.
+        check_header(&request)?;
+        let req = request.get_ref();
         if req.audience.is_empty() {
             return Err(Status::invalid_argument("audience must be specified"));
         }
         if req.svid.is_empty() {
             return Err(Status::invalid_argument("svid must be specified"));
         }
-        let snapshot = self.cache.snapshot();
-        let identities = snapshot.identities_for(&selectors);
-        if !self.allow_unauthenticated_verifiers && identities.is_empty() {
+        let selectors = self.caller(&request).await?;
+        let snapshot = Self::settled(&mut self.cache.subscribe(), &selectors, false).await?;
+        let entries = snapshot.entries_for(&selectors);
+        if !self.allow_unauthenticated_verifiers && entries.is_empty() {
             return Err(no_identity());
         }
         // Validate against the bundles this caller can see: its own trust domain and its federations.
@@ -374,7 +419,7 @@ impl SpiffeWorkloadApi for WorkloadApi {
         if let Some(own) = snapshot.own_bundle() {
             visible.insert(own.clone());
         }
-        for td in Self::federated_for(&snapshot, &identities) {
+        for td in Self::federated_for(&snapshot, entries.iter().copied()) {
             if let Some(b) = snapshot.bundles.get(&td) {
                 visible.insert(b.clone());
             }
@@ -401,5 +446,72 @@ impl SpiffeWorkloadApi for WorkloadApi {
     ) -> Result<Response<Self::FetchWITBundlesStream>, Status> {
         check_header(&request)?;
         Err(Status::unimplemented("WIT-SVID profile is not supported"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manager::cache::X509Svid;
+    use spire_identity::{KeyType, PrivateKey, Selector};
+    use std::time::Duration;
+
+    fn entry(td: &TrustDomain) -> AgentEntry {
+        AgentEntry {
+            id: "e1".into(),
+            spiffe_id: td.id_with_path("/w").unwrap(),
+            selectors: [Selector::new("unix", "uid:1").unwrap()].into_iter().collect(),
+            federates_with: vec![],
+            dns_names: vec![],
+            revision: 1,
+            hint: String::new(),
+            created_at: 0,
+            jwt_svid_ttl: 0,
+            disable_x509_svid_prefetch: false,
+        }
+    }
+
+    /// Whether `settled` is still waiting after a moment.
+    async fn still_waiting(task: &tokio::task::JoinHandle<Result<Arc<Snapshot>, Status>>) -> bool {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        !task.is_finished()
+    }
+
+    #[tokio::test]
+    async fn the_first_answer_waits_for_the_first_sync_and_for_the_callers_svids() {
+        let td = TrustDomain::parse("example.org").unwrap();
+        let cache = Cache::new(td.clone());
+        let selectors: SelectorSet = [Selector::new("unix", "uid:1").unwrap()].into_iter().collect();
+        let (mut rx, s) = (cache.subscribe(), selectors.clone());
+        let task = tokio::spawn(async move { WorkloadApi::settled(&mut rx, &s, true).await });
+
+        // Not synced yet: no answer (before, callers were told "no identity issued").
+        assert!(still_waiting(&task).await);
+        // Synced, but the caller's entry has no SVID yet.
+        let mut snapshot = Snapshot::new(td.clone());
+        snapshot.ready = true;
+        snapshot.entries.insert("e1".into(), entry(&td));
+        cache.publish(snapshot.clone());
+        assert!(still_waiting(&task).await);
+        // The SVID is there: answered.
+        let svid = X509Svid {
+            entry_id: "e1".into(),
+            spiffe_id: td.id_with_path("/w").unwrap(),
+            chain: vec![vec![1]],
+            key: PrivateKey::generate(KeyType::EcP256).unwrap(),
+            issued_at: 0,
+            expires_at: 10,
+            revision: 1,
+        };
+        snapshot.svids.insert("e1".into(), Arc::new(svid));
+        cache.publish(snapshot);
+        let settled = tokio::time::timeout(Duration::from_secs(1), task).await.unwrap().unwrap().unwrap();
+        assert_eq!(settled.identities_for(&selectors).len(), 1);
+
+        // A caller entitled to nothing is answered as soon as the agent has synced.
+        let mut rx = cache.subscribe();
+        let nobody: SelectorSet = [Selector::new("unix", "uid:2").unwrap()].into_iter().collect();
+        let s = WorkloadApi::settled(&mut rx, &nobody, true).await.unwrap();
+        assert!(s.identities_for(&nobody).is_empty());
     }
 }

@@ -3,9 +3,9 @@
 //!
 //! - with more entries than the limit, only up to the limit are minted before any workload asks
 //!   (the agent's debug line "X509-SVID cache updated" reports `cached=`), the prefetched ones being the
-//!   first by entry ID; a workload whose entries were not prefetched is told "no identity issued" at
-//!   first, and gets all its SVIDs within a few sync intervals, beyond the (soft) limit, while the
-//!   unsubscribed extras are evicted;
+//!   first by entry ID; a workload whose entries were not prefetched waits for its first answer until
+//!   all its SVIDs are minted (as SPIRE's subscribers do), beyond the (soft) limit, while the
+//!   unsubscribed extras are evicted; they stay while its stream is open, and go once it closes;
 //! - entries with `disable_x509_svid_prefetch` are minted only when a workload they match asks.
 
 use std::path::{Path, PathBuf};
@@ -18,6 +18,7 @@ use spire_proto::spire::api::server::entry::v1::entry_client::EntryClient;
 use spire_proto::spire::api::types as pb;
 use spire_testkit::agent::{AgentOptions, TestAgent, generate_token, join_token_agent_id};
 use spire_testkit::process::TestServer;
+use tokio_stream::StreamExt;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_spire-agent");
 
@@ -193,14 +194,19 @@ async fn only_the_limit_is_prefetched_and_a_subscriber_gets_its_svids_beyond_it(
     // A few more syncs change nothing.
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(agent.cached_counts(), [2], "agent log:\n{}", agent.log());
-    let err = agent.client().await.fetch_all_x509_svids().await.unwrap_err();
-    assert!(matches!(err, WorkloadApiError::NoIdentityIssued), "{err}");
 
-    // Having asked, this workload is a subscriber: its four SVIDs come within a few sync intervals.
+    // A workload subscribes: as in SPIRE, its first answer waits until all four of its SVIDs are minted.
     let started = Instant::now();
-    let ids = agent.wait_for_svids(4, Duration::from_secs(5)).await;
-    assert_eq!(ids, ["/b-mine-1", "/b-mine-2", "/b-mine-3", "/b-mine-4"].map(id));
+    let client = agent.client().await;
+    let mut stream = Box::pin(client.stream_x509_svids().await.unwrap());
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.expect("no answer in 5 s");
+    let first = first.expect("stream ended").unwrap_or_else(|e| panic!("{e}; agent log:\n{}", agent.log()));
     eprintln!("the subscriber got its SVIDs after {:?}", started.elapsed());
+    assert_eq!(first.spiffe_id().to_string(), id("/b-mine-1"));
+    assert_eq!(
+        agent.wait_for_svids(4, Duration::from_secs(1)).await,
+        ["/b-mine-1", "/b-mine-2", "/b-mine-3", "/b-mine-4"].map(id)
+    );
     // The limit is soft: four subscribed SVIDs are cached, and the two unsubscribed ones were evicted.
     let counts = agent.cached_counts();
     assert_eq!(counts.last(), Some(&4), "agent log:\n{}", agent.log());
@@ -209,10 +215,17 @@ async fn only_the_limit_is_prefetched_and_a_subscriber_gets_its_svids_beyond_it(
     assert_eq!(field(line, "evicted"), Some(2), "{line}");
     assert_eq!(field(line, "minted"), Some(4), "{line}");
 
-    // While this workload lives, nothing changes any more (its SVIDs are never evicted).
+    // While the stream is open, nothing changes any more (a subscriber's SVIDs are never evicted).
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(agent.cached_counts(), counts, "agent log:\n{}", agent.log());
-    assert_eq!(agent.wait_for_svids(4, Duration::from_secs(1)).await.len(), 4);
+
+    // Once it is gone, the cache shrinks back to the limit.
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while agent.cached_counts().last() != Some(&2) {
+        assert!(Instant::now() < deadline, "the cache kept {:?}; agent log:\n{}", agent.cached_counts(), agent.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]
@@ -224,12 +237,20 @@ async fn entries_without_prefetch_are_minted_only_on_demand() {
 
     // Under the (default) limit, every entry but the two without prefetch has its SVID at once.
     assert_eq!(agent.cached_counts(), [1], "agent log:\n{}", agent.log());
-    let first = agent.client().await.fetch_all_x509_svids().await.unwrap();
-    assert_eq!(first.iter().map(|s| s.spiffe_id().to_string()).collect::<Vec<_>>(), [id("/eager")]);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(agent.cached_counts(), [1], "agent log:\n{}", agent.log());
 
-    // Asking made this workload a subscriber: its lazy entry is minted at the next SVID sync; the other
-    // uid's is not.
-    let ids = agent.wait_for_svids(2, Duration::from_secs(5)).await;
+    // Asking makes this workload a subscriber: its lazy entry is minted at the next SVID sync and the
+    // answer waits for it; the other uid's is not minted.
+    let started = Instant::now();
+    let svids =
+        tokio::time::timeout(Duration::from_secs(5), async { agent.client().await.fetch_all_x509_svids().await })
+            .await
+            .expect("no answer in 5 s")
+            .unwrap();
+    eprintln!("the lazy SVID came after {:?}", started.elapsed());
+    let mut ids: Vec<String> = svids.iter().map(|s| s.spiffe_id().to_string()).collect();
+    ids.sort();
     assert_eq!(ids, [id("/eager"), id("/lazy")]);
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(agent.cached_counts(), [1, 2], "agent log:\n{}", agent.log());

@@ -2,7 +2,7 @@
 //! and the bundles. Published as immutable snapshots through a watch channel, so every Workload API
 //! stream learns of rotations, entry changes and bundle changes without polling.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use spire_identity::{Bundle, BundleSet, PrivateKey, SelectorSet, SpiffeId, TrustDomain};
@@ -100,50 +100,46 @@ impl Snapshot {
         self.bundles.get(&self.trust_domain)
     }
 
-    /// The identities of a workload showing `selectors`: every entry whose selectors are all among
-    /// them and that has an SVID, sorted by entry ID, de-duplicated by hint (the oldest entry wins).
-    pub fn identities_for(&self, selectors: &SelectorSet) -> Vec<Identity> {
-        let mut matched: Vec<Identity> = self
-            .entries
-            .values()
-            .filter(|e| e.selectors.entitles(selectors))
-            .filter_map(|e| self.svids.get(&e.id).map(|s| Identity { entry: e.clone(), svid: s.clone() }))
-            .collect();
+    /// The entries a workload showing `selectors` is entitled to: every entry whose selectors are all
+    /// among them, sorted by entry ID, de-duplicated by hint (the oldest entry wins).
+    pub fn entries_for(&self, selectors: &SelectorSet) -> Vec<&AgentEntry> {
+        let mut matched: Vec<&AgentEntry> = self.entries.values().filter(|e| e.selectors.entitles(selectors)).collect();
         let mut oldest_by_hint: HashMap<&str, (i64, &str)> = HashMap::new();
-        for i in &matched {
-            if i.entry.hint.is_empty() {
+        for e in &matched {
+            if e.hint.is_empty() {
                 continue;
             }
-            let slot = oldest_by_hint.entry(&i.entry.hint).or_insert((i.entry.created_at, &i.entry.id));
-            if (i.entry.created_at, i.entry.id.as_str()) < *slot {
-                *slot = (i.entry.created_at, &i.entry.id);
+            let slot = oldest_by_hint.entry(&e.hint).or_insert((e.created_at, &e.id));
+            if (e.created_at, e.id.as_str()) < *slot {
+                *slot = (e.created_at, &e.id);
             }
         }
-        let keep: std::collections::HashSet<String> = matched
-            .iter()
-            .filter(|i| i.entry.hint.is_empty() || oldest_by_hint[i.entry.hint.as_str()].1 == i.entry.id)
-            .map(|i| i.entry.id.clone())
-            .collect();
-        matched.retain(|i| keep.contains(&i.entry.id));
+        if !oldest_by_hint.is_empty() {
+            matched.retain(|e| e.hint.is_empty() || oldest_by_hint[e.hint.as_str()].1 == e.id);
+        }
         matched
     }
-}
 
-/// Whether a subscriber is still there (checked at every sync; a dead one is dropped).
-type AliveFn = Box<dyn Fn() -> bool + Send + Sync>;
+    /// The X509 identities of a workload showing `selectors`: [`Snapshot::entries_for`] that have an SVID.
+    pub fn identities_for(&self, selectors: &SelectorSet) -> Vec<Identity> {
+        self.entries_for(selectors)
+            .into_iter()
+            .filter_map(|e| self.svids.get(&e.id).map(|s| Identity { entry: e.clone(), svid: s.clone() }))
+            .collect()
+    }
 
-/// One registered subscriber: the selectors of a workload that wants its X509-SVIDs.
-struct Subscriber {
-    selectors: SelectorSet,
-    alive: Option<AliveFn>,
+    /// Whether a workload showing `selectors` must wait before it is answered: the agent has not synced
+    /// yet, or an entry it is entitled to has no SVID yet (SPIRE's subscribers wait for all of them).
+    pub fn must_wait_for(&self, selectors: &SelectorSet) -> bool {
+        !self.ready || self.missing_svids_for(selectors)
+    }
 }
 
 #[derive(Default)]
 struct Subscribers {
     next_id: u64,
-    by_id: HashMap<u64, Subscriber>,
-    /// Subscribers registered with [`Cache::hold_while`], by caller key.
-    keyed: HashMap<String, u64>,
+    /// The selectors of each registered workload stream.
+    by_id: HashMap<u64, SelectorSet>,
 }
 
 /// Who is subscribed, and the wake-up of the sync loop when a new subscriber misses SVIDs.
@@ -210,32 +206,16 @@ impl Cache {
     /// says and never evicted while it is registered; if some are missing, the sync loop is woken to
     /// mint them at the next SVID sync (after [`super::sync::SVID_SYNC_INTERVAL`]).
     pub fn register_subscriber(&self, selectors: SelectorSet) -> SubscriberGuard {
-        let id = self.add(None, selectors, None);
+        let id = self.add(selectors);
         SubscriberGuard { demand: self.demand.clone(), id }
     }
 
-    /// Like [`Cache::register_subscriber`], for as long as `alive` answers true (checked at every
-    /// sync). A later call with the same `key` (e.g. the caller's PID) replaces the earlier one.
-    pub fn hold_while(
-        &self,
-        key: impl Into<String>,
-        selectors: SelectorSet,
-        alive: impl Fn() -> bool + Send + Sync + 'static,
-    ) {
-        self.add(Some(key.into()), selectors, Some(Box::new(alive)));
-    }
-
-    fn add(&self, key: Option<String>, selectors: SelectorSet, alive: Option<AliveFn>) -> u64 {
+    fn add(&self, selectors: SelectorSet) -> u64 {
         let missing = self.snapshot().missing_svids_for(&selectors);
         let mut s = self.demand.subscribers.lock().expect("subscribers lock");
         let id = s.next_id;
         s.next_id += 1;
-        if let Some(key) = key
-            && let Some(old) = s.keyed.insert(key, id)
-        {
-            s.by_id.remove(&old);
-        }
-        s.by_id.insert(id, Subscriber { selectors, alive });
+        s.by_id.insert(id, selectors);
         drop(s);
         if missing {
             self.demand.wake.notify_one();
@@ -243,23 +223,9 @@ impl Cache {
         id
     }
 
-    /// The selectors of every live subscriber; subscribers found dead are dropped.
+    /// The selectors of every registered subscriber.
     pub fn subscribed_selectors(&self) -> Vec<SelectorSet> {
-        let mut s = self.demand.subscribers.lock().expect("subscribers lock");
-        let dead: Vec<u64> = s
-            .by_id
-            .iter()
-            .filter(|(_, sub)| sub.alive.as_ref().is_some_and(|alive| !alive()))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in &dead {
-            s.by_id.remove(id);
-        }
-        if !dead.is_empty() {
-            let dead: HashSet<u64> = dead.into_iter().collect();
-            s.keyed.retain(|_, id| !dead.contains(id));
-        }
-        s.by_id.values().map(|sub| sub.selectors.clone()).collect()
+        self.demand.subscribers.lock().expect("subscribers lock").by_id.values().cloned().collect()
     }
 
     /// Resolves when a subscriber registered that misses SVIDs.
@@ -279,7 +245,6 @@ impl Snapshot {
 mod tests {
     use super::*;
     use spire_identity::Selector;
-    use std::sync::atomic::{AtomicBool, Ordering};
 
     fn selectors(list: &[&str]) -> SelectorSet {
         list.iter().map(|s| s.split_once(':').unwrap()).map(|(t, v)| Selector::new(t, v).unwrap()).collect()
@@ -317,20 +282,6 @@ mod tests {
         assert_eq!(cache.subscribed_selectors(), vec![selectors(&["unix:uid:2"])]);
         drop(other);
         assert!(cache.subscribed_selectors().is_empty());
-    }
-
-    #[test]
-    fn held_subscribers_are_replaced_by_key_and_dropped_once_dead() {
-        let cache = cache_with_entry();
-        let alive = Arc::new(AtomicBool::new(true));
-        let a = alive.clone();
-        cache.hold_while("pid:1", selectors(&["unix:uid:1"]), move || a.load(Ordering::SeqCst));
-        let a = alive.clone();
-        cache.hold_while("pid:1", selectors(&["unix:uid:1", "unix:gid:1"]), move || a.load(Ordering::SeqCst));
-        assert_eq!(cache.subscribed_selectors(), vec![selectors(&["unix:uid:1", "unix:gid:1"])]);
-        alive.store(false, Ordering::SeqCst);
-        assert!(cache.subscribed_selectors().is_empty());
-        assert!(cache.demand.subscribers.lock().unwrap().keyed.is_empty());
     }
 
     #[tokio::test]

@@ -3,5 +3,5 @@
 pub mod cache;
 pub mod sync;
 
-pub use cache::{Cache, Identity, Snapshot, SubscriberGuard};
+pub use cache::{AgentEntry, Cache, Identity, Snapshot, SubscriberGuard};
 pub use sync::Syncer;

@@ -197,7 +197,7 @@ async fn main() {
         data_dir: dir.path().join("data"),
         socket_path: socket.clone(),
         join_token: Some(token),
-        trust_bundle: None,
+        trust_bootstrap: None,
         insecure_bootstrap: true,
         workload_key_type: KeyType::EcP256,
         sync_interval: Duration::from_secs(5),
@@ -239,41 +239,35 @@ async fn main() {
     // Where the difference goes: the attestation step alone, called directly (same process, same PID).
     let pid = i32::try_from(std::process::id()).unwrap();
     let unix = UnixAttestor::new(UnixConfig::default());
-    let plugins = WorkloadAttestors::new([Arc::new(unix.clone()) as Arc<dyn WorkloadAttestor>]);
+    let plugins = WorkloadAttestors::new([Arc::new(unix) as Arc<dyn WorkloadAttestor>]);
     let watcher = spire_agent::peer::PeerTracker::new().watch(pid).unwrap();
-    let (mut direct, mut full, mut check) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut by_pid, mut caller, mut check) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         timed(&mut check, BLOCK, || {
             watcher.check().unwrap();
             std::future::ready(())
         })
         .await;
-        timed(&mut direct, BLOCK, || {
-            std::hint::black_box(unix.attest_blocking(pid).unwrap());
-            std::future::ready(())
+        timed(&mut by_pid, BLOCK, || async {
+            std::hint::black_box(plugins.attest_pid(pid).await.unwrap());
         })
         .await;
-        timed(&mut full, BLOCK, || async {
-            std::hint::black_box(plugins.attest_pid(pid).await.unwrap());
+        timed(&mut caller, BLOCK, || async {
+            std::hint::black_box(plugins.attest(&watcher).await.unwrap());
         })
         .await;
     }
     println!("attestation alone, called in-process (not over the socket):");
-    println!(
-        "  unix attestor, /proc read + cached NSS names      p50 {:>8.1} µs   p99 {:>8.1} µs",
-        us(quantile(&direct, 0.5)),
-        us(quantile(&direct, 0.99))
-    );
-    println!(
-        "  WorkloadAttestors::attest_pid (one plugin, inline) p50 {:>7.1} µs   p99 {:>8.1} µs",
-        us(quantile(&full, 0.5)),
-        us(quantile(&full, 0.99))
-    );
-    println!(
-        "  Watcher::check (pidfd, stat start time, owner)   p50 {:>8.1} µs   p99 {:>8.1} µs",
-        us(quantile(&check, 0.5)),
-        us(quantile(&check, 0.99))
-    );
+    let step = |name: &str, samples: &[Duration]| {
+        println!(
+            "  {name:<48} p50 {:>8.1} µs   p99 {:>8.1} µs",
+            us(quantile(samples, 0.5)),
+            us(quantile(samples, 0.99))
+        )
+    };
+    step("unix attestor by PID (opens /proc/<pid>/status)", &by_pid);
+    step("unix attestor for a caller + Watcher::check", &caller);
+    step("Watcher::check alone (pidfd, owner)", &check);
 
     println!("fresh connection per call (connect + HTTP/2 handshake + call): {FRESH_ROUNDS} x {FRESH_BLOCK} per case");
     let (mut fresh_fetch, mut fresh_base) = (Vec::new(), Vec::new());

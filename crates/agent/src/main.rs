@@ -42,6 +42,7 @@ async fn run(args: &[String]) -> ExitCode {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    raise_open_file_limit();
     let settings = match settings(&config) {
         Ok(s) => s,
         Err(e) => {
@@ -75,4 +76,18 @@ async fn run(args: &[String]) -> ExitCode {
     };
     agent.shutdown().await;
     code
+}
+
+/// Raises the soft limit on open files to the hard one, as Go programs (SPIRE included) do at start:
+/// each Workload API connection holds a few descriptors (socket, `/proc` handles, pidfd), and the
+/// usual soft limit of 1,024 would cap connected workloads at a few hundred.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::debug!(error = %e, "could not raise the open file limit");
+        }
+    }
 }

@@ -12,9 +12,11 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use nix::sys::socket::{getsockopt, sockopt};
@@ -238,6 +240,9 @@ pub struct Watcher {
     start_time: u64,
     pidfd: Option<OwnedFd>,
     owner: Option<PeerCredentials>,
+    /// `status`, opened through `proc_dir` at the first attestation and re-read from offset 0 by the
+    /// next ones (procfs regenerates it on every such read), which saves opening it on every call.
+    status: Mutex<Option<File>>,
 }
 
 impl Watcher {
@@ -252,7 +257,7 @@ impl Watcher {
             rustix::fs::open(root.pid_dir(pid), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
                 .map_err(|errno| PeerError::OpenProc(errno.into()))?;
         let start_time = read_start_time(&proc_dir).map_err(PeerError::ReadStat)?.ok_or(PeerError::BadStat)?;
-        let watcher = Self { pid, proc_dir, start_time, pidfd, owner };
+        let watcher = Self { pid, proc_dir, start_time, pidfd, owner, status: Mutex::default() };
         // With a pidfd taken before the directory, a live process now means the directory is its own.
         watcher.check_pidfd()?;
         Ok(watcher)
@@ -275,11 +280,18 @@ impl Watcher {
 
     /// Whether the caller is still the live process that connected; the reason when not.
     pub fn check(&self) -> Result<(), PeerError> {
-        self.check_pidfd()?;
-        // Reading through the handle fails once the original process is gone, even if its PID is reused.
-        let start_time = read_start_time(&self.proc_dir).map_err(|_| PeerError::ProcReadFailed)?;
-        if start_time != Some(self.start_time) {
-            return Err(PeerError::StartTimeMismatch);
+        if self.pidfd.is_some() {
+            // The pidfd's process is the one whose directory we hold (checked at open) and, while it
+            // has not exited, its PID cannot name another process: the start time, which a live
+            // process never changes, need not be read again (that read is a third of this check).
+            self.check_pidfd()?;
+        } else {
+            // Reading through the handle fails once the original process is gone, even if its PID is
+            // reused; a process started since under the same PID has another start time.
+            let start_time = read_start_time(&self.proc_dir).map_err(|_| PeerError::ProcReadFailed)?;
+            if start_time != Some(self.start_time) {
+                return Err(PeerError::StartTimeMismatch);
+            }
         }
         if let Some(owner) = self.owner {
             // If a PID race was lost when the handle was taken, at least the winner must run as the
@@ -293,6 +305,18 @@ impl Watcher {
             }
         }
         Ok(())
+    }
+
+    /// The caller's `/proc/<pid>/status`, current as of this read, through the handle taken at accept.
+    fn read_status(&self) -> io::Result<String> {
+        // One reader at a time: a status longer than one read is taken in pieces from one rendering.
+        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        if status.is_none() {
+            let fd = rustix::fs::openat(&self.proc_dir, "status", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+            *status = Some(File::from(fd));
+        }
+        let file = status.as_ref().expect("opened above");
+        read_to_end_at(|buf, at| file.read_at(buf, at))
     }
 
     /// [`Watcher::check`] as a yes or no.
@@ -309,6 +333,84 @@ impl Watcher {
             Ok(0) => Ok(()),
             Ok(_) => Err(PeerError::Exited),
             Err(_) => Err(PeerError::ProcReadFailed),
+        }
+    }
+}
+
+/// Reads a small procfs file whole with `read(buf, offset)` from offset 0, without first asking for
+/// its size (procfs reports 0): one read for the usual few KiB, then the one that finds the end.
+pub(crate) fn read_to_end_at(mut read: impl FnMut(&mut [u8], u64) -> io::Result<usize>) -> io::Result<String> {
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match read(&mut buf[len..], len as u64) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// The process a workload attestor looks at: a PID and, for a Workload API caller, the [`Watcher`]
+/// taken when it connected. A caller's `/proc` entries are read through the watcher's handle, so they
+/// are the caller's or the read fails, even if its PID has been reused since.
+#[derive(Debug, Clone, Copy)]
+pub struct Process<'a> {
+    pid: i32,
+    watcher: Option<&'a Watcher>,
+}
+
+impl<'a> Process<'a> {
+    /// A process known only by its PID (read under the attestor's proc root).
+    pub fn from_pid(pid: i32) -> Self {
+        Self { pid, watcher: None }
+    }
+
+    /// A Workload API caller.
+    pub fn caller(watcher: &'a Watcher) -> Self {
+        Self { pid: watcher.pid, watcher: Some(watcher) }
+    }
+
+    /// The PID.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// `<root>/<pid>/status`, read now.
+    pub fn status(&self, root: &ProcRoot) -> io::Result<String> {
+        match self.watcher {
+            Some(w) => w.read_status(),
+            None => {
+                let file = File::open(root.pid_file(self.pid, "status"))?;
+                read_to_end_at(|buf, at| file.read_at(buf, at))
+            }
+        }
+    }
+
+    /// Opens `<root>/<pid>/<name>` (e.g. `exe`, which opens the executable the process runs).
+    pub fn open(&self, root: &ProcRoot, name: &str) -> io::Result<File> {
+        match self.watcher {
+            Some(w) => {
+                let fd = rustix::fs::openat(&w.proc_dir, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+                Ok(File::from(fd))
+            }
+            None => File::open(root.pid_file(self.pid, name)),
+        }
+    }
+
+    /// The target of the link `<root>/<pid>/<name>` (e.g. `exe`).
+    pub fn read_link(&self, root: &ProcRoot, name: &str) -> io::Result<PathBuf> {
+        match self.watcher {
+            Some(w) => Ok(PathBuf::from(OsString::from_vec(
+                rustix::fs::readlinkat(&w.proc_dir, name, Vec::new())?.into_bytes(),
+            ))),
+            None => std::fs::read_link(root.pid_file(self.pid, name)),
         }
     }
 }
@@ -464,8 +566,8 @@ mod tests {
     }
 
     #[test]
-    fn a_different_start_time_means_a_new_process() {
-        let mut watcher = PeerTracker::new().watch(own_pid()).unwrap();
+    fn without_a_pidfd_a_different_start_time_means_a_new_process() {
+        let mut watcher = Watcher::open(&ProcRoot::from_env(), own_pid(), None, None).unwrap();
         assert!(watcher.is_alive());
         // What a reused PID looks like: the same number, a process started at another time.
         watcher.start_time += 1;
@@ -499,6 +601,26 @@ mod tests {
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(matches!(watcher.check(), Err(PeerError::ProcReadFailed)));
+    }
+
+    #[test]
+    fn a_callers_status_is_read_fresh_through_its_handle_and_not_after_it_exits() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        let watcher = PeerTracker::new().watch(pid).unwrap();
+        let process = Process::caller(&watcher);
+        let root = ProcRoot::from_env();
+        for _ in 0..2 {
+            // The second read goes through the handle kept from the first.
+            let status = process.status(&root).unwrap();
+            assert!(status.contains(&format!("\nPid:\t{pid}\n")), "{status}");
+        }
+        assert!(process.read_link(&root, "exe").unwrap().ends_with("sleep"));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Gone: the held handles fail, whatever process the PID names next.
+        assert!(process.status(&root).is_err());
+        assert!(process.open(&root, "exe").is_err());
     }
 
     #[test]

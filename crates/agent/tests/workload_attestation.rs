@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use nix::unistd::{Gid, Group, Uid, User};
-use spire_agent::peer::{PeerCredentials, PeerError, PeerTracker, TrackedUnixStream};
+use spire_agent::peer::{PeerCredentials, PeerError, PeerTracker, Process, TrackedUnixStream};
 use spire_agent::workload_attestor::{AttestError, UnixAttestor, UnixConfig, WorkloadAttestor, WorkloadAttestors};
 use spire_identity::{Selector, SelectorSet};
 use tokio::net::UnixListener;
@@ -132,7 +132,7 @@ fn group_name(gid: u32) -> Option<String> {
 async fn attests_the_test_process_itself() {
     let uid = nix::unistd::geteuid().as_raw();
     let gid = nix::unistd::getegid().as_raw();
-    let values = UnixAttestor::new(UnixConfig::default()).attest(own_pid()).await.unwrap();
+    let values = UnixAttestor::new(UnixConfig::default()).attest(Process::from_pid(own_pid())).await.unwrap();
 
     assert_eq!(values[0], format!("uid:{uid}"));
     assert_eq!(values_with_prefix(&values, "uid:"), BTreeSet::from([uid.to_string().as_str()]));
@@ -164,7 +164,7 @@ async fn attests_the_test_process_itself() {
 async fn attests_another_user_with_supplementary_groups_and_its_executable() {
     let (uid, gid) = (4321, 4322);
     let Some(child) = spawn_sleep_as(uid, gid, &[0, 4323]) else { return };
-    let values = with_path(0).attest(child.pid()).await.unwrap();
+    let values = with_path(0).attest(Process::from_pid(child.pid())).await.unwrap();
 
     let mut expected = vec![format!("uid:{uid}")];
     expected.extend(user_name(uid).map(|name| format!("user:{name}")));
@@ -205,7 +205,7 @@ async fn effective_ids_win_over_real_ones() {
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.pid())).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     assert_eq!(uid_line.split_whitespace().take(3).collect::<Vec<_>>(), ["Uid:", "0", "4401"], "{status}");
-    let values = UnixAttestor::new(UnixConfig::default()).attest(child.pid()).await.unwrap();
+    let values = UnixAttestor::new(UnixConfig::default()).attest(Process::from_pid(child.pid())).await.unwrap();
     assert!(values.contains(&"uid:4401".to_owned()) && values.contains(&"gid:4402".to_owned()), "{values:?}");
     assert!(!values.contains(&"uid:0".to_owned()), "{values:?}");
 }
@@ -218,16 +218,16 @@ async fn workload_size_limit_bounds_hashing() {
     let digest = format!("sha256:{}", sha256sum(&sleep_path()));
 
     // At the limit is fine; only larger is refused.
-    assert!(with_path(size).attest(child.pid()).await.unwrap().contains(&digest));
+    assert!(with_path(size).attest(Process::from_pid(child.pid())).await.unwrap().contains(&digest));
 
-    let err = with_path(size - 1).attest(child.pid()).await.unwrap_err();
+    let err = with_path(size - 1).attest(Process::from_pid(child.pid())).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         format!("SHA256 digest: workload /proc/{}/exe exceeds size limit ({size} > {})", child.pid(), size - 1)
     );
 
     // A negative limit never hashes, but the path is still attested.
-    let values = with_path(-1).attest(child.pid()).await.unwrap();
+    let values = with_path(-1).attest(Process::from_pid(child.pid())).await.unwrap();
     assert!(values.contains(&format!("path:{}", sleep_path().display())), "{values:?}");
     assert!(values.iter().all(|v| !v.starts_with("sha256:")), "{values:?}");
 }
@@ -259,7 +259,7 @@ async fn the_executable_is_hashed_through_the_process_not_the_path() {
     std::fs::remove_file(&copy).unwrap();
     std::fs::write(&copy, b"#!/bin/sh\nexit 0\n").unwrap();
 
-    let values = with_path(0).attest(child.pid()).await.unwrap();
+    let values = with_path(0).attest(Process::from_pid(child.pid())).await.unwrap();
     assert!(values.contains(&original), "{values:?}");
     // The link names the file that ran, which the kernel marks as deleted.
     let path = values.iter().find_map(|v| v.strip_prefix("path:")).unwrap();
@@ -272,7 +272,7 @@ async fn a_process_that_exited_is_not_attested() {
     let pid = i32::try_from(child.id()).unwrap();
     child.wait().unwrap();
 
-    let err = UnixAttestor::new(UnixConfig::default()).attest(pid).await.unwrap_err();
+    let err = UnixAttestor::new(UnixConfig::default()).attest(Process::from_pid(pid)).await.unwrap_err();
     assert!(err.to_string().starts_with("failed to get process: "), "{err}");
 
     let attestors = WorkloadAttestors::new([Arc::new(with_path(0)) as Arc<dyn WorkloadAttestor>]);
@@ -317,7 +317,7 @@ impl WorkloadAttestor for Fixed {
         self.name
     }
 
-    async fn attest(&self, _pid: i32) -> Result<Vec<String>, AttestError> {
+    async fn attest(&self, _process: Process<'_>) -> Result<Vec<String>, AttestError> {
         if let Some(barrier) = &self.barrier {
             barrier.wait().await;
         }
@@ -400,7 +400,7 @@ impl WorkloadAttestor for KillsCaller {
         "killer"
     }
 
-    async fn attest(&self, _pid: i32) -> Result<Vec<String>, AttestError> {
+    async fn attest(&self, _process: Process<'_>) -> Result<Vec<String>, AttestError> {
         if let Some(mut child) = self.0.lock().unwrap().take() {
             child.kill();
         }

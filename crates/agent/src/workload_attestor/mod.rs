@@ -10,17 +10,15 @@
 
 pub mod unix;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use spire_identity::selector::SelectorError;
 use spire_identity::{Selector, SelectorSet};
-use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use crate::peer::{PeerError, Watcher};
+use crate::peer::{PeerError, Process, Watcher};
 
 pub use unix::{UnixAttestor, UnixConfig};
 
@@ -30,8 +28,8 @@ pub trait WorkloadAttestor: Send + Sync + 'static {
     /// The plugin name, which becomes the type of every selector it returns.
     fn name(&self) -> &str;
 
-    /// The selector values (`uid:1000`, not `unix:uid:1000`) for process `pid`.
-    async fn attest(&self, pid: i32) -> Result<Vec<String>, AttestError>;
+    /// The selector values (`uid:1000`, not `unix:uid:1000`) for `process`.
+    async fn attest(&self, process: Process<'_>) -> Result<Vec<String>, AttestError>;
 }
 
 /// Why a workload could not be attested.
@@ -101,7 +99,7 @@ impl WorkloadAttestors {
     /// done, the caller is still the process that connected (a PID reused meanwhile would otherwise
     /// get the caller's identities, or the caller another's).
     pub async fn attest(&self, caller: &Watcher) -> Result<SelectorSet, AttestError> {
-        let selectors = self.attest_pid(caller.pid()).await?;
+        let selectors = self.attest_process(Process::caller(caller)).await?;
         caller.check().map_err(AttestError::CallerChanged)?;
         Ok(selectors)
     }
@@ -112,28 +110,26 @@ impl WorkloadAttestors {
     /// plugins the set is empty (SPIRE's agent refuses such a configuration before it gets here).
     /// Dropping the future aborts the plugins still running.
     pub async fn attest_pid(&self, pid: i32) -> Result<SelectorSet, AttestError> {
+        self.attest_process(Process::from_pid(pid)).await
+    }
+
+    /// [`WorkloadAttestors::attest_pid`] for a process given by PID or as a Workload API caller.
+    pub async fn attest_process(&self, process: Process<'_>) -> Result<SelectorSet, AttestError> {
+        let pid = process.pid();
         let mut results: Vec<(String, Result<Vec<Selector>, AttestError>)> = Vec::new();
         if let [only] = self.attestors.as_slice() {
             // One plugin (the common case): no task to spawn and wake, which is most of the cost of a
             // Workload API call.
-            results.push((only.name().to_owned(), attest_one(only.as_ref(), pid).await));
+            results.push((only.name().to_owned(), attest_one(only.as_ref(), process).await));
         } else {
-            let mut tasks = JoinSet::new();
-            let mut names = HashMap::new();
-            for attestor in &self.attestors {
-                let attestor = Arc::clone(attestor);
-                let name = attestor.name().to_owned();
-                let span = tracing::debug_span!("workload_attestor", attestor = %name, pid);
-                let task = tasks.spawn(async move { attest_one(attestor.as_ref(), pid).await }.instrument(span));
-                names.insert(task.id(), name);
-            }
-            while let Some(joined) = tasks.join_next_with_id().await {
-                let (id, result) = match joined {
-                    Ok((id, result)) => (id, result),
-                    Err(err) => (err.id(), Err(AttestError::plugin(err))),
-                };
-                results.push((names.remove(&id).unwrap_or_default(), result));
-            }
+            // Concurrently in this task: the plugins borrow the caller's handles, and one that blocks
+            // (hashing a file, say) does so on a blocking thread of its own.
+            let runs = self.attestors.iter().map(|attestor| {
+                let span = tracing::debug_span!("workload_attestor", attestor = %attestor.name(), pid);
+                async move { (attestor.name().to_owned(), attest_one(attestor.as_ref(), process).await) }
+                    .instrument(span)
+            });
+            results = futures_util::future::join_all(runs).await;
         }
 
         let mut selectors = SelectorSet::new();
@@ -168,8 +164,8 @@ impl WorkloadAttestors {
 }
 
 /// Runs one plugin and types its values with its name.
-async fn attest_one(attestor: &dyn WorkloadAttestor, pid: i32) -> Result<Vec<Selector>, AttestError> {
-    let values = attestor.attest(pid).await?;
+async fn attest_one(attestor: &dyn WorkloadAttestor, process: Process<'_>) -> Result<Vec<Selector>, AttestError> {
+    let values = attestor.attest(process).await?;
     let name = attestor.name();
     values.into_iter().map(|value| Selector::new(name, value).map_err(AttestError::from)).collect()
 }

@@ -18,7 +18,7 @@ use aws_lc_rs::digest;
 use nix::unistd::{Gid, Group, Uid, User};
 
 use super::{AttestError, WorkloadAttestor};
-use crate::peer::ProcRoot;
+use crate::peer::{ProcRoot, Process};
 
 /// The plugin name, hence the selector type.
 pub const PLUGIN_NAME: &str = "unix";
@@ -86,10 +86,10 @@ impl UnixAttestor {
         Self { config, proc_root }
     }
 
-    /// The selector values for `pid`. Blocking: it reads `/proc`, may hash a large file, and resolves
-    /// names through NSS.
-    pub fn attest_blocking(&self, pid: i32) -> Result<Vec<String>, UnixError> {
-        let status = read_proc_file(&self.proc_root.pid_file(pid, "status")).map_err(UnixError::Process)?;
+    /// The selector values for `process`, but for `sha256`, and the executable to hash for it when
+    /// that is wanted. Reads `/proc` and resolves names through NSS: a few µs, not worth a thread hop.
+    fn attest_ids(&self, process: Process<'_>) -> Result<(Vec<String>, Option<(File, PathBuf)>), UnixError> {
+        let status = process.status(&self.proc_root).map_err(UnixError::Process)?;
         let status = Status::parse(&status)?;
         let mut values = Vec::new();
 
@@ -108,17 +108,18 @@ impl UnixAttestor {
             }
         }
 
+        let mut to_hash = None;
         if self.config.discover_workload_path {
-            let exe = self.proc_root.pid_file(pid, "exe");
-            let path = std::fs::read_link(&exe).map_err(UnixError::Path)?;
+            let path = process.read_link(&self.proc_root, "exe").map_err(UnixError::Path)?;
             values.push(format!("path:{}", path.to_string_lossy()));
             if self.config.workload_size_limit >= 0 {
                 // Through the link, not the path: that is the file the process runs, even if the one
                 // at `path` has since been replaced.
-                values.push(format!("sha256:{}", sha256_file(&exe, self.config.workload_size_limit)?));
+                let exe = self.proc_root.pid_file(process.pid(), "exe");
+                to_hash = Some((process.open(&self.proc_root, "exe").map_err(UnixError::Digest)?, exe));
             }
         }
-        Ok(values)
+        Ok((values, to_hash))
     }
 }
 
@@ -128,17 +129,18 @@ impl WorkloadAttestor for UnixAttestor {
         PLUGIN_NAME
     }
 
-    async fn attest(&self, pid: i32) -> Result<Vec<String>, AttestError> {
-        // Without hashing, attestation is a few small reads of /proc and name lookups: cheaper inline
-        // than the hop to a blocking thread and back.
-        if !self.config.discover_workload_path {
-            return self.attest_blocking(pid).map_err(AttestError::plugin);
+    async fn attest(&self, process: Process<'_>) -> Result<Vec<String>, AttestError> {
+        let (mut values, to_hash) = self.attest_ids(process).map_err(AttestError::plugin)?;
+        // Hashing a large executable takes milliseconds: on a blocking thread.
+        if let Some((file, path)) = to_hash {
+            let limit = self.config.workload_size_limit;
+            let digest = tokio::task::spawn_blocking(move || sha256_file(file, &path, limit))
+                .await
+                .map_err(AttestError::plugin)?
+                .map_err(AttestError::plugin)?;
+            values.push(format!("sha256:{digest}"));
         }
-        let attestor = self.clone();
-        match tokio::task::spawn_blocking(move || attestor.attest_blocking(pid)).await {
-            Ok(result) => result.map_err(AttestError::plugin),
-            Err(join) => Err(AttestError::plugin(join)),
-        }
+        Ok(values)
     }
 }
 
@@ -184,31 +186,6 @@ fn parse_ids(line: &str) -> Result<Vec<u32>, String> {
     line.split_ascii_whitespace().map(|id| id.parse().map_err(|_| format!("invalid ID {id:?}"))).collect()
 }
 
-/// A small `/proc` file, read whole. Unlike `std::fs::read_to_string` it does not ask for the file's
-/// size first (always 0 in procfs), which is a system call per read saved on every Workload API call.
-pub(crate) fn read_proc_file(path: &Path) -> io::Result<String> {
-    let mut file = File::open(path)?;
-    let mut buf = Vec::with_capacity(4096);
-    loop {
-        if buf.len() == buf.capacity() {
-            buf.reserve(4096);
-        }
-        let start = buf.len();
-        let spare = buf.capacity() - start;
-        buf.resize(start + spare, 0);
-        match file.read(&mut buf[start..]) {
-            Ok(0) => {
-                buf.truncate(start);
-                break;
-            }
-            Ok(n) => buf.truncate(start + n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(start),
-            Err(e) => return Err(e),
-        }
-    }
-    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-}
-
 /// How long a resolved (or unresolved) user or group name is reused. Each lookup goes through NSS
 /// (for `files`, opening and scanning `/etc/passwd` or `/etc/group`), about 5 µs apiece, several
 /// per Workload API call; a second keeps a renamed user's old name only briefly. Only the ID to
@@ -249,9 +226,8 @@ fn group_name(gid: u32) -> Option<String> {
     cached_name(&GROUPS, gid, |gid| Group::from_gid(Gid::from_raw(gid)).ok().flatten().map(|group| group.name))
 }
 
-/// Lowercase hex SHA-256 of the file at `path`, refused if larger than a positive `limit`.
-fn sha256_file(path: &Path, limit: i64) -> Result<String, UnixError> {
-    let mut file = File::open(path).map_err(UnixError::Digest)?;
+/// Lowercase hex SHA-256 of `file` (opened from `path`), refused if larger than a positive `limit`.
+fn sha256_file(mut file: File, path: &Path, limit: i64) -> Result<String, UnixError> {
     if limit > 0 {
         let size = file.metadata().map_err(UnixError::Digest)?.len();
         if u64::try_from(limit).is_ok_and(|limit| size > limit) {
@@ -304,8 +280,11 @@ mod tests {
         let path = dir.path().join("abc");
         std::fs::write(&path, b"abc").unwrap();
         let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
-        assert_eq!(sha256_file(&path, 0).unwrap(), abc);
-        assert_eq!(sha256_file(&path, 3).unwrap(), abc);
-        assert!(matches!(sha256_file(&path, 2), Err(UnixError::TooLarge { size: 3, limit: 2, .. })));
+        assert_eq!(sha256_file(File::open(&path).unwrap(), &path, 0).unwrap(), abc);
+        assert_eq!(sha256_file(File::open(&path).unwrap(), &path, 3).unwrap(), abc);
+        assert!(matches!(
+            sha256_file(File::open(&path).unwrap(), &path, 2),
+            Err(UnixError::TooLarge { size: 3, limit: 2, .. })
+        ));
     }
 }

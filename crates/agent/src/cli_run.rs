@@ -6,13 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spire_cli::flags::{FlagError, FlagSet};
-use spire_config::agent::{
-    AgentConfig, AgentOverrides, DEFAULT_CONFIG_PATH, NodeAttestation, TrustBundleFormat, TrustBundleSource,
-};
+use spire_config::agent::{AgentConfig, AgentOverrides, DEFAULT_CONFIG_PATH, NodeAttestation, TrustBundleSource};
 use spire_config::plugin_data::{DiskKeyManagerAgentConfig, UnixWorkloadAttestorConfig};
-use spire_identity::Bundle;
 use spire_keymanager::{DiskKeyManager, KeyManager, MemoryKeyManager};
 
+use crate::bootstrap::{TrustBootstrap, UrlSource, parse_bundle};
 use crate::run::AgentSettings;
 use crate::workload_attestor::unix::{UnixAttestor, UnixConfig};
 use crate::workload_attestor::{WorkloadAttestor, WorkloadAttestors};
@@ -114,18 +112,24 @@ pub fn settings(config: &AgentConfig) -> Result<AgentSettings, String> {
             other => return Err(format!("unknown WorkloadAttestor plugin {other:?}: this build supports \"unix\"")),
         }
     }
-    let trust_bundle = match &config.trust_bundle {
+    // A file is read now, as SPIRE reads it with the configuration; remote sources wait until the
+    // agent knows it needs them (`run::start`).
+    let trust_bootstrap = match &config.trust_bundle {
         TrustBundleSource::Path(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| format!("trust_bundle_path {}: {e}", path.display()))?;
-            let bundle = match config.trust_bundle_format {
-                TrustBundleFormat::Spiffe => Bundle::from_spiffe_json(config.trust_domain.clone(), text.as_bytes()),
-                TrustBundleFormat::Pem => Bundle::from_pem(config.trust_domain.clone(), &text),
-            };
-            Some(bundle.map_err(|e| format!("trust_bundle_path {}: {e}", path.display()))?)
+            let data = std::fs::read(path).map_err(|e| format!("trust_bundle_path {}: {e}", path.display()))?;
+            let bundle = parse_bundle(&config.trust_domain, &data, config.trust_bundle_format)
+                .map_err(|e| format!("trust_bundle_path {}: {e}", path.display()))?;
+            Some(TrustBootstrap::Bundle(bundle))
         }
+        TrustBundleSource::Url { url, unix_socket } => Some(TrustBootstrap::Url(UrlSource {
+            url: url.clone(),
+            unix_socket: unix_socket.clone(),
+            format: config.trust_bundle_format,
+            server_address: config.server_address.clone(),
+            server_port: config.server_port,
+        })),
+        TrustBundleSource::SpiffeWorkloadApi(address) => Some(TrustBootstrap::WorkloadApi(address.clone())),
         TrustBundleSource::Insecure => None,
-        _ => return Err("this build bootstraps trust from trust_bundle_path or insecure_bootstrap only".into()),
     };
     Ok(AgentSettings {
         trust_domain: config.trust_domain.clone(),
@@ -133,7 +137,7 @@ pub fn settings(config: &AgentConfig) -> Result<AgentSettings, String> {
         data_dir: config.data_dir.clone(),
         socket_path: config.socket_path.clone(),
         join_token,
-        trust_bundle,
+        trust_bootstrap,
         insecure_bootstrap: config.insecure_bootstrap(),
         workload_key_type: config.workload_x509_svid_key_type,
         sync_interval: config.experimental.sync_interval.max(Duration::from_millis(100)),

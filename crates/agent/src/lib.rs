@@ -1,5 +1,6 @@
 //! The SPIRE agent: node attestation, entry sync, SVID cache and the SPIFFE Workload API.
 //!
+//! - [`bootstrap`]: the bootstrap trust bundle (`trust_bundle_path`, `_url`, `_spiffe_workload_api`).
 //! - [`server_client`]: TLS to the server, accepting only `spiffe://<td>/spire/server`.
 //! - [`node`]: attestation (join token), renewal, the trust bundle.
 //! - [`storage`]: the SVID and bundle kept in the data directory across restarts.
@@ -8,6 +9,7 @@
 //! - [`peer`]: who is calling on the Workload API socket, guarded against PID reuse.
 //! - [`workload_attestor`]: the selectors of a caller (the `unix` attestor), plugins run in parallel.
 
+pub mod bootstrap;
 pub mod cli_run;
 pub mod health;
 pub mod manager;

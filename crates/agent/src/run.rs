@@ -63,8 +63,10 @@ pub struct AgentSettings {
     pub socket_path: PathBuf,
     /// `join_token` / `join_token_file` / `-joinToken`.
     pub join_token: Option<String>,
-    /// The bootstrap bundle (`trust_bundle_path`), if any.
-    pub trust_bundle: Option<Bundle>,
+    /// Where the bootstrap bundle comes from (`trust_bundle_path`, `trust_bundle_url`,
+    /// `trust_bundle_spiffe_workload_api`); `None` with `insecure_bootstrap`. Remote sources are only
+    /// reached when the data directory has no bundle.
+    pub trust_bootstrap: Option<crate::bootstrap::TrustBootstrap>,
     /// `insecure_bootstrap`.
     pub insecure_bootstrap: bool,
     /// `workload_x509_svid_key_type`.
@@ -136,7 +138,8 @@ pub async fn start(settings: AgentSettings) -> Result<Agent, AgentError> {
     let mut data = storage.load()?;
     let td = settings.trust_domain.clone();
 
-    // Trust: what the data dir learned last time, else the configured bootstrap bundle.
+    // Trust: what the data dir learned last time, else the configured bootstrap bundle (downloaded
+    // only now, when it is needed).
     let mut bundles = BundleSet::new();
     if !data.bundle.is_empty() {
         let mut b = Bundle::new(td.clone());
@@ -144,8 +147,11 @@ pub async fn start(settings: AgentSettings) -> Result<Agent, AgentError> {
             let _ = b.add_x509_authority(der.clone());
         }
         bundles.insert(b);
-    } else if let Some(b) = &settings.trust_bundle {
-        bundles.insert(b.clone());
+    } else if let Some(source) = &settings.trust_bootstrap {
+        let bundle = source.fetch(&td).await.map_err(|e| AgentError::Config(e.to_string()))?;
+        let authorities = bundle.x509_authorities().len();
+        tracing::info!(source = %source.describe(), authorities, "bootstrap trust bundle loaded");
+        bundles.insert(bundle);
     } else if !settings.insecure_bootstrap {
         return Err(AgentError::Config(
             "no trust bundle: set trust_bundle_path, trust_bundle_url or insecure_bootstrap".into(),

@@ -21,13 +21,28 @@ pub enum ClientError {
     #[error("TLS configuration: {0}")]
     Tls(#[from] rustls::Error),
     /// The connection failed.
-    #[error("failed to connect to the server at {addr}: {source}")]
+    #[error("failed to connect to the server at {addr}: {}", with_causes(source))]
     Connect {
         /// host:port.
         addr: String,
         /// Why.
         source: tonic::transport::Error,
     },
+}
+
+/// An error and its causes, as "a: b: c": tonic's transport error alone says only "transport error",
+/// while the cause says what to fix (e.g. the server's certificate is not signed by the trust bundle).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let part = e.to_string();
+        if !text.ends_with(&part) {
+            text = format!("{text}: {part}");
+        }
+        cause = e.source();
+    }
+    text
 }
 
 /// The agent's credentials: its SVID chain and key.

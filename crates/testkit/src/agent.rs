@@ -58,11 +58,24 @@ pub struct AgentOptions {
     /// The unix workload attestor's `discover_workload_path` (hashes the caller's binary: slow for
     /// big test binaries).
     pub discover_workload_path: bool,
+    /// `insecure_bootstrap = true` (the default); turn it off to bootstrap from `extra_config`.
+    pub insecure_bootstrap: bool,
+    /// Lines added to the `agent` block (a `trust_bundle_*` source, for instance).
+    pub extra_config: String,
+    /// Environment variables set for the agent process.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for AgentOptions {
     fn default() -> Self {
-        Self { join_token: None, sync_interval: "200ms".into(), discover_workload_path: true }
+        Self {
+            join_token: None,
+            sync_interval: "200ms".into(),
+            discover_workload_path: true,
+            insecure_bootstrap: true,
+            extra_config: String::new(),
+            env: Vec::new(),
+        }
     }
 }
 
@@ -85,7 +98,7 @@ pub struct TestAgent {
 
 impl TestAgent {
     /// The agent config the tests use: join token attestation against `127.0.0.1:<server_port>`,
-    /// insecure bootstrap, disk keys and the unix workload attestor.
+    /// insecure bootstrap (unless turned off), disk keys and the unix workload attestor.
     pub fn config(dir: &Path, server_port: u16, socket: &Path, options: &AgentOptions) -> String {
         format!(
             r#"agent {{
@@ -95,7 +108,8 @@ impl TestAgent {
     socket_path = "{socket}"
     data_dir = "{data}"
     log_level = "DEBUG"
-    insecure_bootstrap = true
+    insecure_bootstrap = {insecure_bootstrap}
+{extra_config}
     experimental {{
         sync_interval = "{sync_interval}"
     }}
@@ -120,6 +134,8 @@ plugins {{
             data = dir.join("data").display(),
             sync_interval = options.sync_interval,
             discover = options.discover_workload_path,
+            insecure_bootstrap = options.insecure_bootstrap,
+            extra_config = options.extra_config,
         )
     }
 
@@ -149,6 +165,7 @@ plugins {{
         if let Some(t) = &options.join_token {
             cmd.args(["-joinToken", t]);
         }
+        cmd.envs(options.env.iter().map(|(k, v)| (k, v)));
         let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().expect("start spire-agent");
         Self { child: Some(child), dir: dir.to_path_buf(), socket }
     }

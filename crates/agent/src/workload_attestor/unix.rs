@@ -68,6 +68,9 @@ pub enum UnixError {
     },
 }
 
+/// A caller's executable, opened through its `/proc` entry, and that entry's path for messages.
+type Executable = (File, PathBuf);
+
 /// The unix workload attestor.
 #[derive(Debug, Clone)]
 pub struct UnixAttestor {
@@ -88,7 +91,7 @@ impl UnixAttestor {
 
     /// The selector values for `process`, but for `sha256`, and the executable to hash for it when
     /// that is wanted. Reads `/proc` and resolves names through NSS: a few µs, not worth a thread hop.
-    fn attest_ids(&self, process: Process<'_>) -> Result<(Vec<String>, Option<(File, PathBuf)>), UnixError> {
+    fn attest_ids(&self, process: Process<'_>) -> Result<(Vec<String>, Option<Executable>), UnixError> {
         let status = process.status(&self.proc_root).map_err(UnixError::Process)?;
         let status = Status::parse(&status)?;
         let mut values = Vec::new();

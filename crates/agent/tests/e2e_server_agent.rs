@@ -40,6 +40,12 @@ async fn agent_serves_svids_to_a_workload_and_resumes_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut agent = TestAgent::start(AGENT, dir.path(), server.port, &AgentOptions::with_token(&token)).await;
 
+    // Like a Go program, the agent runs with its open-file soft limit raised to the hard one.
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", agent.pid().unwrap())).unwrap();
+    let files: Vec<&str> =
+        limits.lines().find(|l| l.starts_with("Max open files")).unwrap().split_whitespace().collect();
+    assert_eq!(files[3], files[4], "{limits}");
+
     let client = spiffe::WorkloadApiClient::connect_to(agent.endpoint()).await.unwrap();
     let svid = client.fetch_x509_svid().await.unwrap_or_else(|e| panic!("{e}: {}", agent.log()));
     assert_eq!(svid.spiffe_id().to_string(), "spiffe://example.org/workload");

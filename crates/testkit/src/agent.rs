@@ -186,6 +186,11 @@ plugins {{
         panic!("spire-agent did not open its socket: {}", self.log());
     }
 
+    /// The agent process's PID, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `unix:<socket>`, the endpoint for Workload API clients.
     pub fn endpoint(&self) -> String {
         format!("unix:{}", self.socket.display())

@@ -6,9 +6,11 @@ use spire_agent::cli_run::{load, settings};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match args.get(1).map(String::as_str) {
-        Some("run") => rt.block_on(run(&args[2..])),
+        Some("run") => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+            rt.block_on(run(&args[2..]))
+        }
         Some("validate") => match load(&args[2..]) {
             Ok(_) => {
                 println!("SPIRE agent configuration file is valid.");
@@ -20,6 +22,9 @@ fn main() -> ExitCode {
             }
         },
         _ => {
+            // A client command makes a call or two: one thread, no workers to start and hand off to,
+            // which is a good part of a short command's run time.
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
             let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
             let code = rt.block_on(spire_cli::agent::run(args[1..].to_vec(), &mut out, &mut err));
             ExitCode::from(u8::try_from(code).unwrap_or(1))

@@ -6,12 +6,16 @@ use spire_server::cli_run::{init_logging, load_config, parse_flags};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match args.get(1).map(String::as_str) {
-        Some("run") => rt.block_on(run(&args[2..])),
+        Some("run") => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+            rt.block_on(run(&args[2..]))
+        }
         Some("validate") => validate(&args[2..]),
         _ => {
             let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+            // A client command makes a few calls: one thread is all it needs, and starts faster.
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
             let code = rt.block_on(spire_cli::server::run(args[1..].to_vec(), &mut out, &mut err));
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }

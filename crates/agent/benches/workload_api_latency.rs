@@ -200,6 +200,7 @@ async fn main() {
         trust_bootstrap: None,
         insecure_bootstrap: true,
         workload_key_type: KeyType::EcP256,
+        availability_target: None,
         sync_interval: Duration::from_secs(5),
         jwt_cache_max: 1000,
         x509_cache_max: 1000,

@@ -140,6 +140,7 @@ pub fn settings(config: &AgentConfig) -> Result<AgentSettings, String> {
         trust_bootstrap,
         insecure_bootstrap: config.insecure_bootstrap(),
         workload_key_type: config.workload_x509_svid_key_type,
+        availability_target: config.availability_target,
         sync_interval: config.experimental.sync_interval.max(Duration::from_millis(100)),
         jwt_cache_max: config.jwt_svid_cache_max_size.max(1),
         x509_cache_max: config.x509_svid_cache_max_size,

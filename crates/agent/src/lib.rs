@@ -7,6 +7,7 @@
 //! - [`manager`]: the cache of entries, SVIDs and bundles, and the sync loop.
 //! - [`workload_api`]: the SPIFFE Workload API served to workloads.
 //! - [`peer`]: who is calling on the Workload API socket, guarded against PID reuse.
+//! - [`rotation`]: when the agent's and the workloads' X509-SVIDs are renewed.
 //! - [`workload_attestor`]: the selectors of a caller (the `unix` attestor), plugins run in parallel.
 
 pub mod bootstrap;
@@ -15,6 +16,7 @@ pub mod health;
 pub mod manager;
 pub mod node;
 pub mod peer;
+pub mod rotation;
 pub mod run;
 pub mod server_client;
 pub mod storage;

@@ -15,6 +15,7 @@ use crate::manager::sync::{svid_id, svid_validity};
 use crate::manager::{Cache, Syncer};
 use crate::node::{NodeError, attest_join_token, fetch_bundle, renew};
 use crate::peer::{PeerTracker, TrackedUnixStream};
+use crate::rotation::{Jitter, RotationPolicy};
 use crate::server_client::{AgentIdentity, ServerClient};
 use crate::storage::{AgentData, Storage};
 use crate::workload_api::{CallerAttestor, WorkloadApi};
@@ -71,6 +72,8 @@ pub struct AgentSettings {
     pub insecure_bootstrap: bool,
     /// `workload_x509_svid_key_type`.
     pub workload_key_type: KeyType,
+    /// `availability_target`: renew X509-SVIDs with at least this much validity left.
+    pub availability_target: Option<Duration>,
     /// `experimental.sync_interval`.
     pub sync_interval: Duration,
     /// `jwt_svid_cache_max_size`.
@@ -203,7 +206,9 @@ pub async fn start(settings: AgentSettings) -> Result<Agent, AgentError> {
     tracing::info!(agent = %id, "agent started");
 
     let cache = Cache::new(td.clone());
-    let syncer = Syncer::new(client.clone(), cache.clone(), settings.workload_key_type, td, settings.x509_cache_max);
+    let rotation = RotationPolicy::new(settings.availability_target);
+    let syncer = Syncer::new(client.clone(), cache.clone(), settings.workload_key_type, td, settings.x509_cache_max)
+        .with_rotation(rotation);
     // The first sync happens before the socket opens, so the first workload is served at once.
     if let Err(e) = syncer.sync_once(SystemTime::now()).await {
         if e.is_permission_denied() {
@@ -225,7 +230,14 @@ pub async fn start(settings: AgentSettings) -> Result<Agent, AgentError> {
             }
         }));
     }
-    tasks.push(tokio::spawn(rotate_agent_svid(client.clone(), settings.keys.clone(), storage, data, done_tx.clone())));
+    tasks.push(tokio::spawn(rotate_agent_svid(
+        client.clone(),
+        settings.keys.clone(),
+        storage,
+        data,
+        rotation,
+        done_tx.clone(),
+    )));
 
     let cache_for_health = cache.clone();
     let api = WorkloadApi::new(
@@ -291,23 +303,21 @@ fn bind(path: &std::path::Path) -> Result<UnixListener, AgentError> {
     Ok(listener)
 }
 
-/// Renews the agent SVID when about half its life is gone (SPIRE's jittered half-life: ±10%), with a
-/// fresh key in the other KeyManager slot.
+/// Renews the agent SVID when `rotation` says so (SPIRE's jittered half-life, ±10%, or the availability
+/// target), with a fresh key in the other KeyManager slot.
 async fn rotate_agent_svid(
     client: ServerClient,
     keys: Arc<dyn KeyManager>,
     storage: Storage,
     mut data: AgentData,
+    rotation: RotationPolicy,
     done: tokio::sync::mpsc::Sender<AgentError>,
 ) {
     let mut jitter_seed = u64::from(std::process::id());
     loop {
         tokio::time::sleep(ROTATE_CHECK).await;
         let Some((issued, expires)) = svid_validity(&data.svid) else { continue };
-        jitter_seed = jitter_seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let jitter = ((jitter_seed >> 33) % 21) as i64 - 10; // -10..=10 percent of half-life
-        let half = (expires - issued) / 2;
-        if unix(SystemTime::now()) < issued + half + half * jitter / 100 {
+        if !rotation.due(issued, expires, unix(SystemTime::now()), Jitter::draw(&mut jitter_seed)) {
             continue;
         }
         let key_id = other_slot(&data.key_id);

@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use spire_identity::{Bundle, BundleSet, PrivateKey, SelectorSet, SpiffeId, TrustDomain};
 use tokio::sync::watch;
 
+use crate::rotation::{Jitter, RotationPolicy};
+
 /// A registration entry as the agent uses it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentEntry {
@@ -53,9 +55,9 @@ pub struct X509Svid {
 }
 
 impl X509Svid {
-    /// Whether it should be replaced at `now`: half its life is gone.
-    pub fn needs_rotation(&self, now: i64) -> bool {
-        now >= self.issued_at + (self.expires_at - self.issued_at) / 2
+    /// Whether it should be replaced at `now` (see [`RotationPolicy`]).
+    pub fn needs_rotation(&self, now: i64, policy: RotationPolicy) -> bool {
+        policy.due(self.issued_at, self.expires_at, now, Jitter::NONE)
     }
 }
 

@@ -21,6 +21,7 @@ use tonic::transport::Channel;
 
 use super::cache::{AgentEntry, Cache, Snapshot, X509Svid};
 use crate::node::{NodeError, bundle_from_proto, fetch_bundle};
+use crate::rotation::RotationPolicy;
 use crate::server_client::ServerClient;
 
 /// SVIDs requested per BatchNewX509SVID call.
@@ -47,6 +48,8 @@ pub struct Syncer {
     pub max_svids: usize,
     /// When each cached SVID was last needed (a sync generation), for LRU eviction.
     pub access: Arc<Mutex<Access>>,
+    /// When SVIDs are renewed.
+    pub rotation: RotationPolicy,
 }
 
 /// LRU bookkeeping: the current sync generation and the generation each entry's SVID was last
@@ -73,6 +76,7 @@ pub struct SvidPlan {
 /// more than `max` the least recently used (`last_access`, then entry ID) are evicted; entries without
 /// an SVID are prefetched (in entry ID order) while there is room, except those with
 /// `disable_x509_svid_prefetch`. With fewer entries than `max` and no such flag, every entry has an SVID.
+/// An SVID is re-minted when its entry's revision changed or `policy` says it is due at `now`.
 pub fn plan_svids(
     entries: &BTreeMap<String, AgentEntry>,
     current: &HashMap<String, Arc<X509Svid>>,
@@ -80,6 +84,7 @@ pub fn plan_svids(
     last_access: &HashMap<String, u64>,
     max: usize,
     now: i64,
+    policy: RotationPolicy,
 ) -> SvidPlan {
     let mut cached: BTreeSet<String> =
         entries.keys().filter(|id| current.contains_key(*id) || demanded.contains(*id)).cloned().collect();
@@ -108,7 +113,7 @@ pub fn plan_svids(
     let mint = cached
         .iter()
         .filter(|id| match current.get(*id) {
-            Some(s) => s.revision != entries[*id].revision || s.needs_rotation(now),
+            Some(s) => s.revision != entries[*id].revision || s.needs_rotation(now, policy),
             None => true,
         })
         .cloned()
@@ -216,7 +221,21 @@ impl Syncer {
         max_svids: usize,
     ) -> Self {
         let max_svids = if max_svids == 0 { DEFAULT_X509_SVID_CACHE_MAX_SIZE } else { max_svids };
-        Self { client, cache, key_type, trust_domain, max_svids, access: Arc::default() }
+        Self {
+            client,
+            cache,
+            key_type,
+            trust_domain,
+            max_svids,
+            access: Arc::default(),
+            rotation: RotationPolicy::default(),
+        }
+    }
+
+    /// Renews workload X509-SVIDs by `policy` (`availability_target`) instead of at half-life.
+    pub fn with_rotation(mut self, policy: RotationPolicy) -> Self {
+        self.rotation = policy;
+        self
     }
 
     /// One sync cycle at `now`.
@@ -252,7 +271,7 @@ impl Syncer {
                 access.last.insert(id.clone(), generation);
             }
             access.last.retain(|id, _| entries.contains_key(id));
-            plan_svids(&entries, &previous.svids, &demanded, &access.last, self.max_svids, t)
+            plan_svids(&entries, &previous.svids, &demanded, &access.last, self.max_svids, t, self.rotation)
         };
         let mut svids: HashMap<String, Arc<X509Svid>> = HashMap::new();
         for id in &plan.cached {
@@ -438,12 +457,14 @@ mod tests {
     #[test]
     fn under_the_limit_every_entry_is_minted() {
         let e = entries(&[entry("a", "unix:uid:1", false), entry("b", "unix:uid:2", false)]);
-        let plan = plan_svids(&e, &HashMap::new(), &HashSet::new(), &HashMap::new(), 1000, NOW);
+        let plan =
+            plan_svids(&e, &HashMap::new(), &HashSet::new(), &HashMap::new(), 1000, NOW, RotationPolicy::default());
         assert_eq!(names(&plan.cached), ["a", "b"]);
         assert_eq!(plan.mint, ["a", "b"]);
         assert!(plan.evicted.is_empty());
         // Current SVIDs are kept, not re-minted.
-        let plan = plan_svids(&e, &svids(&["a", "b"]), &HashSet::new(), &HashMap::new(), 1000, NOW);
+        let plan =
+            plan_svids(&e, &svids(&["a", "b"]), &HashSet::new(), &HashMap::new(), 1000, NOW, RotationPolicy::default());
         assert!(plan.mint.is_empty());
         assert_eq!(names(&plan.cached), ["a", "b"]);
     }
@@ -456,11 +477,12 @@ mod tests {
             entry("c", "unix:uid:2", false),
             entry("d", "unix:uid:2", false),
         ]);
-        let plan = plan_svids(&e, &HashMap::new(), &HashSet::new(), &HashMap::new(), 2, NOW);
+        let plan = plan_svids(&e, &HashMap::new(), &HashSet::new(), &HashMap::new(), 2, NOW, RotationPolicy::default());
         assert_eq!(names(&plan.cached), ["a", "b"]);
         assert_eq!(plan.mint, ["a", "b"]);
         // Already at the limit: nothing more is prefetched.
-        let plan = plan_svids(&e, &svids(&["a", "b"]), &HashSet::new(), &HashMap::new(), 2, NOW);
+        let plan =
+            plan_svids(&e, &svids(&["a", "b"]), &HashSet::new(), &HashMap::new(), 2, NOW, RotationPolicy::default());
         assert_eq!(names(&plan.cached), ["a", "b"]);
         assert!(plan.mint.is_empty());
     }
@@ -479,7 +501,7 @@ mod tests {
         // a and b were prefetched; the subscriber needs three: the soft limit is exceeded, the
         // unsubscribed SVIDs go.
         let access: HashMap<String, u64> = [("a".into(), 2), ("b".into(), 1)].into();
-        let plan = plan_svids(&e, &svids(&["a", "b"]), &demanded, &access, 2, NOW);
+        let plan = plan_svids(&e, &svids(&["a", "b"]), &demanded, &access, 2, NOW, RotationPolicy::default());
         assert_eq!(names(&plan.cached), ["c", "d", "e"]);
         assert_eq!(plan.mint, ["c", "d", "e"]);
         assert_eq!(plan.evicted, ["b", "a"], "least recently used first");
@@ -487,7 +509,7 @@ mod tests {
         // One over the limit: only the least recently used unsubscribed SVID is evicted.
         let demanded = set(&["c"]);
         let access: HashMap<String, u64> = [("a".into(), 5), ("b".into(), 3), ("d".into(), 4)].into();
-        let plan = plan_svids(&e, &svids(&["a", "b", "d"]), &demanded, &access, 3, NOW);
+        let plan = plan_svids(&e, &svids(&["a", "b", "d"]), &demanded, &access, 3, NOW, RotationPolicy::default());
         assert_eq!(plan.evicted, ["b"]);
         assert_eq!(names(&plan.cached), ["a", "c", "d"]);
         assert_eq!(plan.mint, ["c"]);
@@ -496,7 +518,8 @@ mod tests {
     #[test]
     fn subscribed_svids_are_never_evicted() {
         let e = entries(&[entry("a", "unix:uid:1", false), entry("b", "unix:uid:1", false)]);
-        let plan = plan_svids(&e, &svids(&["a", "b"]), &set(&["a", "b"]), &HashMap::new(), 1, NOW);
+        let plan =
+            plan_svids(&e, &svids(&["a", "b"]), &set(&["a", "b"]), &HashMap::new(), 1, NOW, RotationPolicy::default());
         assert_eq!(names(&plan.cached), ["a", "b"]);
         assert!(plan.evicted.is_empty());
         assert!(plan.mint.is_empty());
@@ -505,14 +528,17 @@ mod tests {
     #[test]
     fn entries_without_prefetch_are_minted_only_on_demand() {
         let e = entries(&[entry("a", "unix:uid:1", true), entry("b", "unix:uid:1", false)]);
-        let plan = plan_svids(&e, &HashMap::new(), &HashSet::new(), &HashMap::new(), 1000, NOW);
+        let plan =
+            plan_svids(&e, &HashMap::new(), &HashSet::new(), &HashMap::new(), 1000, NOW, RotationPolicy::default());
         assert_eq!(names(&plan.cached), ["b"]);
         assert_eq!(plan.mint, ["b"]);
-        let plan = plan_svids(&e, &svids(&["b"]), &set(&["a", "b"]), &HashMap::new(), 1000, NOW);
+        let plan =
+            plan_svids(&e, &svids(&["b"]), &set(&["a", "b"]), &HashMap::new(), 1000, NOW, RotationPolicy::default());
         assert_eq!(names(&plan.cached), ["a", "b"]);
         assert_eq!(plan.mint, ["a"]);
         // Once minted it stays (and is rotated) while there is room, like any cached SVID.
-        let plan = plan_svids(&e, &svids(&["a", "b"]), &HashSet::new(), &HashMap::new(), 1000, NOW);
+        let plan =
+            plan_svids(&e, &svids(&["a", "b"]), &HashSet::new(), &HashMap::new(), 1000, NOW, RotationPolicy::default());
         assert_eq!(names(&plan.cached), ["a", "b"]);
         assert!(plan.mint.is_empty());
     }
@@ -524,7 +550,7 @@ mod tests {
         current.insert("a".into(), svid("a", 0, 0, 1000)); // older revision
         current.insert("b".into(), svid("b", 1, 0, 150)); // past half its life at NOW
         current.insert("gone".into(), svid("gone", 1, 0, 1000));
-        let plan = plan_svids(&e, &current, &HashSet::new(), &HashMap::new(), 1000, NOW);
+        let plan = plan_svids(&e, &current, &HashSet::new(), &HashMap::new(), 1000, NOW, RotationPolicy::default());
         assert_eq!(names(&plan.cached), ["a", "b"]);
         assert_eq!(plan.mint, ["a", "b"]);
     }

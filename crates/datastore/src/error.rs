@@ -69,6 +69,10 @@ impl From<sqlx::Error> for DataStoreError {
                          write transaction: retry, or raise the busy timeout",
                         db.message()
                     )),
+                    // PostgreSQL: the server is shutting down or restarting, or the connection broke.
+                    c if c.starts_with("57P0") || c.starts_with("08") => {
+                        Self::Unavailable(format!("database unavailable: {}", db.message()))
+                    }
                     // PostgreSQL serialization failure / deadlock; MySQL deadlock / lock wait timeout.
                     "40001" | "40P01" | "1213" | "1205" => {
                         Self::Aborted(format!("transaction aborted by a concurrent one, retry: {}", db.message()))
@@ -86,7 +90,14 @@ impl From<sqlx::Error> for DataStoreError {
 
 impl From<sqlx::migrate::MigrateError> for DataStoreError {
     fn from(err: sqlx::migrate::MigrateError) -> Self {
-        Self::Internal(format!("schema migration failed: {err}"))
+        match err {
+            // The database could not be reached or refused a statement: classified like any other.
+            sqlx::migrate::MigrateError::Execute(e) => match Self::from(e) {
+                Self::Internal(m) => Self::Internal(format!("schema migration failed: {m}")),
+                other => other,
+            },
+            err => Self::Internal(format!("schema migration failed: {err}")),
+        }
     }
 }
 

@@ -6,13 +6,15 @@
 //! - [`filters`]: list/count filters with SPIRE's match modes, and opaque page tokens.
 //! - [`DataStore`]: the operations and their guarantees (one transaction per write, a change event per
 //!   entry or node write).
-//! - [`sqlite`]: the SQLite backend. PostgreSQL and MySQL backends are to follow the same pattern.
+//! - [`sql`]: the SQL store, for SQLite, PostgreSQL and MySQL/MariaDB.
+//! - [`sql_connection`]: SPIRE's `connection_string` forms (libpq DSN, Go MySQL DSN, paths) as URLs.
 //! - [`testsuite`]: the conformance suite every backend must pass, as a macro that generates one test
 //!   per check.
 
 mod error;
 pub mod filters;
-pub mod sqlite;
+pub mod sql;
+pub mod sql_connection;
 mod store;
 pub mod testsuite;
 pub mod types;
@@ -20,7 +22,7 @@ mod validate;
 
 pub use error::DataStoreError;
 pub use filters::{EntryFilter, NodeFilter, Pagination};
-pub use sqlite::{SqliteOptions, SqliteStore};
+pub use sql::{Dialect, SqlOptions, SqlStore, SqliteOptions};
 pub use store::{DataStore, Page};
 pub use types::*;
 

@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use spire_datastore::testsuite::Harness;
 use spire_datastore::{
-    DataStore, DataStoreError, EntryFilter, RegistrationEntry, SqliteOptions, SqliteStore, conformance_tests,
+    DataStore, DataStoreError, EntryFilter, RegistrationEntry, SqlStore, SqliteOptions, conformance_tests,
 };
 use spire_identity::{Selector, SpiffeId};
 
 async fn sqlite_store() -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open_path(dir.path().join("datastore.sqlite3"), SqliteOptions::default()).await.unwrap();
+    let store = SqlStore::open_path(dir.path().join("datastore.sqlite3"), SqliteOptions::default()).await.unwrap();
     Harness::new(Arc::new(store), dir)
 }
 
@@ -29,10 +29,10 @@ fn entry(name: &str) -> RegistrationEntry {
 async fn data_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("datastore.sqlite3");
-    let store = SqliteStore::open_path(&path, SqliteOptions::default()).await.unwrap();
+    let store = SqlStore::open_path(&path, SqliteOptions::default()).await.unwrap();
     let created = store.create_entry(entry("web")).await.unwrap();
     store.close().await;
-    let store = SqliteStore::open_path(&path, SqliteOptions::default()).await.unwrap();
+    let store = SqlStore::open_path(&path, SqliteOptions::default()).await.unwrap();
     assert_eq!(store.fetch_entry(&created.id).await.unwrap(), Some(created));
     assert_eq!(store.latest_entry_event_id().await.unwrap(), 1);
 }
@@ -42,10 +42,10 @@ async fn disabled_migration_needs_a_migrated_database() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("datastore.sqlite3");
     let no_migration = SqliteOptions { disable_migration: true, ..SqliteOptions::default() };
-    let err = SqliteStore::open_path(&path, no_migration.clone()).await.unwrap_err();
+    let err = SqlStore::open_path(&path, no_migration.clone()).await.unwrap_err();
     assert!(matches!(&err, DataStoreError::FailedPrecondition(m) if m.contains("disable_migration")), "{err:?}");
-    SqliteStore::open_path(&path, SqliteOptions::default()).await.unwrap().close().await;
-    let store = SqliteStore::open_path(&path, no_migration).await.unwrap();
+    SqlStore::open_path(&path, SqliteOptions::default()).await.unwrap().close().await;
+    let store = SqlStore::open_path(&path, no_migration).await.unwrap();
     store.create_entry(entry("web")).await.unwrap();
 }
 
@@ -53,12 +53,12 @@ async fn disabled_migration_needs_a_migrated_database() {
 async fn accepts_paths_urls_and_memory() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("url.sqlite3").display());
-    let store = SqliteStore::open(&url, SqliteOptions::default()).await.unwrap();
+    let store = SqlStore::open(&url, SqliteOptions::default()).await.unwrap();
     store.create_entry(entry("web")).await.unwrap();
     assert!(dir.path().join("url.sqlite3").exists());
 
     for target in [":memory:", "sqlite::memory:"] {
-        let store = SqliteStore::open(target, SqliteOptions::default()).await.unwrap();
+        let store = SqlStore::open(target, SqliteOptions::default()).await.unwrap();
         let created = store.create_entry(entry("web")).await.unwrap();
         assert_eq!(store.list_entries(&EntryFilter::default(), None).await.unwrap().0, [created]);
     }
@@ -69,7 +69,7 @@ async fn accepts_paths_urls_and_memory() {
 async fn schema_uses_spire_table_names() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("datastore.sqlite3");
-    SqliteStore::open_path(&path, SqliteOptions::default()).await.unwrap().close().await;
+    SqlStore::open_path(&path, SqliteOptions::default()).await.unwrap().close().await;
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
     let tables: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         .fetch_all(&pool)
@@ -101,8 +101,8 @@ async fn schema_uses_spire_table_names() {
 async fn two_stores_on_one_file_write_concurrently() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("datastore.sqlite3");
-    let first: Arc<dyn DataStore> = Arc::new(SqliteStore::open_path(&path, SqliteOptions::default()).await.unwrap());
-    let second: Arc<dyn DataStore> = Arc::new(SqliteStore::open_path(&path, SqliteOptions::default()).await.unwrap());
+    let first: Arc<dyn DataStore> = Arc::new(SqlStore::open_path(&path, SqliteOptions::default()).await.unwrap());
+    let second: Arc<dyn DataStore> = Arc::new(SqlStore::open_path(&path, SqliteOptions::default()).await.unwrap());
     let mut tasks = Vec::new();
     for (s, store) in [first.clone(), second.clone()].into_iter().enumerate() {
         for t in 0..4 {

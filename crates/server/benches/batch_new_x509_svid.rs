@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, UnparsedPublicKey};
 use prost::Message;
-use spire_datastore::{DataStore, RegistrationEntry, SqliteOptions, SqliteStore};
+use spire_datastore::{DataStore, RegistrationEntry, SqlStore, SqliteOptions};
 use spire_identity::x509::Subject;
 use spire_identity::{KeyType, PrivateKey, Selector, SpiffeId, TrustDomain};
 use spire_proto::spire::api::server::svid::v1::svid_server::Svid;
@@ -47,7 +47,7 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ds.sqlite3");
         let ds: Arc<dyn DataStore> =
-            Arc::new(SqliteStore::open(path.to_str().unwrap(), SqliteOptions::default()).await.unwrap());
+            Arc::new(SqlStore::open(path.to_str().unwrap(), SqliteOptions::default()).await.unwrap());
         let td = TrustDomain::parse("example.org").unwrap();
         let ca = Arc::new(Ca::new(td.clone(), None));
         let keys: Arc<dyn KeyManager> = Arc::new(MemoryKeyManager::new());

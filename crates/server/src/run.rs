@@ -7,7 +7,8 @@ use std::time::SystemTime;
 
 use spire_config::ServerConfig;
 use spire_config::plugin_data::{DatabaseType, DiskKeyManagerConfig, DiskUpstreamAuthorityConfig, SqlDataStoreConfig};
-use spire_datastore::{DataStore, SqliteOptions, SqliteStore};
+use spire_datastore::sql_connection::{DbTls, convert};
+use spire_datastore::{DataStore, SqlOptions, SqlStore, SqliteOptions};
 use spire_identity::BundleSet;
 use spire_identity::x509::Subject;
 use tonic::service::Routes;
@@ -45,7 +46,7 @@ pub enum RunError {
     Endpoint(#[from] endpoints::EndpointError),
 }
 
-/// Opens the configured datastore ("sql" with sqlite3 for now; PostgreSQL and MySQL follow).
+/// Opens the configured datastore: DataStore "sql" on SQLite (a file), PostgreSQL or MySQL.
 pub async fn open_datastore(config: &SqlDataStoreConfig) -> Result<Arc<dyn DataStore>, RunError> {
     match config.database_type {
         DatabaseType::Sqlite3 => {
@@ -56,12 +57,37 @@ pub async fn open_datastore(config: &SqlDataStoreConfig) -> Result<Arc<dyn DataS
                     .map_err(|e| RunError::Config(format!("cannot create {}: {e}", dir.display())))?;
             }
             let options = SqliteOptions { disable_migration: config.disable_migration, ..SqliteOptions::default() };
-            Ok(Arc::new(SqliteStore::open(&config.connection_string, options).await?))
+            Ok(Arc::new(SqlStore::open(&config.connection_string, options).await?))
         }
-        other => Err(RunError::Config(format!(
-            "database_type {:?} is not supported by this build yet; use \"sqlite3\"",
-            other.as_str()
-        ))),
+        DatabaseType::Postgres | DatabaseType::Mysql => {
+            let tls = DbTls {
+                root_ca_path: config.root_ca_path.clone(),
+                client_cert_path: config.client_cert_path.clone(),
+                client_key_path: config.client_key_path.clone(),
+            };
+            let kind = config.database_type.as_str();
+            let url = |field: &str, text: &str| {
+                let converted = convert(kind, text, &tls)
+                    .map_err(|e| RunError::Config(format!("DataStore \"sql\" {field}: {e}")))?;
+                if !converted.ignored.is_empty() {
+                    tracing::warn!(field, ignored = ?converted.ignored, "connection string parameters ignored");
+                }
+                Ok::<_, RunError>(converted.url)
+            };
+            let options = SqlOptions {
+                url: url("connection_string", &config.connection_string)?,
+                read_only_url: config
+                    .ro_connection_string
+                    .as_deref()
+                    .map(|t| url("ro_connection_string", t))
+                    .transpose()?,
+                max_open_conns: config.max_open_conns,
+                conn_max_lifetime: config.conn_max_lifetime,
+                disable_migration: config.disable_migration,
+                ..SqlOptions::default()
+            };
+            Ok(Arc::new(SqlStore::connect(options).await?))
+        }
     }
 }
 

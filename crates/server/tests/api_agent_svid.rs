@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use spire_datastore::sqlite::{SqliteOptions, SqliteStore};
 use spire_datastore::{AttestedNode, DataStore, JoinToken, NodeMask};
+use spire_datastore::{SqlStore, SqliteOptions};
 use spire_identity::jwt::validate_jwt_svid;
 use spire_identity::x509::{Subject, verify_svid};
 use spire_identity::{BundleSet, KeyType, PrivateKey, Selector, SpiffeId, TrustDomain};
@@ -154,7 +154,7 @@ impl Fixture {
     async fn with_attestors(attestors: NodeAttestors) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let ds: Arc<dyn DataStore> = Arc::new(
-            SqliteStore::open(dir.path().join("datastore.sqlite3").to_str().unwrap(), SqliteOptions::default())
+            SqlStore::open(dir.path().join("datastore.sqlite3").to_str().unwrap(), SqliteOptions::default())
                 .await
                 .unwrap(),
         );

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use hyper_util::rt::TokioIo;
-use spire_datastore::sqlite::{SqliteOptions, SqliteStore};
 use spire_datastore::{DataStore, RegistrationEntry};
+use spire_datastore::{SqlStore, SqliteOptions};
 use spire_identity::jwt::validate_jwt_svid;
 use spire_identity::x509::{Subject, verify_svid};
 use spire_identity::{BundleSet, JwtAuthority, KeyType, PrivateKey, Selector, SpiffeId, TrustDomain};
@@ -53,7 +53,7 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("datastore.sqlite3");
         let ds: Arc<dyn DataStore> =
-            Arc::new(SqliteStore::open(path.to_str().unwrap(), SqliteOptions::default()).await.unwrap());
+            Arc::new(SqlStore::open(path.to_str().unwrap(), SqliteOptions::default()).await.unwrap());
         let ca = Arc::new(Ca::new(td(), None));
         let keys: Arc<dyn KeyManager> = Arc::new(MemoryKeyManager::new());
         let config = CaManagerConfig {

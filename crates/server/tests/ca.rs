@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use spire_datastore::DataStore;
-use spire_datastore::sqlite::{SqliteOptions, SqliteStore};
+use spire_datastore::{SqlStore, SqliteOptions};
 use spire_identity::jwt::validate_jwt_svid;
 use spire_identity::x509::{Subject, certs_to_pem, verify_svid};
 use spire_identity::{Bundle, BundleSet, JwtAuthority, KeyType, PrivateKey, SpiffeId, TrustDomain};
@@ -38,7 +38,7 @@ struct Fixture {
 impl Fixture {
     async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let ds = SqliteStore::open(dir.path().join("datastore.sqlite3").to_str().unwrap(), SqliteOptions::default())
+        let ds = SqlStore::open(dir.path().join("datastore.sqlite3").to_str().unwrap(), SqliteOptions::default())
             .await
             .unwrap();
         Self { dir, ds: Arc::new(ds) }

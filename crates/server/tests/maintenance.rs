@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use spire_datastore::{DataStore, JoinToken, RegistrationEntry, SqliteOptions, SqliteStore};
+use spire_datastore::{DataStore, JoinToken, RegistrationEntry, SqlStore, SqliteOptions};
 use spire_identity::{Selector, SpiffeId, TrustDomain};
 use spire_server::api::{ServerContext, Settings};
 use spire_server::ca::Ca;
@@ -14,7 +14,7 @@ use spire_server::maintenance::run_once;
 async fn prunes_expired_entries_and_tokens_only() {
     let dir = tempfile::tempdir().unwrap();
     let ds: Arc<dyn DataStore> = Arc::new(
-        SqliteStore::open(dir.path().join("ds.sqlite3").to_str().unwrap(), SqliteOptions::default()).await.unwrap(),
+        SqlStore::open(dir.path().join("ds.sqlite3").to_str().unwrap(), SqliteOptions::default()).await.unwrap(),
     );
     let td = TrustDomain::parse("example.org").unwrap();
     let ctx = ServerContext::new(td.clone(), ds.clone(), Arc::new(Ca::new(td, None)), Settings::default());

@@ -5,10 +5,12 @@
 //! - [`x509_cases`]: the X509-SVID conformance table, one broken chain per rule.
 //! - [`process`]: real `spire-server` processes for end-to-end tests.
 //! - [`agent`]: real `spire-agent` processes next to them, and the server's admin CLI.
+//! - [`databases`]: real PostgreSQL and MariaDB servers, one fresh database per test.
 //! - [`workload_api`]: a Workload API server with fixed content, for client-side interop tests.
 //! - [`workload_api_full`]: a scriptable Workload API and health server, for Workload API client tests.
 
 pub mod agent;
+pub mod databases;
 pub mod pki;
 pub mod process;
 pub mod tls;

@@ -8,12 +8,12 @@
 //! use std::sync::Arc;
 //!
 //! use spire_datastore::testsuite::Harness;
-//! use spire_datastore::{SqliteOptions, SqliteStore};
+//! use spire_datastore::{SqliteOptions, SqlStore};
 //!
 //! async fn sqlite_store() -> Harness {
 //!     let dir = tempfile::tempdir().unwrap();
 //!     let path = dir.path().join("datastore.sqlite3");
-//!     let store = SqliteStore::open_path(path, SqliteOptions::default()).await.unwrap();
+//!     let store = SqlStore::open_path(path, SqliteOptions::default()).await.unwrap();
 //!     Harness::new(Arc::new(store), dir)
 //! }
 //!
@@ -78,8 +78,27 @@ impl fmt::Debug for Harness {
     }
 }
 
+/// What a store factory gives: a [`Harness`], or `Option<Harness>` where the backend may be missing.
+pub trait MaybeHarness {
+    /// The harness, if there is one.
+    fn into_harness(self) -> Option<Harness>;
+}
+
+impl MaybeHarness for Harness {
+    fn into_harness(self) -> Option<Harness> {
+        Some(self)
+    }
+}
+
+impl MaybeHarness for Option<Harness> {
+    fn into_harness(self) -> Option<Harness> {
+        self
+    }
+}
+
 /// Expands to one `#[tokio::test]` per conformance check, each on a fresh store from `$factory`
-/// (anything callable with no arguments that returns a future of [`Harness`]).
+/// (anything callable with no arguments that returns a future of a [`Harness`], or of
+/// `Option<Harness>` to skip when the backend is not available).
 #[macro_export]
 macro_rules! conformance_tests {
     ($factory:expr) => {
@@ -152,7 +171,10 @@ macro_rules! conformance_tests {
         $(
             #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() {
-                let harness: $crate::testsuite::Harness = ($factory)().await;
+                // `None`: the backend is not available here and the factory said so (skipped).
+                let Some(harness) = $crate::testsuite::MaybeHarness::into_harness(($factory)().await) else {
+                    return;
+                };
                 $crate::testsuite::checks::$check(harness.store()).await;
             }
         )*

@@ -3,16 +3,18 @@
 use std::collections::{BTreeMap, HashMap};
 
 use spire_identity::{Selector, SpiffeId};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{FromRow, QueryBuilder, Row, Sqlite, SqliteConnection};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, FromRow, Row};
 
+use super::dialect::inserted;
 use super::set_match::{self, SetTable};
-use super::{SqliteStore, events, stored_spiffe_id};
+use super::{Builder, Dialect, SqlStore, events, flag, stored_spiffe_id};
 use crate::filters::{check_filters, look_ahead_limit, split_page};
 use crate::{AttestedNode, DataStoreError, NodeFilter, NodeMask, Pagination, Result, now_unix, validate};
 
+/// `can_reattest` is read as 0/1 (see `entries::COLUMNS`).
 const COLUMNS: &str = "n.spiffe_id, n.data_type, n.serial_number, n.expires_at, n.new_serial_number, \
-                       n.new_expires_at, n.can_reattest, n.agent_version";
+                       n.new_expires_at, CASE WHEN n.can_reattest THEN 1 ELSE 0 END AS can_reattest, n.agent_version";
 const IN_CHUNK: usize = 500;
 
 struct NodeRow {
@@ -26,8 +28,8 @@ struct NodeRow {
     agent_version: String,
 }
 
-impl FromRow<'_, SqliteRow> for NodeRow {
-    fn from_row(row: &SqliteRow) -> sqlx::Result<Self> {
+impl FromRow<'_, AnyRow> for NodeRow {
+    fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
         Ok(Self {
             spiffe_id: row.try_get("spiffe_id")?,
             data_type: row.try_get("data_type")?,
@@ -35,37 +37,36 @@ impl FromRow<'_, SqliteRow> for NodeRow {
             expires_at: row.try_get("expires_at")?,
             new_serial_number: row.try_get("new_serial_number")?,
             new_expires_at: row.try_get("new_expires_at")?,
-            can_reattest: row.try_get("can_reattest")?,
+            can_reattest: flag(row, "can_reattest")?,
             agent_version: row.try_get("agent_version")?,
         })
     }
 }
 
-pub(super) async fn create(store: &SqliteStore, mut node: AttestedNode) -> Result<AttestedNode> {
+pub(super) async fn create(store: &SqlStore, mut node: AttestedNode) -> Result<AttestedNode> {
+    let d = store.dialect;
     node.normalize();
     validate::selectors(&node.selectors, &format!("node {}", node.spiffe_id))?;
     let id = node.spiffe_id.to_string();
     let now = now_unix();
     let mut tx = store.write().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO attested_node_entries (spiffe_id, data_type, serial_number, expires_at, new_serial_number, \
-         new_expires_at, can_reattest, agent_version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (spiffe_id) DO NOTHING",
-    )
-    .bind(&id)
-    .bind(&node.attestation_data_type)
-    .bind(&node.cert_serial_number)
-    .bind(node.cert_not_after)
-    .bind(&node.new_cert_serial_number)
-    .bind(node.new_cert_not_after)
-    .bind(node.can_reattest)
-    .bind(&node.agent_version)
-    .bind(now)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
+    let insert = "INSERT INTO attested_node_entries (spiffe_id, data_type, serial_number, expires_at, new_serial_number, \
+         new_expires_at, can_reattest, agent_version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    let done = sqlx::query(&d.sql(&d.insert_or_ignore(insert, "spiffe_id")))
+        .bind(&id)
+        .bind(&node.attestation_data_type)
+        .bind(&node.cert_serial_number)
+        .bind(node.cert_not_after)
+        .bind(&node.new_cert_serial_number)
+        .bind(node.new_cert_not_after)
+        .bind(node.can_reattest)
+        .bind(&node.agent_version)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+    let inserted = inserted(done)?;
+    if !inserted {
         return Err(DataStoreError::AlreadyExists(format!(
             "node {id} is already attested: update it, or delete it before attesting again"
         )));
@@ -76,21 +77,22 @@ pub(super) async fn create(store: &SqliteStore, mut node: AttestedNode) -> Resul
     Ok(node)
 }
 
-pub(super) async fn fetch(store: &SqliteStore, spiffe_id: &SpiffeId) -> Result<Option<AttestedNode>> {
+pub(super) async fn fetch(store: &SqlStore, spiffe_id: &SpiffeId) -> Result<Option<AttestedNode>> {
     let mut tx = store.read().await?;
-    let node = fetch_in(&mut tx, &spiffe_id.to_string()).await?;
+    let node = fetch_in(&mut tx, &spiffe_id.to_string(), false).await?;
     tx.commit().await?;
     Ok(node)
 }
 
 pub(super) async fn list(
-    store: &SqliteStore,
+    store: &SqlStore,
     filter: &NodeFilter,
     pagination: Option<&Pagination>,
 ) -> Result<(Vec<AttestedNode>, String)> {
+    let d = store.dialect;
     check_filters(filter.by_selectors.as_ref(), None)?;
     let cursor = pagination.map(Pagination::cursor).transpose()?.flatten();
-    let mut qb = QueryBuilder::new(format!("SELECT {COLUMNS} FROM attested_node_entries n WHERE 1 = 1"));
+    let mut qb = Builder::new(d, format!("SELECT {COLUMNS} FROM attested_node_entries n WHERE 1 = 1"));
     push_filter(&mut qb, filter);
     if let Some(cursor) = cursor {
         qb.push(" AND n.spiffe_id > ").push_bind(cursor);
@@ -107,25 +109,27 @@ pub(super) async fn list(
     Ok((nodes, next))
 }
 
-pub(super) async fn count(store: &SqliteStore, filter: &NodeFilter) -> Result<u64> {
+pub(super) async fn count(store: &SqlStore, filter: &NodeFilter) -> Result<u64> {
+    let d = store.dialect;
     check_filters(filter.by_selectors.as_ref(), None)?;
-    let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM attested_node_entries n WHERE 1 = 1");
+    let mut qb = Builder::new(d, "SELECT COUNT(*) FROM attested_node_entries n WHERE 1 = 1");
     push_filter(&mut qb, filter);
     let count: i64 = qb.build_query_scalar().fetch_one(&store.reader).await?;
     Ok(count as u64)
 }
 
-pub(super) async fn update(store: &SqliteStore, update: AttestedNode, mask: &NodeMask) -> Result<AttestedNode> {
+pub(super) async fn update(store: &SqlStore, update: AttestedNode, mask: &NodeMask) -> Result<AttestedNode> {
+    let d = store.dialect;
     let id = update.spiffe_id.to_string();
     let mut tx = store.write().await?;
-    let mut node = fetch_in(&mut tx, &id).await?.ok_or_else(|| not_found(&id))?;
+    let mut node = fetch_in(&mut tx, &id, true).await?.ok_or_else(|| not_found(&id))?;
     mask.apply(&mut node, update);
     validate::selectors(&node.selectors, &format!("node {id}"))?;
     let now = now_unix();
-    sqlx::query(
+    sqlx::query(&d.sql(
         "UPDATE attested_node_entries SET serial_number = ?, expires_at = ?, new_serial_number = ?, \
          new_expires_at = ?, can_reattest = ?, agent_version = ?, updated_at = ? WHERE spiffe_id = ?",
-    )
+    ))
     .bind(&node.cert_serial_number)
     .bind(node.cert_not_after)
     .bind(&node.new_cert_serial_number)
@@ -144,22 +148,22 @@ pub(super) async fn update(store: &SqliteStore, update: AttestedNode, mask: &Nod
     Ok(node)
 }
 
-pub(super) async fn delete(store: &SqliteStore, spiffe_id: &SpiffeId) -> Result<AttestedNode> {
+pub(super) async fn delete(store: &SqlStore, spiffe_id: &SpiffeId) -> Result<AttestedNode> {
+    let d = store.dialect;
     let id = spiffe_id.to_string();
     let mut tx = store.write().await?;
-    let node = fetch_in(&mut tx, &id).await?.ok_or_else(|| not_found(&id))?;
-    sqlx::query("DELETE FROM attested_node_entries WHERE spiffe_id = ?").bind(&id).execute(&mut *tx).await?;
-    sqlx::query("DELETE FROM node_resolver_map_entries WHERE spiffe_id = ?").bind(&id).execute(&mut *tx).await?;
+    let node = fetch_in(&mut tx, &id, true).await?.ok_or_else(|| not_found(&id))?;
+    sqlx::query(&d.sql("DELETE FROM attested_node_entries WHERE spiffe_id = ?")).bind(&id).execute(&mut *tx).await?;
+    sqlx::query(&d.sql("DELETE FROM node_resolver_map_entries WHERE spiffe_id = ?"))
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
     events::node_event(&mut tx, &id, now_unix()).await?;
     tx.commit().await?;
     Ok(node)
 }
 
-pub(super) async fn set_selectors(
-    store: &SqliteStore,
-    spiffe_id: &SpiffeId,
-    mut selectors: Vec<Selector>,
-) -> Result<()> {
+pub(super) async fn set_selectors(store: &SqlStore, spiffe_id: &SpiffeId, mut selectors: Vec<Selector>) -> Result<()> {
     selectors.sort();
     selectors.dedup();
     let id = spiffe_id.to_string();
@@ -171,33 +175,36 @@ pub(super) async fn set_selectors(
     Ok(())
 }
 
-pub(super) async fn get_selectors(store: &SqliteStore, spiffe_id: &SpiffeId) -> Result<Vec<Selector>> {
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT type, value FROM node_resolver_map_entries WHERE spiffe_id = ? ORDER BY type, value")
-            .bind(spiffe_id.to_string())
-            .fetch_all(&store.reader)
-            .await?;
+pub(super) async fn get_selectors(store: &SqlStore, spiffe_id: &SpiffeId) -> Result<Vec<Selector>> {
+    let d = store.dialect;
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        &d.sql("SELECT type, value FROM node_resolver_map_entries WHERE spiffe_id = ? ORDER BY type, value"),
+    )
+    .bind(spiffe_id.to_string())
+    .fetch_all(&store.reader)
+    .await?;
     let mut selectors: Vec<Selector> = rows.into_iter().map(|(kind, value)| Selector { kind, value }).collect();
     selectors.sort();
     Ok(selectors)
 }
 
 pub(super) async fn list_selectors(
-    store: &SqliteStore,
+    store: &SqlStore,
     valid_at: Option<i64>,
 ) -> Result<BTreeMap<SpiffeId, Vec<Selector>>> {
+    let d = store.dialect;
     let rows: Vec<(String, String, String)> = match valid_at {
         Some(t) => {
-            sqlx::query_as(
+            sqlx::query_as(&d.sql(
                 "SELECT s.spiffe_id, s.type, s.value FROM node_resolver_map_entries s \
                  JOIN attested_node_entries n ON n.spiffe_id = s.spiffe_id WHERE n.expires_at > ?",
-            )
+            ))
             .bind(t)
             .fetch_all(&store.reader)
             .await?
         }
         None => {
-            sqlx::query_as("SELECT spiffe_id, type, value FROM node_resolver_map_entries")
+            sqlx::query_as(&d.sql("SELECT spiffe_id, type, value FROM node_resolver_map_entries"))
                 .fetch_all(&store.reader)
                 .await?
         }
@@ -217,7 +224,7 @@ fn not_found(id: &str) -> DataStoreError {
 }
 
 /// Appends the filter's conditions to a query over `attested_node_entries n`.
-fn push_filter<'a>(qb: &mut QueryBuilder<'a, Sqlite>, filter: &'a NodeFilter) {
+fn push_filter<'a>(qb: &mut Builder<'a>, filter: &'a NodeFilter) {
     if let Some(kind) = &filter.by_attestation_type {
         qb.push(" AND n.data_type = ").push_bind(kind.as_str());
     }
@@ -255,10 +262,14 @@ fn push_filter<'a>(qb: &mut QueryBuilder<'a, Sqlite>, filter: &'a NodeFilter) {
     }
 }
 
-async fn replace_selectors(conn: &mut SqliteConnection, id: &str, selectors: &[Selector]) -> Result<()> {
-    sqlx::query("DELETE FROM node_resolver_map_entries WHERE spiffe_id = ?").bind(id).execute(&mut *conn).await?;
+async fn replace_selectors(conn: &mut AnyConnection, id: &str, selectors: &[Selector]) -> Result<()> {
+    let d = Dialect::of(conn);
+    sqlx::query(&d.sql("DELETE FROM node_resolver_map_entries WHERE spiffe_id = ?"))
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     for s in selectors {
-        sqlx::query("INSERT INTO node_resolver_map_entries (spiffe_id, type, value) VALUES (?, ?, ?)")
+        sqlx::query(&d.sql("INSERT INTO node_resolver_map_entries (spiffe_id, type, value) VALUES (?, ?, ?)"))
             .bind(id)
             .bind(&s.kind)
             .bind(&s.value)
@@ -268,28 +279,31 @@ async fn replace_selectors(conn: &mut SqliteConnection, id: &str, selectors: &[S
     Ok(())
 }
 
-async fn fetch_in(conn: &mut SqliteConnection, id: &str) -> Result<Option<AttestedNode>> {
-    let row =
-        sqlx::query_as::<_, NodeRow>(&format!("SELECT {COLUMNS} FROM attested_node_entries n WHERE n.spiffe_id = ?"))
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
+/// The node, read inside the caller's transaction; with `lock`, its row stays locked until a write
+/// transaction ends.
+async fn fetch_in(conn: &mut AnyConnection, id: &str, lock: bool) -> Result<Option<AttestedNode>> {
+    let d = Dialect::of(conn);
+    let lock = if lock { d.for_update() } else { "" };
+    let row = sqlx::query_as::<_, NodeRow>(
+        &d.sql(&format!("SELECT {COLUMNS} FROM attested_node_entries n WHERE n.spiffe_id = ?{lock}")),
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
     Ok(match row {
         Some(row) => assemble(conn, vec![row]).await?.pop(),
         None => None,
     })
 }
 
-async fn assemble(conn: &mut SqliteConnection, rows: Vec<NodeRow>) -> Result<Vec<AttestedNode>> {
+async fn assemble(conn: &mut AnyConnection, rows: Vec<NodeRow>) -> Result<Vec<AttestedNode>> {
+    let d = Dialect::of(conn);
     let mut selectors: HashMap<String, Vec<Selector>> = HashMap::new();
     let ids: Vec<&str> = rows.iter().map(|r| r.spiffe_id.as_str()).collect();
     for chunk in ids.chunks(IN_CHUNK) {
         let mut qb =
-            QueryBuilder::new("SELECT spiffe_id, type, value FROM node_resolver_map_entries WHERE spiffe_id IN (");
-        let mut list = qb.separated(", ");
-        for id in chunk {
-            list.push_bind(*id);
-        }
+            Builder::new(d, "SELECT spiffe_id, type, value FROM node_resolver_map_entries WHERE spiffe_id IN (");
+        qb.push_list(", ", chunk.iter().copied());
         qb.push(")");
         for (id, kind, value) in qb.build_query_as::<(String, String, String)>().fetch_all(&mut *conn).await? {
             selectors.entry(id).or_default().push(Selector { kind, value });

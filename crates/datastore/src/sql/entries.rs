@@ -4,17 +4,23 @@
 use std::collections::HashMap;
 
 use spire_identity::{Selector, TrustDomain};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{FromRow, QueryBuilder, Row, Sqlite, SqliteConnection};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, FromRow, Row};
 
+use super::dialect::insert_id;
 use super::set_match::{self, SetTable};
-use super::{SqliteStore, events, stored_spiffe_id, stored_trust_domain};
+use super::{Builder, Dialect, SqlStore, events, flag, stored_spiffe_id, stored_trust_domain};
 use crate::filters::{check_filters, look_ahead_limit, split_page};
 use crate::{DataStoreError, EntryFilter, EntryMask, Pagination, RegistrationEntry, Result, now_unix, validate};
 
-const COLUMNS: &str = "e.id, e.entry_id, e.spiffe_id, e.parent_id, e.ttl, e.jwt_svid_ttl, e.admin, e.downstream, \
-                       e.expiry, e.revision_number, e.store_svid, e.hint, e.disable_x509_svid_prefetch, \
-                       e.jwt_svid_include_jti, e.created_at";
+/// Boolean columns are read as 0/1 integers: sqlx's `Any` driver reads no boolean column type of
+/// SQLite nor MySQL's TINYINT, and every database agrees on this expression.
+const COLUMNS: &str = "e.id, e.entry_id, e.spiffe_id, e.parent_id, e.ttl, e.jwt_svid_ttl, \
+                       CASE WHEN e.admin THEN 1 ELSE 0 END AS admin, \
+                       CASE WHEN e.downstream THEN 1 ELSE 0 END AS downstream, e.expiry, e.revision_number, \
+                       CASE WHEN e.store_svid THEN 1 ELSE 0 END AS store_svid, e.hint, \
+                       CASE WHEN e.disable_x509_svid_prefetch THEN 1 ELSE 0 END AS disable_x509_svid_prefetch, \
+                       CASE WHEN e.jwt_svid_include_jti THEN 1 ELSE 0 END AS jwt_svid_include_jti, e.created_at";
 
 /// Above this many entries, child rows are read whole instead of by ID lists.
 const BULK_THRESHOLD: usize = 2000;
@@ -40,8 +46,8 @@ struct EntryRow {
     created_at: i64,
 }
 
-impl FromRow<'_, SqliteRow> for EntryRow {
-    fn from_row(row: &SqliteRow) -> sqlx::Result<Self> {
+impl FromRow<'_, AnyRow> for EntryRow {
+    fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
         Ok(Self {
             pk: row.try_get("id")?,
             entry_id: row.try_get("entry_id")?,
@@ -49,20 +55,21 @@ impl FromRow<'_, SqliteRow> for EntryRow {
             parent_id: row.try_get("parent_id")?,
             ttl: row.try_get("ttl")?,
             jwt_svid_ttl: row.try_get("jwt_svid_ttl")?,
-            admin: row.try_get("admin")?,
-            downstream: row.try_get("downstream")?,
+            admin: flag(row, "admin")?,
+            downstream: flag(row, "downstream")?,
             expiry: row.try_get("expiry")?,
             revision_number: row.try_get("revision_number")?,
-            store_svid: row.try_get("store_svid")?,
+            store_svid: flag(row, "store_svid")?,
             hint: row.try_get("hint")?,
-            disable_x509_svid_prefetch: row.try_get("disable_x509_svid_prefetch")?,
-            jwt_svid_include_jti: row.try_get("jwt_svid_include_jti")?,
+            disable_x509_svid_prefetch: flag(row, "disable_x509_svid_prefetch")?,
+            jwt_svid_include_jti: flag(row, "jwt_svid_include_jti")?,
             created_at: row.try_get("created_at")?,
         })
     }
 }
 
-pub(super) async fn create(store: &SqliteStore, mut entry: RegistrationEntry) -> Result<RegistrationEntry> {
+pub(super) async fn create(store: &SqlStore, mut entry: RegistrationEntry) -> Result<RegistrationEntry> {
+    let d = store.dialect;
     entry.normalize();
     if entry.id.is_empty() {
         entry.id = uuid::Uuid::new_v4().to_string();
@@ -82,52 +89,49 @@ pub(super) async fn create(store: &SqliteStore, mut entry: RegistrationEntry) ->
     let digest = entry.similarity_digest();
     check_not_similar(&mut tx, &digest, None).await?;
     let bundle_ids = federated_bundle_ids(&mut tx, &entry.id, &entry.federates_with).await?;
-    let pk = sqlx::query(
+    let sql = d.returning_id(
         "INSERT INTO registered_entries (entry_id, spiffe_id, parent_id, similarity_digest, ttl, jwt_svid_ttl, admin, \
          downstream, expiry, revision_number, store_svid, hint, disable_x509_svid_prefetch, jwt_svid_include_jti, \
          created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&entry.id)
-    .bind(entry.spiffe_id.to_string())
-    .bind(entry.parent_id.to_string())
-    .bind(&digest)
-    .bind(entry.x509_svid_ttl)
-    .bind(entry.jwt_svid_ttl)
-    .bind(entry.admin)
-    .bind(entry.downstream)
-    .bind(entry.expires_at)
-    .bind(entry.revision_number)
-    .bind(entry.store_svid)
-    .bind(&entry.hint)
-    .bind(entry.disable_x509_svid_prefetch)
-    .bind(entry.jwt_svid_include_jti)
-    .bind(now)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?
-    .last_insert_rowid();
+    );
+    let insert = sqlx::query(&sql)
+        .bind(&entry.id)
+        .bind(entry.spiffe_id.to_string())
+        .bind(entry.parent_id.to_string())
+        .bind(&digest)
+        .bind(entry.x509_svid_ttl)
+        .bind(entry.jwt_svid_ttl)
+        .bind(entry.admin)
+        .bind(entry.downstream)
+        .bind(entry.expires_at)
+        .bind(entry.revision_number)
+        .bind(entry.store_svid)
+        .bind(&entry.hint)
+        .bind(entry.disable_x509_svid_prefetch)
+        .bind(entry.jwt_svid_include_jti)
+        .bind(now)
+        .bind(now);
+    let pk = insert_id(d, insert, &mut tx).await?;
     insert_children(&mut tx, pk, &entry, &bundle_ids).await?;
     events::entry_event(&mut tx, &entry.id, now).await?;
     tx.commit().await?;
     Ok(entry)
 }
 
-pub(super) async fn fetch(store: &SqliteStore, id: &str) -> Result<Option<RegistrationEntry>> {
+pub(super) async fn fetch(store: &SqlStore, id: &str) -> Result<Option<RegistrationEntry>> {
     let mut tx = store.read().await?;
-    let entry = fetch_in(&mut tx, id).await?.map(|(_, entry)| entry);
+    let entry = fetch_in(&mut tx, id, false).await?.map(|(_, entry)| entry);
     tx.commit().await?;
     Ok(entry)
 }
 
-pub(super) async fn fetch_many(store: &SqliteStore, ids: &[String]) -> Result<HashMap<String, RegistrationEntry>> {
+pub(super) async fn fetch_many(store: &SqlStore, ids: &[String]) -> Result<HashMap<String, RegistrationEntry>> {
+    let d = store.dialect;
     let mut tx = store.read().await?;
     let mut rows = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(IN_CHUNK) {
-        let mut qb = QueryBuilder::new(format!("SELECT {COLUMNS} FROM registered_entries e WHERE e.entry_id IN ("));
-        let mut list = qb.separated(", ");
-        for id in chunk {
-            list.push_bind(id.clone());
-        }
+        let mut qb = Builder::new(d, format!("SELECT {COLUMNS} FROM registered_entries e WHERE e.entry_id IN ("));
+        qb.push_list(", ", chunk.iter().cloned());
         qb.push(")");
         rows.extend(qb.build_query_as::<EntryRow>().fetch_all(&mut *tx).await?);
     }
@@ -137,13 +141,14 @@ pub(super) async fn fetch_many(store: &SqliteStore, ids: &[String]) -> Result<Ha
 }
 
 pub(super) async fn list(
-    store: &SqliteStore,
+    store: &SqlStore,
     filter: &EntryFilter,
     pagination: Option<&Pagination>,
 ) -> Result<(Vec<RegistrationEntry>, String)> {
+    let d = store.dialect;
     check_filters(filter.by_selectors.as_ref(), filter.by_federates_with.as_ref())?;
     let cursor = pagination.map(Pagination::cursor).transpose()?.flatten();
-    let mut qb = QueryBuilder::new(format!("SELECT {COLUMNS} FROM registered_entries e WHERE 1 = 1"));
+    let mut qb = Builder::new(d, format!("SELECT {COLUMNS} FROM registered_entries e WHERE 1 = 1"));
     push_filter(&mut qb, filter);
     if let Some(cursor) = cursor {
         qb.push(" AND e.entry_id > ").push_bind(cursor);
@@ -161,22 +166,20 @@ pub(super) async fn list(
     Ok((entries.into_iter().map(|(_, e)| e).collect(), next))
 }
 
-pub(super) async fn count(store: &SqliteStore, filter: &EntryFilter) -> Result<u64> {
+pub(super) async fn count(store: &SqlStore, filter: &EntryFilter) -> Result<u64> {
+    let d = store.dialect;
     check_filters(filter.by_selectors.as_ref(), filter.by_federates_with.as_ref())?;
-    let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM registered_entries e WHERE 1 = 1");
+    let mut qb = Builder::new(d, "SELECT COUNT(*) FROM registered_entries e WHERE 1 = 1");
     push_filter(&mut qb, filter);
     let count: i64 = qb.build_query_scalar().fetch_one(&store.reader).await?;
     Ok(count as u64)
 }
 
-pub(super) async fn update(
-    store: &SqliteStore,
-    update: RegistrationEntry,
-    mask: &EntryMask,
-) -> Result<RegistrationEntry> {
+pub(super) async fn update(store: &SqlStore, update: RegistrationEntry, mask: &EntryMask) -> Result<RegistrationEntry> {
+    let d = store.dialect;
     validate::entry_id(&update.id)?;
     let mut tx = store.write().await?;
-    let (pk, mut entry) = fetch_in(&mut tx, &update.id).await?.ok_or_else(|| not_found(&update.id))?;
+    let (pk, mut entry) = fetch_in(&mut tx, &update.id, true).await?.ok_or_else(|| not_found(&update.id))?;
     mask.apply(&mut entry, update);
     validate::entry(&entry)?;
     let digest = entry.similarity_digest();
@@ -184,11 +187,11 @@ pub(super) async fn update(
     let bundle_ids = federated_bundle_ids(&mut tx, &entry.id, &entry.federates_with).await?;
     entry.revision_number += 1;
     let now = now_unix();
-    sqlx::query(
+    sqlx::query(&d.sql(
         "UPDATE registered_entries SET spiffe_id = ?, parent_id = ?, similarity_digest = ?, ttl = ?, jwt_svid_ttl = ?, \
          admin = ?, downstream = ?, expiry = ?, revision_number = ?, store_svid = ?, hint = ?, \
          disable_x509_svid_prefetch = ?, jwt_svid_include_jti = ?, updated_at = ? WHERE id = ?",
-    )
+    ))
     .bind(entry.spiffe_id.to_string())
     .bind(entry.parent_id.to_string())
     .bind(&digest)
@@ -208,7 +211,10 @@ pub(super) async fn update(
     .await?;
     // Rewriting every child row keeps this simple; an entry has a handful of them.
     for table in ["selectors", "dns_names", "federated_registration_entries"] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE registered_entry_id = ?")).bind(pk).execute(&mut *tx).await?;
+        sqlx::query(&d.sql(&format!("DELETE FROM {table} WHERE registered_entry_id = ?")))
+            .bind(pk)
+            .execute(&mut *tx)
+            .await?;
     }
     insert_children(&mut tx, pk, &entry, &bundle_ids).await?;
     events::entry_event(&mut tx, &entry.id, now).await?;
@@ -216,25 +222,27 @@ pub(super) async fn update(
     Ok(entry)
 }
 
-pub(super) async fn delete(store: &SqliteStore, id: &str) -> Result<RegistrationEntry> {
+pub(super) async fn delete(store: &SqlStore, id: &str) -> Result<RegistrationEntry> {
+    let d = store.dialect;
     let mut tx = store.write().await?;
-    let (pk, entry) = fetch_in(&mut tx, id).await?.ok_or_else(|| not_found(id))?;
+    let (pk, entry) = fetch_in(&mut tx, id, true).await?.ok_or_else(|| not_found(id))?;
     // Child rows go with it (ON DELETE CASCADE).
-    sqlx::query("DELETE FROM registered_entries WHERE id = ?").bind(pk).execute(&mut *tx).await?;
+    sqlx::query(&d.sql("DELETE FROM registered_entries WHERE id = ?")).bind(pk).execute(&mut *tx).await?;
     events::entry_event(&mut tx, id, now_unix()).await?;
     tx.commit().await?;
     Ok(entry)
 }
 
-pub(super) async fn prune(store: &SqliteStore, expires_before: i64) -> Result<u64> {
+pub(super) async fn prune(store: &SqlStore, expires_before: i64) -> Result<u64> {
+    let d = store.dialect;
     let mut tx = store.write().await?;
     let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT entry_id FROM registered_entries WHERE expiry <> 0 AND expiry < ? ORDER BY entry_id",
+        &d.sql("SELECT entry_id FROM registered_entries WHERE expiry <> 0 AND expiry < ? ORDER BY entry_id"),
     )
     .bind(expires_before)
     .fetch_all(&mut *tx)
     .await?;
-    sqlx::query("DELETE FROM registered_entries WHERE expiry <> 0 AND expiry < ?")
+    sqlx::query(&d.sql("DELETE FROM registered_entries WHERE expiry <> 0 AND expiry < ?"))
         .bind(expires_before)
         .execute(&mut *tx)
         .await?;
@@ -247,7 +255,7 @@ pub(super) async fn prune(store: &SqliteStore, expires_before: i64) -> Result<u6
 }
 
 /// Appends the filter's conditions to a query over `registered_entries e`.
-fn push_filter<'a>(qb: &mut QueryBuilder<'a, Sqlite>, filter: &'a EntryFilter) {
+fn push_filter<'a>(qb: &mut Builder<'a>, filter: &'a EntryFilter) {
     if let Some(id) = &filter.by_spiffe_id {
         qb.push(" AND e.spiffe_id = ").push_bind(id.to_string());
     }
@@ -288,10 +296,7 @@ fn push_filter<'a>(qb: &mut QueryBuilder<'a, Sqlite>, filter: &'a EntryFilter) {
         };
         set_match::push(qb, &table, *mode, ids.len(), &|qb| {
             qb.push("b.trust_domain IN (");
-            let mut list = qb.separated(", ");
-            for id in &ids {
-                list.push_bind(id.clone());
-            }
+            qb.push_list(", ", ids.iter().cloned());
             qb.push(")");
         });
     }
@@ -301,17 +306,23 @@ fn not_found(id: &str) -> DataStoreError {
     DataStoreError::NotFound(format!("no registration entry has ID {id}"))
 }
 
-async fn find_pk(conn: &mut SqliteConnection, id: &str) -> Result<Option<i64>> {
-    Ok(sqlx::query_scalar("SELECT id FROM registered_entries WHERE entry_id = ?").bind(id).fetch_optional(conn).await?)
+async fn find_pk(conn: &mut AnyConnection, id: &str) -> Result<Option<i64>> {
+    let d = Dialect::of(conn);
+    Ok(sqlx::query_scalar(&d.sql("SELECT id FROM registered_entries WHERE entry_id = ?"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
 }
 
 /// Refuses an entry whose (parent, SPIFFE ID, selectors) another entry already has. The unique index
 /// on the digest enforces the same rule; checking first gives SPIRE's message.
-async fn check_not_similar(conn: &mut SqliteConnection, digest: &[u8], this: Option<i64>) -> Result<()> {
-    let other: Option<i64> = sqlx::query_scalar("SELECT id FROM registered_entries WHERE similarity_digest = ?")
-        .bind(digest)
-        .fetch_optional(conn)
-        .await?;
+async fn check_not_similar(conn: &mut AnyConnection, digest: &[u8], this: Option<i64>) -> Result<()> {
+    let d = Dialect::of(conn);
+    let other: Option<i64> =
+        sqlx::query_scalar(&d.sql("SELECT id FROM registered_entries WHERE similarity_digest = ?"))
+            .bind(digest)
+            .fetch_optional(conn)
+            .await?;
     match other {
         Some(pk) if Some(pk) != this => Err(DataStoreError::AlreadyExists("similar entry already exists".into())),
         _ => Ok(()),
@@ -320,13 +331,14 @@ async fn check_not_similar(conn: &mut SqliteConnection, digest: &[u8], this: Opt
 
 /// The bundle rows an entry's `federates_with` points at; each trust domain needs a stored bundle.
 async fn federated_bundle_ids(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     entry_id: &str,
     trust_domains: &[TrustDomain],
 ) -> Result<Vec<i64>> {
+    let d = Dialect::of(conn);
     let mut ids = Vec::with_capacity(trust_domains.len());
     for td in trust_domains {
-        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM bundles WHERE trust_domain = ?")
+        let id: Option<i64> = sqlx::query_scalar(&d.sql("SELECT id FROM bundles WHERE trust_domain = ?"))
             .bind(td.id_string())
             .fetch_optional(&mut *conn)
             .await?;
@@ -341,13 +353,14 @@ async fn federated_bundle_ids(
 }
 
 async fn insert_children(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     pk: i64,
     entry: &RegistrationEntry,
     bundle_ids: &[i64],
 ) -> Result<()> {
+    let d = Dialect::of(conn);
     for s in &entry.selectors {
-        sqlx::query("INSERT INTO selectors (registered_entry_id, type, value) VALUES (?, ?, ?)")
+        sqlx::query(&d.sql("INSERT INTO selectors (registered_entry_id, type, value) VALUES (?, ?, ?)"))
             .bind(pk)
             .bind(&s.kind)
             .bind(&s.value)
@@ -355,7 +368,7 @@ async fn insert_children(
             .await?;
     }
     for (position, name) in entry.dns_names.iter().enumerate() {
-        sqlx::query("INSERT INTO dns_names (registered_entry_id, position, value) VALUES (?, ?, ?)")
+        sqlx::query(&d.sql("INSERT INTO dns_names (registered_entry_id, position, value) VALUES (?, ?, ?)"))
             .bind(pk)
             .bind(position as i64)
             .bind(name)
@@ -363,22 +376,28 @@ async fn insert_children(
             .await?;
     }
     for bundle_id in bundle_ids {
-        sqlx::query("INSERT INTO federated_registration_entries (bundle_id, registered_entry_id) VALUES (?, ?)")
-            .bind(bundle_id)
-            .bind(pk)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            &d.sql("INSERT INTO federated_registration_entries (bundle_id, registered_entry_id) VALUES (?, ?)"),
+        )
+        .bind(bundle_id)
+        .bind(pk)
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }
 
-/// The entry with this ID and its row ID, read inside the caller's transaction.
-async fn fetch_in(conn: &mut SqliteConnection, id: &str) -> Result<Option<(i64, RegistrationEntry)>> {
-    let row =
-        sqlx::query_as::<_, EntryRow>(&format!("SELECT {COLUMNS} FROM registered_entries e WHERE e.entry_id = ?"))
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
+/// The entry with this ID and its row ID, read inside the caller's transaction; with `lock`, its row
+/// stays locked until a write transaction ends.
+async fn fetch_in(conn: &mut AnyConnection, id: &str, lock: bool) -> Result<Option<(i64, RegistrationEntry)>> {
+    let d = Dialect::of(conn);
+    let lock = if lock { d.for_update() } else { "" };
+    let row = sqlx::query_as::<_, EntryRow>(
+        &d.sql(&format!("SELECT {COLUMNS} FROM registered_entries e WHERE e.entry_id = ?{lock}")),
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
     Ok(match row {
         Some(row) => assemble(conn, vec![row]).await?.pop(),
         None => None,
@@ -394,7 +413,7 @@ struct Children {
 }
 
 /// Reads the child rows of `rows` and builds the entries, in the order of `rows`.
-async fn assemble(conn: &mut SqliteConnection, rows: Vec<EntryRow>) -> Result<Vec<(i64, RegistrationEntry)>> {
+async fn assemble(conn: &mut AnyConnection, rows: Vec<EntryRow>) -> Result<Vec<(i64, RegistrationEntry)>> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -442,32 +461,31 @@ async fn assemble(conn: &mut SqliteConnection, rows: Vec<EntryRow>) -> Result<Ve
 }
 
 /// Reads child rows for the entry row IDs in `pks`, or for every entry when `None`.
-async fn load_children(conn: &mut SqliteConnection, pks: Option<&[i64]>, into: &mut Children) -> Result<()> {
-    fn restrict<'a>(qb: &mut QueryBuilder<'a, Sqlite>, column: &str, pks: Option<&[i64]>) {
+async fn load_children(conn: &mut AnyConnection, pks: Option<&[i64]>, into: &mut Children) -> Result<()> {
+    let d = Dialect::of(conn);
+    fn restrict<'a>(qb: &mut Builder<'a>, column: &str, pks: Option<&[i64]>) {
         if let Some(pks) = pks {
             qb.push(format!(" WHERE {column} IN ("));
-            let mut list = qb.separated(", ");
-            for pk in pks {
-                list.push_bind(*pk);
-            }
+            qb.push_list(", ", pks.iter().copied());
             qb.push(")");
         }
     }
 
-    let mut qb = QueryBuilder::new("SELECT registered_entry_id, type, value FROM selectors");
+    let mut qb = Builder::new(d, "SELECT registered_entry_id, type, value FROM selectors");
     restrict(&mut qb, "registered_entry_id", pks);
     for (pk, kind, value) in qb.build_query_as::<(i64, String, String)>().fetch_all(&mut *conn).await? {
         into.selectors.entry(pk).or_default().push(Selector { kind, value });
     }
 
-    let mut qb = QueryBuilder::new("SELECT registered_entry_id, value FROM dns_names");
+    let mut qb = Builder::new(d, "SELECT registered_entry_id, value FROM dns_names");
     restrict(&mut qb, "registered_entry_id", pks);
     qb.push(" ORDER BY registered_entry_id, position");
     for (pk, name) in qb.build_query_as::<(i64, String)>().fetch_all(&mut *conn).await? {
         into.dns_names.entry(pk).or_default().push(name);
     }
 
-    let mut qb = QueryBuilder::new(
+    let mut qb = Builder::new(
+        d,
         "SELECT f.registered_entry_id, b.trust_domain FROM federated_registration_entries f \
          JOIN bundles b ON b.id = f.bundle_id",
     );

@@ -1,9 +1,9 @@
 //! Federation relationships (`federated_trust_domains`).
 
 use spire_identity::TrustDomain;
-use sqlx::QueryBuilder;
 
-use super::{SqliteStore, stored_spiffe_id, stored_trust_domain};
+use super::dialect::inserted;
+use super::{Builder, SqlStore, stored_spiffe_id, stored_trust_domain};
 use crate::filters::{look_ahead_limit, split_page};
 use crate::{
     BundleEndpointProfile, DataStoreError, FederationRelationship, FederationRelationshipMask, Pagination, Result,
@@ -33,22 +33,22 @@ fn from_row((td, url, profile, endpoint): Row) -> Result<FederationRelationship>
     Ok(FederationRelationship { trust_domain: stored_trust_domain(&td, &what)?, bundle_endpoint_url: url, profile })
 }
 
-pub(super) async fn create(store: &SqliteStore, rel: FederationRelationship) -> Result<FederationRelationship> {
+pub(super) async fn create(store: &SqlStore, rel: FederationRelationship) -> Result<FederationRelationship> {
+    let d = store.dialect;
     let now = now_unix();
-    let inserted = sqlx::query(
-        "INSERT INTO federated_trust_domains (trust_domain, bundle_endpoint_url, bundle_endpoint_profile, \
-         endpoint_spiffe_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (trust_domain) DO NOTHING",
-    )
-    .bind(rel.trust_domain.id_string())
-    .bind(&rel.bundle_endpoint_url)
-    .bind(rel.profile.name())
-    .bind(endpoint_id(&rel.profile))
-    .bind(now)
-    .bind(now)
-    .execute(&store.writer)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
+    let insert = "INSERT INTO federated_trust_domains (trust_domain, bundle_endpoint_url, bundle_endpoint_profile, \
+         endpoint_spiffe_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)";
+    let done = sqlx::query(&d.sql(&d.insert_or_ignore(insert, "trust_domain")))
+        .bind(rel.trust_domain.id_string())
+        .bind(&rel.bundle_endpoint_url)
+        .bind(rel.profile.name())
+        .bind(endpoint_id(&rel.profile))
+        .bind(now)
+        .bind(now)
+        .execute(&store.writer)
+        .await;
+    let inserted = inserted(done)?;
+    if !inserted {
         return Err(DataStoreError::AlreadyExists(format!(
             "a federation relationship with {} already exists: update it instead",
             rel.trust_domain
@@ -57,9 +57,10 @@ pub(super) async fn create(store: &SqliteStore, rel: FederationRelationship) -> 
     Ok(rel)
 }
 
-pub(super) async fn fetch(store: &SqliteStore, td: &TrustDomain) -> Result<Option<FederationRelationship>> {
+pub(super) async fn fetch(store: &SqlStore, td: &TrustDomain) -> Result<Option<FederationRelationship>> {
+    let d = store.dialect;
     let row: Option<Row> =
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM federated_trust_domains WHERE trust_domain = ?"))
+        sqlx::query_as(&d.sql(&format!("SELECT {COLUMNS} FROM federated_trust_domains WHERE trust_domain = ?")))
             .bind(td.id_string())
             .fetch_optional(&store.reader)
             .await?;
@@ -67,11 +68,12 @@ pub(super) async fn fetch(store: &SqliteStore, td: &TrustDomain) -> Result<Optio
 }
 
 pub(super) async fn list(
-    store: &SqliteStore,
+    store: &SqlStore,
     pagination: Option<&Pagination>,
 ) -> Result<(Vec<FederationRelationship>, String)> {
+    let d = store.dialect;
     let cursor = pagination.map(Pagination::cursor).transpose()?.flatten();
-    let mut qb = QueryBuilder::new(format!("SELECT {COLUMNS} FROM federated_trust_domains WHERE 1 = 1"));
+    let mut qb = Builder::new(d, format!("SELECT {COLUMNS} FROM federated_trust_domains WHERE 1 = 1"));
     if let Some(cursor) = cursor {
         qb.push(" AND trust_domain > ").push_bind(cursor);
     }
@@ -85,23 +87,25 @@ pub(super) async fn list(
 }
 
 pub(super) async fn update(
-    store: &SqliteStore,
+    store: &SqlStore,
     update: FederationRelationship,
     mask: &FederationRelationshipMask,
 ) -> Result<FederationRelationship> {
+    let d = store.dialect;
     let key = update.trust_domain.id_string();
     let mut tx = store.write().await?;
-    let row: Option<Row> =
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM federated_trust_domains WHERE trust_domain = ?"))
-            .bind(&key)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let row: Option<Row> = sqlx::query_as(
+        &d.sql(&format!("SELECT {COLUMNS} FROM federated_trust_domains WHERE trust_domain = ?{}", d.for_update())),
+    )
+    .bind(&key)
+    .fetch_optional(&mut *tx)
+    .await?;
     let mut rel = row.map(from_row).transpose()?.ok_or_else(|| not_found(&update.trust_domain))?;
     mask.apply(&mut rel, update);
-    sqlx::query(
+    sqlx::query(&d.sql(
         "UPDATE federated_trust_domains SET bundle_endpoint_url = ?, bundle_endpoint_profile = ?, \
          endpoint_spiffe_id = ?, updated_at = ? WHERE trust_domain = ?",
-    )
+    ))
     .bind(&rel.bundle_endpoint_url)
     .bind(rel.profile.name())
     .bind(endpoint_id(&rel.profile))
@@ -113,8 +117,9 @@ pub(super) async fn update(
     Ok(rel)
 }
 
-pub(super) async fn delete(store: &SqliteStore, td: &TrustDomain) -> Result<()> {
-    let deleted = sqlx::query("DELETE FROM federated_trust_domains WHERE trust_domain = ?")
+pub(super) async fn delete(store: &SqlStore, td: &TrustDomain) -> Result<()> {
+    let d = store.dialect;
+    let deleted = sqlx::query(&d.sql("DELETE FROM federated_trust_domains WHERE trust_domain = ?"))
         .bind(td.id_string())
         .execute(&store.writer)
         .await?

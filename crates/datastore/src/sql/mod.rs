@@ -1,4 +1,5 @@
-//! The SQLite backend: one database file in WAL mode, written through a single connection.
+//! The SQL store: one implementation of [`DataStore`] over sqlx's `Any` driver for SQLite, PostgreSQL
+//! and MySQL/MariaDB, the queries written once and adapted per [`Dialect`].
 //!
 //! SQLite admits one writer at a time. Funnelling every write transaction through a one-connection
 //! pool queues writers inside the process instead of letting them collide on the file lock, and
@@ -7,8 +8,10 @@
 //! Readers use their own pool and, thanks to WAL, never block the writer nor wait for it; multi-query
 //! reads run in a read transaction so they see one snapshot.
 
+mod builder;
 mod bundles;
 mod ca_journals;
+mod dialect;
 mod entries;
 mod events;
 mod federation;
@@ -19,13 +22,15 @@ mod tokens;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use spire_identity::{Selector, SpiffeId, TrustDomain};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, Transaction};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{Any, AnyPool, Executor, Transaction};
+
+pub(crate) use builder::Builder;
+pub use dialect::Dialect;
 
 use crate::store::Page;
 use crate::{
@@ -52,60 +57,166 @@ impl Default for SqliteOptions {
     }
 }
 
-/// A [`DataStore`] on one SQLite database.
+/// How to reach a PostgreSQL or MySQL database (SPIRE's DataStore "sql" settings).
 #[derive(Debug, Clone)]
-pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+pub struct SqlOptions {
+    /// The sqlx URL of the database (see `sql_connection::database_url` for SPIRE's forms).
+    pub url: String,
+    /// `ro_connection_string` as a URL: a replica for reads, if any.
+    pub read_only_url: Option<String>,
+    /// `max_open_conns`.
+    pub max_open_conns: u32,
+    /// `conn_max_lifetime`.
+    pub conn_max_lifetime: Option<Duration>,
+    /// `disable_migration`.
+    pub disable_migration: bool,
+    /// How long to wait for a connection from the pool (then Unavailable).
+    pub acquire_timeout: Duration,
 }
 
-impl SqliteStore {
-    /// Opens (creating if missing) the database at `target`: a file path as in SPIRE's
+impl Default for SqlOptions {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            read_only_url: None,
+            max_open_conns: 100,
+            conn_max_lifetime: None,
+            disable_migration: false,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A [`DataStore`] on one SQL database.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    writer: AnyPool,
+    reader: AnyPool,
+    dialect: Dialect,
+}
+
+/// `path` as the file part of a `sqlite:` URL: sqlx percent-decodes it and stops at `?`.
+fn sqlite_url(path: &str) -> String {
+    let mut url = String::from("sqlite://");
+    for c in path.chars() {
+        match c {
+            '%' => url.push_str("%25"),
+            '?' => url.push_str("%3F"),
+            '#' => url.push_str("%23"),
+            _ => url.push(c),
+        }
+    }
+    url
+}
+
+impl SqlStore {
+    /// Opens (creating if missing) the SQLite database at `target`: a file path as in SPIRE's
     /// `connection_string`, a `sqlite:` URL, or `:memory:` / `sqlite::memory:` for a private
     /// in-memory database. Migrates the schema unless `options.disable_migration`.
     pub async fn open(target: &str, options: SqliteOptions) -> Result<Self> {
+        install_default_drivers();
         let in_memory = target == ":memory:" || target.starts_with("sqlite::memory:") || target.contains("mode=memory");
-        let connect = if target == ":memory:" {
-            SqliteConnectOptions::from_str("sqlite::memory:")
+        let url = if target == ":memory:" {
+            "sqlite::memory:".to_owned()
         } else if target.starts_with("sqlite:") {
-            SqliteConnectOptions::from_str(target)
+            // Created if missing, as a plain path is, unless the URL says otherwise.
+            match (target.contains("mode="), target.contains('?')) {
+                (true, _) => target.to_owned(),
+                (false, true) => format!("{target}&mode=rwc"),
+                (false, false) => format!("{target}?mode=rwc"),
+            }
         } else {
-            Ok(SqliteConnectOptions::new().filename(target))
+            format!("{}?mode=rwc", sqlite_url(target))
+        };
+        let busy_ms = options.busy_timeout.as_millis();
+        // Per connection: FULL makes a commit durable before it is acknowledged, even across power
+        // loss (NORMAL could forget the last commits, e.g. resurrect a join token already used).
+        let pool = |max: u32, min: u32| {
+            AnyPoolOptions::new().max_connections(max).min_connections(min).after_connect(move |conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    conn.execute(format!("PRAGMA busy_timeout = {busy_ms}").as_str()).await?;
+                    Ok(())
+                })
+            })
+        };
+        let unavailable =
+            |e: sqlx::Error| DataStoreError::Unavailable(format!("cannot open SQLite database {target:?}: {e}"));
+        let writer = pool(1, u32::from(in_memory)).idle_timeout(None).max_lifetime(None).connect(&url).await.map_err(
+            |e| match e {
+                sqlx::Error::Configuration(_) => {
+                    DataStoreError::invalid(format!("SQLite connection string {target:?} is not valid: {e}"))
+                }
+                e => unavailable(e),
+            },
+        )?;
+        if !in_memory {
+            writer.execute("PRAGMA journal_mode = WAL").await.map_err(unavailable)?;
         }
-        .map_err(|e| DataStoreError::invalid(format!("SQLite connection string {target:?} is not valid: {e}")))?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        // FULL: a commit is on disk before it is acknowledged, even across power loss. NORMAL could
-        // forget the last commits, e.g. resurrect a join token that was already used.
-        .synchronous(SqliteSynchronous::Full)
-        .foreign_keys(true)
-        .busy_timeout(options.busy_timeout);
-
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(if in_memory { 1 } else { 0 })
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(connect.clone())
-            .await
-            .map_err(|e| DataStoreError::Unavailable(format!("cannot open SQLite database {target:?}: {e}")))?;
         // An in-memory database lives in its one connection: readers must share it.
         let reader = if in_memory {
             writer.clone()
         } else {
-            SqlitePoolOptions::new()
-                .max_connections(options.max_read_connections.max(1))
-                .connect_with(connect)
-                .await
-                .map_err(|e| DataStoreError::Unavailable(format!("cannot open SQLite database {target:?}: {e}")))?
+            pool(options.max_read_connections.max(1), 0).connect(&url).await.map_err(unavailable)?
         };
-
+        let store = Self { writer, reader, dialect: Dialect::Sqlite };
         if options.disable_migration {
-            migrate::check(&writer).await?;
+            migrate::check(&store.writer, store.dialect).await?;
         } else {
-            migrate::run(&writer).await?;
+            migrate::run(&store.writer, store.dialect).await?;
         }
-        Ok(Self { writer, reader })
+        Ok(store)
+    }
+
+    /// Connects to the PostgreSQL or MySQL database at `options.url` (`postgres://` or `mysql://`) and
+    /// migrates its schema unless `options.disable_migration`. Several servers may share the database:
+    /// migrations take the database's advisory lock, and writers lock the rows they read to update.
+    pub async fn connect(options: SqlOptions) -> Result<Self> {
+        install_default_drivers();
+        let dialect = if options.url.starts_with("postgres") {
+            Dialect::Postgres
+        } else if options.url.starts_with("mysql") || options.url.starts_with("mariadb") {
+            Dialect::Mysql
+        } else {
+            return Err(DataStoreError::invalid(
+                "the database URL must start with postgres:// or mysql:// (SQLite databases are opened by path)",
+            ));
+        };
+        let pool = |url: &str| {
+            AnyPoolOptions::new()
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        if dialect == Dialect::Mysql {
+                            // Refuse values that do not fit instead of truncating them, whatever the
+                            // server's default mode.
+                            conn.execute(
+                                "SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_ALL_TABLES')",
+                            )
+                            .await?;
+                        }
+                        Ok(())
+                    })
+                })
+                .max_connections(options.max_open_conns.max(1))
+                .max_lifetime(options.conn_max_lifetime)
+                .acquire_timeout(options.acquire_timeout)
+                .connect_lazy(url)
+                .map_err(|e| DataStoreError::invalid(format!("the {dialect:?} connection string is not valid: {e}")))
+        };
+        let writer = pool(&options.url)?;
+        let reader = match &options.read_only_url {
+            Some(url) => pool(url)?,
+            None => writer.clone(),
+        };
+        let store = Self { writer, reader, dialect };
+        // The first connection tells whether the database is there at all.
+        if options.disable_migration {
+            migrate::check(&store.writer, dialect).await?;
+        } else {
+            migrate::run(&store.writer, dialect).await?;
+        }
+        Ok(store)
     }
 
     /// [`open`](Self::open) for a file path.
@@ -123,19 +234,32 @@ impl SqliteStore {
         self.reader.close().await;
     }
 
-    /// A write transaction holding the database's write lock from its first statement.
-    async fn write(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    /// The database this store runs on.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// A write transaction. On SQLite it holds the database's write lock from its first statement;
+    /// elsewhere, rows read for update are locked with [`Dialect::for_update`].
+    async fn write(&self) -> Result<Transaction<'static, Any>> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            _ => self.writer.begin().await?,
+        })
     }
 
     /// A read transaction: every query in it sees the same snapshot.
-    async fn read(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.reader.begin().await?)
+    async fn read(&self) -> Result<Transaction<'static, Any>> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => self.reader.begin().await?,
+            Dialect::Postgres => self.reader.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?,
+            Dialect::Mysql => self.reader.begin_with("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").await?,
+        })
     }
 }
 
 #[async_trait]
-impl DataStore for SqliteStore {
+impl DataStore for SqlStore {
     async fn create_entry(&self, entry: RegistrationEntry) -> Result<RegistrationEntry> {
         entries::create(self, entry).await
     }
@@ -332,6 +456,13 @@ impl DataStore for SqliteStore {
     async fn prune_ca_journals(&self, all_expired_before: i64) -> Result<u64> {
         ca_journals::prune(self, all_expired_before).await
     }
+}
+
+/// A boolean column, selected as `CASE WHEN <column> THEN 1 ELSE 0 END`: sqlx's `Any` driver reads
+/// neither SQLite's BOOLEAN nor MySQL's TINYINT.
+fn flag(row: &sqlx::any::AnyRow, column: &str) -> sqlx::Result<bool> {
+    use sqlx::Row;
+    row.try_get::<i64, _>(column).map(|v| v != 0)
 }
 
 /// Parses an ID read back from the database; a failure means the row was corrupted outside the store.

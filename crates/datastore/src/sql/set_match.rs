@@ -10,8 +10,8 @@
 //! The candidate records always come from the matching rows, so the (type, value) indexes narrow the
 //! scan before any grouping.
 
+use super::Builder;
 use spire_identity::MatchMode;
-use sqlx::{QueryBuilder, Sqlite};
 
 /// Where a record's set lives.
 pub(super) struct SetTable {
@@ -26,11 +26,11 @@ pub(super) struct SetTable {
 /// Appends ` AND <outer> IN (...)` restricting the outer query to records whose set matches.
 /// `predicate` appends a condition true for rows matching one of the `n` distinct filter values.
 pub(super) fn push<'a>(
-    qb: &mut QueryBuilder<'a, Sqlite>,
+    qb: &mut Builder<'a>,
     table: &SetTable,
     mode: MatchMode,
     n: usize,
-    predicate: &dyn Fn(&mut QueryBuilder<'a, Sqlite>),
+    predicate: &dyn Fn(&mut Builder<'a>),
 ) {
     let SetTable { from, key, outer } = table;
     qb.push(format!(" AND {outer} IN (SELECT {key} FROM {from} WHERE "));

@@ -17,6 +17,7 @@ use crate::api::debug::DebugService;
 use crate::api::health::HealthService;
 use crate::api::logger::{LevelSetter, LoggerService};
 use crate::api::{ServerContext, Settings};
+use crate::authorized::follower::{self, EventCursor};
 use crate::ca::{Ca, CaManager, CaManagerConfig};
 use crate::catalog::keymanager::{DiskKeyManager, KeyManager, MemoryKeyManager};
 use crate::catalog::upstreamauthority::{DiskUpstreamAuthority, UpstreamAuthority};
@@ -207,6 +208,9 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
         ratelimit_signing: config.ratelimit.signing,
     };
     let ctx = Arc::new(ServerContext::new(td, ds.clone(), ca.clone(), settings));
+    // The events position is taken before the entries are read, so that a write another server makes
+    // meanwhile is replayed rather than missed.
+    let cursor = EventCursor::after(ds.latest_entry_event_id().await?);
     let entries = ctx.load_index().await?;
     tracing::info!(entries, "registration entries loaded");
 
@@ -242,7 +246,12 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
         tokio::spawn(endpoints::serve_uds(ctx.clone(), uds, local_only, until_stopped(stopped.clone()))),
         tokio::spawn(endpoints::serve_tcp(ctx.clone(), tcp, cert, bundles, until_stopped(stopped))),
     ];
-    let background = vec![manager.spawn_rotator(), svid.spawn(ds), crate::maintenance::spawn(ctx.clone())];
+    let background = vec![
+        manager.spawn_rotator(),
+        follower::spawn(ds.clone(), ctx.index.clone(), cursor, follower::POLL_INTERVAL),
+        svid.spawn(ds),
+        crate::maintenance::spawn(ctx.clone()),
+    ];
     tracing::info!(address = %tcp_addr, socket = %config.socket_path.display(), "server started");
     Ok(Server { ctx, tcp_addr, stop, tasks, background })
 }

@@ -13,6 +13,7 @@ pub mod agent;
 pub mod databases;
 pub mod pki;
 pub mod process;
+pub mod proxy;
 pub mod tls;
 pub mod workload_api;
 pub mod workload_api_full;

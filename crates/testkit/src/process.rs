@@ -30,6 +30,15 @@ pub fn free_port() -> u16 {
 /// The server config the tests use: SQLite and disk keys under `dir`, `extra` appended to the
 /// `server {}` block.
 pub fn server_conf(dir: &Path, port: u16, extra: &str) -> String {
+    let sqlite = format!(
+        "database_type = \"sqlite3\"\n            connection_string = \"{}/datastore.sqlite3\"",
+        dir.join("data").display()
+    );
+    server_conf_with_datastore(dir, port, extra, &sqlite)
+}
+
+/// [`server_conf`] with `datastore` as the DataStore "sql" plugin_data body (e.g. PostgreSQL).
+pub fn server_conf_with_datastore(dir: &Path, port: u16, extra: &str, datastore: &str) -> String {
     format!(
         r#"server {{
     bind_address = "127.0.0.1"
@@ -44,8 +53,7 @@ pub fn server_conf(dir: &Path, port: u16, extra: &str) -> String {
 plugins {{
     DataStore "sql" {{
         plugin_data {{
-            database_type = "sqlite3"
-            connection_string = "{data}/datastore.sqlite3"
+            {datastore}
         }}
     }}
     NodeAttestor "join_token" {{
@@ -66,10 +74,20 @@ plugins {{
 impl TestServer {
     /// Starts `binary` with a fresh temp dir and waits until its socket answers.
     pub async fn start(binary: impl Into<PathBuf>, extra_config: &str) -> Self {
+        Self::start_with_datastore(binary, extra_config, None).await
+    }
+
+    /// [`TestServer::start`] on the datastore `datastore` (a DataStore "sql" plugin_data body), or
+    /// on its own SQLite file when `None`.
+    pub async fn start_with_datastore(binary: impl Into<PathBuf>, extra_config: &str, datastore: Option<&str>) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_path_buf();
         let port = free_port();
-        std::fs::write(dir.join("server.conf"), server_conf(&dir, port, extra_config)).expect("write config");
+        let conf = match datastore {
+            Some(data) => server_conf_with_datastore(&dir, port, extra_config, data),
+            None => server_conf(&dir, port, extra_config),
+        };
+        std::fs::write(dir.join("server.conf"), conf).expect("write config");
         let mut s =
             Self { binary: binary.into(), socket: dir.join("api.sock"), dir, port, child: None, _tmp: Some(tmp) };
         s.spawn().await;
@@ -115,6 +133,14 @@ impl TestServer {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -138,6 +138,11 @@ impl TestServer {
         }
     }
 
+    /// The exit status if the process has ended (it should not have, while the test expects it up).
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
     /// Kills the process at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

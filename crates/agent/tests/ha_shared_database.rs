@@ -1,4 +1,4 @@
-//! High availability on PostgreSQL, with real processes: two `spire-server`s on one database, each
+//! High availability on PostgreSQL and on MariaDB, with real processes: two `spire-server`s on one database, each
 //! with its own CA key, and two `spire-agent`s — one behind a TCP load balancer preferring server A,
 //! one attached to server B. Entries written through A reach workloads on B's agent (B's index
 //! follows A's writes through the events table); once A is killed, A's agent moves to B through the
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use spire_testkit::agent::{AgentOptions, TestAgent, generate_token, join_token_agent_id, server_cli};
-use spire_testkit::databases::PostgresServer;
+use spire_testkit::databases::{MariaDbServer, PostgresServer, TestDatabase};
 use spire_testkit::process::TestServer;
 use spire_testkit::proxy::FailoverProxy;
 
@@ -61,10 +61,19 @@ async fn wait_for_svid(agent: &TestAgent, path: &str, timeout: Duration, servers
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_on_postgres_share_entries_and_survive_one_being_killed() {
     let Some(postgres) = PostgresServer::shared().await else { return };
-    let database = postgres.fresh_database().await;
-    // SPIRE's own connection string form (libpq key=value), as an operator writes it.
+    two_servers_share_entries_and_survive_one_being_killed(postgres.fresh_database().await, "postgres").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_mariadb_share_entries_and_survive_one_being_killed() {
+    let Some(mariadb) = MariaDbServer::shared().await else { return };
+    two_servers_share_entries_and_survive_one_being_killed(mariadb.fresh_database().await, "mysql").await;
+}
+
+async fn two_servers_share_entries_and_survive_one_being_killed(database: TestDatabase, kind: &str) {
+    // SPIRE's own connection string forms (libpq key=value, Go MySQL DSN), as an operator writes them.
     let datastore = format!(
-        "database_type = \"postgres\"\n            connection_string = \"{}\"",
+        "database_type = \"{kind}\"\n            connection_string = \"{}\"",
         database.spire_connection_string()
     );
     let mut a = TestServer::start_with_datastore(server_binary(), "", Some(&datastore)).await;
@@ -91,7 +100,7 @@ async fn two_servers_on_postgres_share_entries_and_survive_one_being_killed() {
     // Written through A, served by B's agent: B's index follows A's writes.
     create_entry(&a, &join_token_agent_id(&token2), "/written-on-a");
     let took = wait_for_svid(&agent2, "/written-on-a", Duration::from_secs(15), &[&a, &b]).await;
-    eprintln!("entry written through server A reached a workload through server B in {took:?}");
+    eprintln!("{kind}: entry written through server A reached a workload through server B in {took:?}");
     create_entry(&a, &join_token_agent_id(&token1), "/on-agent-one");
     wait_for_svid(&agent1, "/on-agent-one", Duration::from_secs(15), &[&a, &b]).await;
 
@@ -100,7 +109,7 @@ async fn two_servers_on_postgres_share_entries_and_survive_one_being_killed() {
     a.kill();
     create_entry(&b, &join_token_agent_id(&token1), "/after-a-died");
     let took = wait_for_svid(&agent1, "/after-a-died", Duration::from_secs(30), &[&b]).await;
-    eprintln!("after server A was killed, agent 1 got a new entry through server B in {took:?}");
+    eprintln!("{kind}: after server A was killed, agent 1 got a new entry through server B in {took:?}");
     assert!(lb.forwarded_to(1) > 0, "agent 1 should now go through server B");
     // And what it had keeps being served.
     wait_for_svid(&agent1, "/on-agent-one", Duration::from_secs(5), &[&b]).await;

@@ -176,3 +176,50 @@ async fn upstream_authority_signs_the_ca() {
     assert_eq!(chain.len(), 2, "leaf and our intermediate CA");
     verify_svid(&chain, &bundle.into(), now).unwrap();
 }
+
+/// Several servers on one datastore (HA): each mints its own CA with its own keys, both appear in the
+/// shared bundle, one rotating does not change what the other signs with, and a restarted server
+/// resumes its own authorities, not another's.
+#[tokio::test]
+async fn servers_sharing_a_datastore_keep_their_own_cas() {
+    let f = Fixture::new().await;
+    let manager = |name: &'static str| {
+        let keys: Arc<dyn KeyManager> =
+            Arc::new(DiskKeyManager::open(f.dir.path().join(format!("keys-{name}.json"))).unwrap());
+        let (ds, ca) = (f.ds.clone(), Arc::new(Ca::new(td(), None)));
+        async move { CaManager::load(config(), keys, None, ds, ca).await.unwrap() }
+    };
+    let (a, b) = (manager("a").await, manager("b").await);
+    let t0 = SystemTime::now();
+    a.rotate(t0).await.unwrap();
+    b.rotate(t0).await.unwrap();
+    let (first_a, first_b) = (active_id(&a), active_id(&b));
+    assert_ne!(first_a, first_b, "each server has its own CA");
+    let bundle = f.bundle().await;
+    assert_eq!(bundle.x509_authorities().len(), 2, "the shared bundle holds both CAs");
+    assert_eq!(bundle.jwt_authorities().len(), 2);
+    let from_b = sign(b.ca(), t0);
+    verify_svid(&sign(a.ca(), t0), &BundleSet::from(bundle.clone()), t0).unwrap();
+    verify_svid(&from_b, &BundleSet::from(bundle), t0).unwrap();
+
+    // A prepares and activates its next CA; B, checking at the same moments, keeps its own.
+    for t in [t0 + 12 * HOUR + Duration::from_secs(20), t0 + 20 * HOUR + Duration::from_secs(20)] {
+        a.rotate(t).await.unwrap();
+    }
+    b.rotate(t0 + HOUR).await.unwrap();
+    assert_ne!(active_id(&a), first_a, "A rotated");
+    assert_eq!(active_id(&b), first_b, "B was not disturbed");
+    let later = t0 + 20 * HOUR + Duration::from_secs(30);
+    let bundles: BundleSet = f.bundle().await.into();
+    assert_eq!(f.bundle().await.x509_authorities().len(), 3, "A's old and new CAs and B's");
+    verify_svid(&sign(b.ca(), later), &bundles, later).unwrap();
+    verify_svid(&sign(a.ca(), later), &bundles, later).unwrap();
+    verify_svid(&from_b, &bundles, t0 + Duration::from_secs(60)).unwrap();
+
+    // B restarts: it finds its own journal through its own keys.
+    drop(b);
+    let b = manager("b").await;
+    b.rotate(t0 + HOUR + Duration::from_secs(10)).await.unwrap();
+    assert_eq!(active_id(&b), first_b);
+    assert_eq!(f.bundle().await.x509_authorities().len(), 3, "no CA minted on B's restart");
+}

@@ -138,6 +138,11 @@ macro_rules! server_api {
                 self.server.fresh_database().await
             }
 
+            /// The CA that signed the server's TLS certificate (for `localhost` and 127.0.0.1).
+            pub fn tls_root_ca(&self) -> PathBuf {
+                self.server.tls_ca()
+            }
+
             /// The TCP port (on 127.0.0.1); it stays the same across restarts.
             pub fn port(&self) -> u16 {
                 self.server.port
@@ -486,6 +491,7 @@ impl Server {
         }
         let mut server = Self { engine, bins, run_as, port: free_port(), tmp, child: Mutex::new(None) };
         server.init_data_dir().await;
+        server.write_tls_files();
         // Another process may take the free port before the server binds it: retry on a new one.
         for attempt in 1.. {
             match server.spawn_and_wait().await {
@@ -503,6 +509,45 @@ impl Server {
             server.dir().display()
         );
         server
+    }
+
+    /// A CA and a server certificate for `localhost` and 127.0.0.1 under `<dir>/tls`, so that every
+    /// test server also speaks TLS (clients choose: `sslmode=disable` or verifying [`Self::tls_ca`]).
+    fn write_tls_files(&self) {
+        let dir = self.dir().join("tls");
+        std::fs::create_dir_all(&dir).expect("create the TLS dir");
+        let ca_key = rcgen::KeyPair::generate().expect("CA key");
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name.push(rcgen::DnType::CommonName, "spire-rs test database CA");
+        let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+        let issuer = rcgen::Issuer::new(ca, &ca_key);
+        let key = rcgen::KeyPair::generate().expect("server key");
+        let mut leaf =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).expect("server params");
+        leaf.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
+        let cert = leaf.signed_by(&key, &issuer).expect("server certificate");
+        let files = [
+            ("ca.pem", ca_cert.pem(), 0o644),
+            ("server.pem", cert.pem(), 0o644),
+            ("server.key", key.serialize_pem(), 0o600),
+        ];
+        for (name, content, mode) in files {
+            let path = dir.join(name);
+            std::fs::write(&path, content).expect("write a TLS file");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod a TLS file");
+            if let Some(r) = &self.run_as {
+                std::os::unix::fs::chown(&path, Some(r.uid), Some(r.gid)).expect("chown a TLS file");
+            }
+        }
+        if let Some(r) = &self.run_as {
+            std::os::unix::fs::chown(&dir, Some(r.uid), Some(r.gid)).expect("chown the TLS dir");
+        }
+    }
+
+    /// The CA that signed the server's TLS certificate.
+    fn tls_ca(&self) -> PathBuf {
+        self.dir().join("tls/ca.pem")
     }
 
     fn dir(&self) -> &Path {
@@ -601,7 +646,11 @@ impl Server {
                     "fsync=off",
                     "-c",
                     "full_page_writes=off",
+                    "-c",
+                    "ssl=on",
                 ]);
+                cmd.arg("-c").arg(format!("ssl_cert_file={}", dir.join("tls/server.pem").display()));
+                cmd.arg("-c").arg(format!("ssl_key_file={}", dir.join("tls/server.key").display()));
             }
             Engine::MariaDb => {
                 cmd.arg("--no-defaults")
@@ -621,6 +670,9 @@ impl Server {
                         "--innodb-flush-log-at-trx-commit=2",
                         "--sync-binlog=0",
                     ])
+                    .arg(format!("--ssl-cert={}", dir.join("tls/server.pem").display()))
+                    .arg(format!("--ssl-key={}", dir.join("tls/server.key").display()))
+                    .arg(format!("--ssl-ca={}", dir.join("tls/ca.pem").display()))
                     .args(MARIADB_SPEED_ARGS);
             }
         }

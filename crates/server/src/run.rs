@@ -210,7 +210,8 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
     let ctx = Arc::new(ServerContext::new(td, ds.clone(), ca.clone(), settings));
     // The events position is taken before the entries are read, so that a write another server makes
     // meanwhile is replayed rather than missed.
-    let cursor = EventCursor::after(ds.latest_entry_event_id().await?);
+    let cursor =
+        EventCursor::after(ds.latest_entry_event_id().await?).with_gap_timeout(config.experimental.event_timeout);
     let entries = ctx.load_index().await?;
     tracing::info!(entries, "registration entries loaded");
 
@@ -248,7 +249,15 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
     ];
     let background = vec![
         manager.spawn_rotator(),
-        follower::spawn(ds.clone(), ctx.index.clone(), cursor, follower::POLL_INTERVAL),
+        follower::spawn(
+            ds.clone(),
+            ctx.index.clone(),
+            cursor,
+            config
+                .experimental
+                .cache_reload_interval
+                .clamp(std::time::Duration::from_millis(100), follower::POLL_INTERVAL),
+        ),
         svid.spawn(ds),
         crate::maintenance::spawn(ctx.clone()),
     ];

@@ -6,7 +6,8 @@
 //! On PostgreSQL and MySQL, event IDs are handed out when a transaction writes its event but become
 //! visible when it commits, so a lower ID can appear after a higher one. A missing ID below the
 //! highest one seen is a gap: it is looked for again at every poll until it shows up or
-//! [`GAP_TIMEOUT`] passes (a rolled-back transaction leaves a gap that never fills).
+//! the event timeout passes (SPIRE's `event_timeout`, 15 minutes by default: a rolled-back transaction
+//! leaves a gap that never fills).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
@@ -16,10 +17,11 @@ use spire_datastore::{DataStore, DataStoreError};
 
 use super::EntryIndex;
 
-/// How often the events table is read when nothing else says otherwise.
+/// How often the events table is read at most (`cache_reload_interval` can make it more often): an
+/// indexed read of the few newest rows, cheap enough to keep propagation well within a sync interval.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// How long a missing event ID is waited for: far longer than any write transaction of the store.
-pub const GAP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a missing event ID is waited for by default (SPIRE's `event_timeout`).
+pub const GAP_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// Events read per query.
 const BATCH: u32 = 1000;
 
@@ -32,12 +34,20 @@ pub struct EventCursor {
     applied: BTreeSet<i64>,
     /// IDs above `resolved` not seen yet while a higher one was, with when that was first noticed.
     gaps: BTreeMap<i64, Instant>,
+    /// How long a gap is waited for.
+    gap_timeout: Duration,
 }
 
 impl EventCursor {
     /// A cursor after event `last_id` (read before the index was loaded, so nothing is missed).
     pub fn after(last_id: i64) -> Self {
-        Self { resolved: last_id, applied: BTreeSet::new(), gaps: BTreeMap::new() }
+        Self { resolved: last_id, applied: BTreeSet::new(), gaps: BTreeMap::new(), gap_timeout: GAP_TIMEOUT }
+    }
+
+    /// Waits `timeout` for a missing event ID instead of [`GAP_TIMEOUT`].
+    pub fn with_gap_timeout(mut self, timeout: Duration) -> Self {
+        self.gap_timeout = timeout;
+        self
     }
 
     /// The ID events are read after.
@@ -46,8 +56,8 @@ impl EventCursor {
     }
 
     /// Takes in the event IDs just read (all above [`EventCursor::position`]); returns those not
-    /// applied before, then moves past what is resolved, giving up gaps older than `gap_timeout`.
-    pub fn take(&mut self, ids: impl IntoIterator<Item = i64>, now: Instant, gap_timeout: Duration) -> Vec<i64> {
+    /// applied before, then moves past what is resolved, giving up gaps older than the gap timeout.
+    pub fn take(&mut self, ids: impl IntoIterator<Item = i64>, now: Instant) -> Vec<i64> {
         let mut new = Vec::new();
         for id in ids {
             if id > self.resolved && self.applied.insert(id) {
@@ -66,7 +76,7 @@ impl EventCursor {
             let next = self.resolved + 1;
             if self.applied.remove(&next) {
                 self.resolved = next;
-            } else if self.gaps.get(&next).is_some_and(|since| now.duration_since(*since) >= gap_timeout) {
+            } else if self.gaps.get(&next).is_some_and(|since| now.duration_since(*since) >= self.gap_timeout) {
                 tracing::debug!(event_id = next, "entry event never appeared (a rolled-back write); skipping it");
                 self.gaps.remove(&next);
                 self.resolved = next;
@@ -98,7 +108,7 @@ pub async fn poll_once(
         let Some(last) = events.last() else { break };
         after = last.event_id;
         let full = events.len() == BATCH as usize;
-        let new = cursor.take(events.iter().map(|e| e.event_id), now, GAP_TIMEOUT);
+        let new = cursor.take(events.iter().map(|e| e.event_id), now);
         let new: BTreeSet<i64> = new.into_iter().collect();
         changed.extend(events.into_iter().filter(|e| new.contains(&e.event_id)).map(|e| e.entry_id));
         if !full {
@@ -107,7 +117,7 @@ pub async fn poll_once(
     }
     if changed.is_empty() {
         // Gaps still age out with nothing new to read.
-        cursor.take([], now, GAP_TIMEOUT);
+        cursor.take([], now);
         return Ok(0);
     }
     let ids: Vec<String> = changed.into_iter().collect();
@@ -159,7 +169,7 @@ mod tests {
     fn in_order_ids_advance_the_cursor() {
         let mut c = EventCursor::after(10);
         let now = Instant::now();
-        assert_eq!(c.take([11, 12, 13], now, GAP_TIMEOUT), [11, 12, 13]);
+        assert_eq!(c.take([11, 12, 13], now), [11, 12, 13]);
         assert_eq!(c.position(), 13);
         assert_eq!(c.gaps(), 0);
     }
@@ -169,22 +179,23 @@ mod tests {
         let mut c = EventCursor::after(0);
         let now = Instant::now();
         // 2 is not committed yet when 1 and 3 are read.
-        assert_eq!(c.take([1, 3], now, GAP_TIMEOUT), [1, 3]);
+        assert_eq!(c.take([1, 3], now), [1, 3]);
         assert_eq!((c.position(), c.gaps()), (1, 1));
         // Next poll reads after 1: 3 again (not re-applied), and 2 now.
-        assert_eq!(c.take([2, 3], now, GAP_TIMEOUT), [2]);
+        assert_eq!(c.take([2, 3], now), [2]);
         assert_eq!((c.position(), c.gaps()), (3, 0));
     }
 
     #[test]
     fn a_gap_that_never_fills_is_given_up_after_the_timeout() {
-        let mut c = EventCursor::after(0);
+        const GAP: Duration = Duration::from_secs(60);
+        let mut c = EventCursor::after(0).with_gap_timeout(GAP);
         let start = Instant::now();
-        c.take([1, 3, 4], start, GAP_TIMEOUT);
+        c.take([1, 3, 4], start);
         assert_eq!(c.position(), 1);
-        c.take([3, 4], start + GAP_TIMEOUT / 2, GAP_TIMEOUT);
+        c.take([3, 4], start + GAP / 2);
         assert_eq!(c.position(), 1);
-        c.take([3, 4], start + GAP_TIMEOUT, GAP_TIMEOUT);
+        c.take([3, 4], start + GAP);
         assert_eq!((c.position(), c.gaps()), (4, 0));
     }
 }

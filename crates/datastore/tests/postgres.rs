@@ -13,3 +13,30 @@ async fn postgres_store() -> Option<spire_datastore::testsuite::Harness> {
 }
 
 conformance_tests!(postgres_store);
+
+/// `ro_connection_string`: listings read the replica, lookups by key and events the primary. A second,
+/// empty database stands in for a replica that has not caught up yet.
+#[tokio::test]
+async fn listings_read_the_replica_and_lookups_the_primary() {
+    use spire_datastore::{DataStore, EntryFilter, RegistrationEntry, SqlOptions, SqlStore};
+    use spire_identity::{Selector, SpiffeId};
+
+    let Some(server) = PostgresServer::shared().await else { return };
+    let (primary, replica) = (server.fresh_database().await, server.fresh_database().await);
+    // The "replica" gets the schema, as a real one would by replication.
+    SqlStore::connect(SqlOptions { url: replica.url(), ..SqlOptions::default() }).await.unwrap().close().await;
+    let options = SqlOptions { url: primary.url(), read_only_url: Some(replica.url()), ..SqlOptions::default() };
+    let store = SqlStore::connect(options).await.unwrap();
+    let entry = store
+        .create_entry(RegistrationEntry::new(
+            SpiffeId::parse("spiffe://example.org/web").unwrap(),
+            SpiffeId::parse("spiffe://example.org/agent").unwrap(),
+            [Selector::parse("unix:uid:1000").unwrap()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(store.fetch_entry(&entry.id).await.unwrap(), Some(entry.clone()));
+    assert_eq!(store.latest_entry_event_id().await.unwrap(), 1);
+    assert!(store.list_entries(&EntryFilter::default(), None).await.unwrap().0.is_empty(), "listed from the replica");
+    assert_eq!(store.count_entries(&EntryFilter::default()).await.unwrap(), 0);
+}

@@ -49,14 +49,14 @@ pub(super) async fn list(store: &SqlStore, pagination: Option<&Pagination>) -> R
     if let Some(p) = pagination {
         qb.push(" LIMIT ").push_bind(look_ahead_limit(p));
     }
-    let rows: Vec<(String, Vec<u8>)> = qb.build_query_as().fetch_all(&store.reader).await?;
+    let rows: Vec<(String, Vec<u8>)> = qb.build_query_as().fetch_all(&store.replica).await?;
     let (rows, next) = split_page(rows, pagination, |r| &r.0);
     Ok((rows.iter().map(|(_, data)| StoredBundle::decode(data)).collect::<Result<_>>()?, next))
 }
 
 pub(super) async fn count(store: &SqlStore) -> Result<u64> {
     let d = store.dialect;
-    let count: i64 = sqlx::query_scalar(&d.sql("SELECT COUNT(*) FROM bundles")).fetch_one(&store.reader).await?;
+    let count: i64 = sqlx::query_scalar(&d.sql("SELECT COUNT(*) FROM bundles")).fetch_one(&store.replica).await?;
     Ok(count as u64)
 }
 

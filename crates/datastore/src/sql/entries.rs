@@ -158,7 +158,7 @@ pub(super) async fn list(
         qb.push(" LIMIT ").push_bind(look_ahead_limit(p));
     }
 
-    let mut tx = store.read().await?;
+    let mut tx = store.read_stale().await?;
     let rows = qb.build_query_as::<EntryRow>().fetch_all(&mut *tx).await?;
     let (rows, next) = split_page(rows, pagination, |r| &r.entry_id);
     let entries = assemble(&mut tx, rows).await?;
@@ -171,7 +171,7 @@ pub(super) async fn count(store: &SqlStore, filter: &EntryFilter) -> Result<u64>
     check_filters(filter.by_selectors.as_ref(), filter.by_federates_with.as_ref())?;
     let mut qb = Builder::new(d, "SELECT COUNT(*) FROM registered_entries e WHERE 1 = 1");
     push_filter(&mut qb, filter);
-    let count: i64 = qb.build_query_scalar().fetch_one(&store.reader).await?;
+    let count: i64 = qb.build_query_scalar().fetch_one(&store.replica).await?;
     Ok(count as u64)
 }
 

@@ -81,7 +81,7 @@ pub(super) async fn list(
     if let Some(p) = pagination {
         qb.push(" LIMIT ").push_bind(look_ahead_limit(p));
     }
-    let rows: Vec<Row> = qb.build_query_as().fetch_all(&store.reader).await?;
+    let rows: Vec<Row> = qb.build_query_as().fetch_all(&store.replica).await?;
     let (rows, next) = split_page(rows, pagination, |r| &r.0);
     Ok((rows.into_iter().map(from_row).collect::<Result<_>>()?, next))
 }

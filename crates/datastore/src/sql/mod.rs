@@ -92,6 +92,9 @@ impl Default for SqlOptions {
 pub struct SqlStore {
     writer: AnyPool,
     reader: AnyPool,
+    /// `ro_connection_string`'s pool (else `reader`), for listings that may lag a little, as SPIRE
+    /// uses it; lookups by key and the events table always read the primary.
+    replica: AnyPool,
     dialect: Dialect,
 }
 
@@ -160,7 +163,7 @@ impl SqlStore {
         } else {
             pool(options.max_read_connections.max(1), 0).connect(&url).await.map_err(unavailable)?
         };
-        let store = Self { writer, reader, dialect: Dialect::Sqlite };
+        let store = Self { replica: reader.clone(), writer, reader, dialect: Dialect::Sqlite };
         if options.disable_migration {
             migrate::check(&store.writer, store.dialect).await?;
         } else {
@@ -205,11 +208,11 @@ impl SqlStore {
                 .map_err(|e| DataStoreError::invalid(format!("the {dialect:?} connection string is not valid: {e}")))
         };
         let writer = pool(&options.url)?;
-        let reader = match &options.read_only_url {
+        let replica = match &options.read_only_url {
             Some(url) => pool(url)?,
             None => writer.clone(),
         };
-        let store = Self { writer, reader, dialect };
+        let store = Self { reader: writer.clone(), writer, replica, dialect };
         // The first connection tells whether the database is there at all.
         if options.disable_migration {
             migrate::check(&store.writer, dialect).await?;
@@ -232,6 +235,7 @@ impl SqlStore {
     pub async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
+        self.replica.close().await;
     }
 
     /// The database this store runs on.
@@ -250,10 +254,19 @@ impl SqlStore {
 
     /// A read transaction: every query in it sees the same snapshot.
     async fn read(&self) -> Result<Transaction<'static, Any>> {
-        Ok(match self.dialect {
-            Dialect::Sqlite => self.reader.begin().await?,
-            Dialect::Postgres => self.reader.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?,
-            Dialect::Mysql => self.reader.begin_with("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").await?,
+        Self::snapshot(&self.reader, self.dialect).await
+    }
+
+    /// A read transaction on the `ro_connection_string` replica, if one is configured.
+    async fn read_stale(&self) -> Result<Transaction<'static, Any>> {
+        Self::snapshot(&self.replica, self.dialect).await
+    }
+
+    async fn snapshot(pool: &AnyPool, dialect: Dialect) -> Result<Transaction<'static, Any>> {
+        Ok(match dialect {
+            Dialect::Sqlite => pool.begin().await?,
+            Dialect::Postgres => pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?,
+            Dialect::Mysql => pool.begin_with("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").await?,
         })
     }
 }

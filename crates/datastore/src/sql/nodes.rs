@@ -101,7 +101,7 @@ pub(super) async fn list(
     if let Some(p) = pagination {
         qb.push(" LIMIT ").push_bind(look_ahead_limit(p));
     }
-    let mut tx = store.read().await?;
+    let mut tx = store.read_stale().await?;
     let rows = qb.build_query_as::<NodeRow>().fetch_all(&mut *tx).await?;
     let (rows, next) = split_page(rows, pagination, |r| &r.spiffe_id);
     let nodes = assemble(&mut tx, rows).await?;
@@ -114,7 +114,7 @@ pub(super) async fn count(store: &SqlStore, filter: &NodeFilter) -> Result<u64> 
     check_filters(filter.by_selectors.as_ref(), None)?;
     let mut qb = Builder::new(d, "SELECT COUNT(*) FROM attested_node_entries n WHERE 1 = 1");
     push_filter(&mut qb, filter);
-    let count: i64 = qb.build_query_scalar().fetch_one(&store.reader).await?;
+    let count: i64 = qb.build_query_scalar().fetch_one(&store.replica).await?;
     Ok(count as u64)
 }
 

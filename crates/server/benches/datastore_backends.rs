@@ -341,7 +341,7 @@ async fn with_100k(backend: Backend, throughput: Vec<(usize, f64, f64)>) -> Opti
     let (load, _) = median_and_p99(loads);
     let (build, _) = median_and_p99(builds);
     println!(
-        "  load_index ({TOTAL} entries, pages of 1,000): median {:.2} s; in-memory index build {:.3} s; ratio {:.1}",
+        "  load_index ({TOTAL} entries, one listing): median {:.2} s; in-memory index build {:.3} s; ratio {:.1}",
         load.as_secs_f64(),
         build.as_secs_f64(),
         load.as_secs_f64() / build.as_secs_f64()

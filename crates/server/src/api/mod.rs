@@ -93,19 +93,11 @@ impl ServerContext {
         Self { trust_domain, server_id, ds, ca, index, settings, limits }
     }
 
-    /// Fills the authorized-entry index from the datastore (at startup).
+    /// Fills the authorized-entry index from the datastore (at startup). One unpaged listing: the
+    /// store then reads each child table (selectors, DNS names, federations) in one query, instead of
+    /// by ID lists page after page, which dominated start-up on MySQL.
     pub async fn load_index(&self) -> Result<usize, DataStoreError> {
-        let mut pagination = spire_datastore::Pagination { page_size: 1000, token: String::new() };
-        let mut loaded = Vec::new();
-        loop {
-            let (items, next) =
-                self.ds.list_entries(&spire_datastore::EntryFilter::default(), Some(&pagination)).await?;
-            loaded.extend(items);
-            if next.is_empty() {
-                break;
-            }
-            pagination.token = next;
-        }
+        let (loaded, _) = self.ds.list_entries(&spire_datastore::EntryFilter::default(), None).await?;
         let mut index = self.index.write().expect("index lock");
         let n = loaded.len();
         for e in loaded {

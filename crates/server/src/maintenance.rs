@@ -15,7 +15,7 @@ pub const INTERVAL: Duration = Duration::from_secs(300);
 pub const BUNDLE_GRACE: i64 = 24 * 3600;
 /// CA journals are kept this long after their last authority expired.
 pub const JOURNAL_GRACE: i64 = 14 * 24 * 3600;
-/// Change events older than this are dropped (SPIRE's `prune_events_older_than` default).
+/// Change events older than this are dropped by default (SPIRE's `prune_events_older_than`).
 pub const EVENT_RETENTION: i64 = 12 * 3600;
 
 /// What one pass removed.
@@ -69,7 +69,8 @@ pub async fn run_once(ctx: &ServerContext, now: SystemTime) -> Pruned {
         Ok(n) => pruned.journals = n,
         Err(e) => tracing::warn!(error = %e, "failed to prune CA journals"),
     }
-    match ds.prune_events(t - EVENT_RETENTION).await {
+    let retention = i64::try_from(ctx.settings.prune_events_older_than.as_secs()).unwrap_or(i64::MAX);
+    match ds.prune_events(t.saturating_sub(retention)).await {
         Ok(n) => pruned.events = n,
         Err(e) => tracing::warn!(error = %e, "failed to prune events"),
     }

@@ -206,6 +206,7 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
         admin_ids: config.admin_ids.clone(),
         ratelimit_attestation: config.ratelimit.attestation,
         ratelimit_signing: config.ratelimit.signing,
+        prune_events_older_than: config.experimental.prune_events_older_than,
     };
     let ctx = Arc::new(ServerContext::new(td, ds.clone(), ca.clone(), settings));
     // The events position is taken before the entries are read, so that a write another server makes

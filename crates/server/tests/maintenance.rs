@@ -48,3 +48,25 @@ async fn prunes_expired_entries_and_tokens_only() {
     assert!(ds.fetch_join_token("old").await.unwrap().is_none());
     assert!(ds.fetch_join_token("new").await.unwrap().is_some());
 }
+
+/// Change events are kept for `experimental.prune_events_older_than`, then dropped.
+#[tokio::test]
+async fn prunes_events_after_the_configured_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds: Arc<dyn DataStore> = Arc::new(
+        SqlStore::open(dir.path().join("ds.sqlite3").to_str().unwrap(), SqliteOptions::default()).await.unwrap(),
+    );
+    let td = TrustDomain::parse("example.org").unwrap();
+    let settings = Settings { prune_events_older_than: Duration::from_secs(3600), ..Settings::default() };
+    let ctx = ServerContext::new(td.clone(), ds.clone(), Arc::new(Ca::new(td, None)), settings);
+    let entry = RegistrationEntry::new(
+        SpiffeId::parse("spiffe://example.org/w").unwrap(),
+        SpiffeId::parse("spiffe://example.org/spire/agent/a").unwrap(),
+        [Selector::parse("unix:uid:1").unwrap()],
+    );
+    ds.create_entry(entry).await.unwrap();
+    let now = SystemTime::now();
+    assert_eq!(run_once(&ctx, now + Duration::from_secs(1800)).await.events, 0, "kept within the retention");
+    assert_eq!(run_once(&ctx, now + Duration::from_secs(3700)).await.events, 1, "dropped after it");
+    assert!(ds.list_entry_events(0, 0).await.unwrap().is_empty());
+}

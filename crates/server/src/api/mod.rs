@@ -45,6 +45,9 @@ pub struct Settings {
     pub ratelimit_attestation: bool,
     /// `ratelimit.signing`.
     pub ratelimit_signing: bool,
+    /// `experimental.prune_events_older_than`: how long change events are kept for the other
+    /// servers' followers.
+    pub prune_events_older_than: Duration,
 }
 
 impl Default for Settings {
@@ -56,6 +59,7 @@ impl Default for Settings {
             admin_ids: Vec::new(),
             ratelimit_attestation: true,
             ratelimit_signing: true,
+            prune_events_older_than: Duration::from_secs(crate::maintenance::EVENT_RETENTION as u64),
         }
     }
 }

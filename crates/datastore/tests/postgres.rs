@@ -40,3 +40,31 @@ async fn listings_read_the_replica_and_lookups_the_primary() {
     assert!(store.list_entries(&EntryFilter::default(), None).await.unwrap().0.is_empty(), "listed from the replica");
     assert_eq!(store.count_entries(&EntryFilter::default()).await.unwrap(), 0);
 }
+
+/// Lookups by many IDs: IDs with quotes, commas, braces, backslashes or blanks match nothing rather
+/// than break the statement.
+#[tokio::test]
+async fn fetch_entries_with_odd_ids() {
+    use spire_datastore::{DataStore, RegistrationEntry, SqlOptions, SqlStore};
+    use spire_identity::{Selector, SpiffeId};
+
+    let Some(server) = PostgresServer::shared().await else { return };
+    let db = server.fresh_database().await;
+    let store = SqlStore::connect(SqlOptions { url: db.url(), ..SqlOptions::default() }).await.unwrap();
+    let entry = store
+        .create_entry(RegistrationEntry::new(
+            SpiffeId::parse("spiffe://example.org/web").unwrap(),
+            SpiffeId::parse("spiffe://example.org/agent").unwrap(),
+            [Selector::parse("unix:uid:1000").unwrap()],
+        ))
+        .await
+        .unwrap();
+    let ids: Vec<String> = ["a\"b", "x,y", "{z}", "\\", "NULL", " ", ""]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain([entry.id.clone()])
+        .collect();
+    let found = store.fetch_entries(&ids).await.unwrap();
+    assert_eq!(found.keys().collect::<Vec<_>>(), [&entry.id]);
+    assert_eq!(found[&entry.id], entry);
+}

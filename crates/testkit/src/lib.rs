@@ -6,11 +6,14 @@
 //! - [`process`]: real `spire-server` processes for end-to-end tests.
 //! - [`agent`]: real `spire-agent` processes next to them, and the server's admin CLI.
 //! - [`databases`]: real PostgreSQL and MariaDB servers, one fresh database per test.
+//! - [`peers`]: independent implementations to test against (the real SPIRE, go-spiffe, grpcio,
+//!   grpc-java), installed by `scripts/install-peers.sh`, and this workspace's binaries.
 //! - [`workload_api`]: a Workload API server with fixed content, for client-side interop tests.
 //! - [`workload_api_full`]: a scriptable Workload API and health server, for Workload API client tests.
 
 pub mod agent;
 pub mod databases;
+pub mod peers;
 pub mod pki;
 pub mod process;
 pub mod proxy;

@@ -31,3 +31,8 @@ fn bundle_seeds() {
 fn jwt_seeds() {
     run("jwt", env!("CARGO_BIN_EXE_jwt"));
 }
+
+#[test]
+fn h2_authority_seeds() {
+    run("h2_authority", env!("CARGO_BIN_EXE_h2_authority"));
+}

@@ -8,8 +8,6 @@ use std::time::{Duration, SystemTime};
 use spire_identity::{Bundle, BundleSet, KeyType, SpiffeId, TrustDomain};
 use spire_keymanager::KeyManager;
 use tokio::net::UnixListener;
-use tokio_stream::StreamExt;
-use tokio_stream::wrappers::UnixListenerStream;
 
 use crate::manager::sync::{svid_id, svid_validity};
 use crate::manager::{Cache, Syncer};
@@ -251,15 +249,13 @@ pub async fn start(settings: AgentSettings) -> Result<Agent, AgentError> {
     let socket = settings.socket_path.display().to_string();
     let tracker = PeerTracker::new();
     // Each connection's peer is recorded as it is accepted; a peer that is already gone is dropped.
-    let incoming = UnixListenerStream::new(listener).filter_map(move |conn| match conn {
-        Ok(stream) => match TrackedUnixStream::new(stream, &tracker) {
-            Ok(tracked) => Some(Ok::<_, std::io::Error>(tracked)),
-            Err(e) => {
-                tracing::debug!(error = %e, "dropping a connection whose caller cannot be tracked");
-                None
-            }
-        },
-        Err(e) => Some(Err(e)),
+    // Any `:authority` is accepted (grpc-core and grpc-java send the socket path).
+    let incoming = spire_uds::incoming(listener, move |stream| match TrackedUnixStream::new(stream, &tracker) {
+        Ok(tracked) => Some(tracked),
+        Err(e) => {
+            tracing::debug!(error = %e, "dropping a connection whose caller cannot be tracked");
+            None
+        }
     });
     // Server reflection, as the SPIFFE Workload Endpoint spec recommends, from the checked-in descriptors.
     let reflection = tonic_reflection::server::Builder::configure()
@@ -286,21 +282,13 @@ fn revoked(e: NodeError) -> AgentError {
     if e.is_permission_denied() { AgentError::Revoked(e.to_string()) } else { AgentError::Node(e) }
 }
 
-/// Binds the public socket, replacing a stale file, world-connectable (workloads are told apart by
-/// attestation, not by file permissions).
+/// Binds the public socket, world-connectable from the moment it exists (workloads are told apart
+/// by attestation, not by file permissions, as in SPIRE).
 fn bind(path: &std::path::Path) -> Result<UnixListener, AgentError> {
-    let err = |reason: String| AgentError::Socket { path: path.display().to_string(), reason };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-    }
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e.to_string())),
-        _ => {}
-    }
-    let listener = UnixListener::bind(path).map_err(|e| err(e.to_string()))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).map_err(|e| err(e.to_string()))?;
-    Ok(listener)
+    spire_uds::bind(path, spire_uds::PUBLIC_MODE).map_err(|e| AgentError::Socket {
+        path: path.display().to_string(),
+        reason: format!("{}: {}", e.step, e.source),
+    })
 }
 
 /// Renews the agent SVID when `rotation` says so (SPIRE's jittered half-life, ±10%, or the availability

@@ -54,6 +54,10 @@ async fn agent_serves_svids_to_a_workload_and_resumes_after_restart() {
     assert_eq!(files[3], files[4], "{limits}");
     assert_ne!(files[3], "512", "{limits}");
 
+    // World-connectable from the start, as SPIRE's Workload API socket.
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&agent.socket).unwrap().permissions().mode() & 0o7777, 0o777);
+
     let client = spiffe::WorkloadApiClient::connect_to(agent.endpoint()).await.unwrap();
     let svid = client.fetch_x509_svid().await.unwrap_or_else(|e| panic!("{e}: {}", agent.log()));
     assert_eq!(svid.spiffe_id().to_string(), "spiffe://example.org/workload");

@@ -44,6 +44,9 @@ async fn create(
 #[tokio::test]
 async fn entry_crud_statuses_and_restart() {
     let mut server = TestServer::start(BIN, "").await;
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&server.socket).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o770, "the private socket has SPIRE's mode");
     let mut client = EntryClient::new(server.channel().await);
 
     let mut bad = new_entry("/bad", 1);

@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 use spire_identity::BundleSet;
 use tokio::net::{TcpListener, UnixListener};
 use tokio_rustls::TlsAcceptor;
-use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::service::Routes;
 use tonic::transport::Server;
 
@@ -37,6 +37,9 @@ pub enum EndpointError {
         /// Why.
         source: std::io::Error,
     },
+    /// Creating the private socket failed.
+    #[error(transparent)]
+    Uds(#[from] spire_uds::BindError),
     /// TLS setup failed.
     #[error("TLS configuration: {0}")]
     Tls(#[from] rustls::Error),
@@ -60,24 +63,14 @@ fn api_routes(ctx: &Arc<ServerContext>, routes: Routes) -> Routes {
         .add_service(SvidServer::new(SvidService::new(ctx.clone())))
 }
 
-/// Binds the private Unix socket: its directory is created, a stale socket file is replaced, and the
-/// socket is made accessible to its owner only, since every local caller is an admin.
+/// Binds the private Unix socket with SPIRE's mode (0770, owner and group: every local caller is
+/// an admin), from the moment it exists; see [`spire_uds::bind`].
 pub fn bind_uds(path: &Path) -> Result<UnixListener, EndpointError> {
-    let bind_err = |source| EndpointError::Bind { what: path.display().to_string(), source };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(bind_err)?;
-    }
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(bind_err(e)),
-        _ => {}
-    }
-    let listener = UnixListener::bind(path).map_err(bind_err)?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(bind_err)?;
-    Ok(listener)
+    Ok(spire_uds::bind(path, spire_uds::ADMIN_MODE)?)
 }
 
-/// Serves the private API on `listener` until `shutdown` resolves.
+/// Serves the private API on `listener` until `shutdown` resolves, whatever `:authority` the
+/// clients send ([`spire_uds::incoming`]).
 pub async fn serve_uds(
     ctx: Arc<ServerContext>,
     listener: UnixListener,
@@ -87,7 +80,7 @@ pub async fn serve_uds(
     Server::builder()
         .layer(AuthLayer::new(ctx.clone()))
         .add_routes(api_routes(&ctx, extra))
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(spire_uds::incoming(listener, Some), shutdown)
         .await?;
     Ok(())
 }

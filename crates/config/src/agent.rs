@@ -82,8 +82,9 @@ pub struct AgentConfig {
     pub join_token_file: Option<PathBuf>,
     /// `log_level`, `log_format`, `log_file`, `log_source_location`.
     pub log: LogConfig,
-    /// `log_selectors`: log the selectors of attested workloads.
-    pub log_selectors: bool,
+    /// `log_selectors`: selector prefixes (`k8s:ns`, `unix:user`) whose matching selectors SPIRE
+    /// adds to the Workload API's "No identity issued" log line.
+    pub log_selectors: Vec<String>,
     /// `workload_x509_svid_key_type` (default ec-p256; rsa-2048, ec-p256 or ec-p384).
     pub workload_x509_svid_key_type: KeyType,
     /// `x509_svid_cache_max_size` (default 1000; 0 means the default).
@@ -502,7 +503,7 @@ struct AgentBlock {
     join_token: Option<String>,
     join_token_file: Option<PathBuf>,
     log: LogConfig,
-    log_selectors: bool,
+    log_selectors: Vec<String>,
     workload_x509_svid_key_type: KeyType,
     x509_svid_cache_max_size: usize,
     jwt_svid_cache_max_size: usize,
@@ -638,7 +639,7 @@ fn read_agent(mut r: Reader<'_, '_>, o: &AgentOverrides) -> Option<AgentBlock> {
 
     let (join_token, join_token_file) = read_join_token(&mut r, o, block_line);
     let log = read_log(&mut r, o);
-    let log_selectors = r.bool("log_selectors").unwrap_or(false);
+    let log_selectors = r.string_list("log_selectors").unwrap_or_default();
     let workload_x509_svid_key_type = match r.string_at("workload_x509_svid_key_type") {
         Some((text, pos)) => parse_workload_key_type(&text, pos.line, r.diags()),
         None => Some(KeyType::EcP256),

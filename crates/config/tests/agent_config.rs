@@ -139,6 +139,7 @@ agent {
     log_format = "json"
     log_file = "/var/log/spire-agent.log"
     log_source_location = true
+    log_selectors = ["k8s:ns", "unix:user"]
     server_address = "spire-server.spire.svc"
     server_port = 8081
     socket_path = "/run/spire/sockets/agent.sock"
@@ -225,6 +226,7 @@ telemetry {
     assert_eq!((c.log.level, c.log.format), (LogLevel::Info, LogFormat::Json));
     assert_eq!(c.log.file, Some(PathBuf::from("/var/log/spire-agent.log")));
     assert!(c.log.source_location);
+    assert_eq!(c.log_selectors, ["k8s:ns", "unix:user"]);
     assert_eq!(c.server_endpoint(), "spire-server.spire.svc:8081");
     assert_eq!(c.admin_socket_path, Some(PathBuf::from("/run/spire/admin/admin.sock")));
     assert_eq!(
@@ -316,7 +318,7 @@ fn defaults_are_spires() {
         (c.log.level, c.log.format, c.log.file.as_ref(), c.log.source_location),
         (LogLevel::Info, LogFormat::Text, None, false)
     );
-    assert!(!c.log_selectors);
+    assert!(c.log_selectors.is_empty());
     assert_eq!(c.workload_x509_svid_key_type, KeyType::EcP256);
     assert_eq!((c.x509_svid_cache_max_size, c.jwt_svid_cache_max_size), (1000, 1000));
     assert_eq!(c.availability_target, None);

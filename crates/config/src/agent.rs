@@ -16,6 +16,7 @@ use crate::decode::{Reader, UnknownKeys};
 use crate::duration::format_duration;
 use crate::error::{ConfigError, Diagnostics};
 use crate::health::HealthChecks;
+use crate::inert::WrittenKeys;
 use crate::log::{LogConfig, LogFormat, LogLevel};
 use crate::plugin_data::{DiskKeyManagerAgentConfig, UnixWorkloadAttestorConfig, expect_no_data};
 use crate::plugins::{Cardinality, PluginConfig, Plugins};
@@ -124,6 +125,8 @@ pub struct AgentConfig {
     pub health_checks: HealthChecks,
     /// `telemetry { ... }`.
     pub telemetry: Telemetry,
+    /// The keys the file wrote, for telling a block left empty from one left out.
+    pub written: WrittenKeys,
     /// Things accepted that the operator should know about, for the agent to log at startup.
     pub warnings: Vec<String>,
 }
@@ -360,6 +363,7 @@ impl AgentConfig {
         // `build` returns `None` only after recording an error, so `finish` has returned by now.
         let mut config = config.ok_or_else(|| ConfigError::invalid("invalid configuration", None))?;
         config.warnings.splice(0..0, warnings);
+        config.written = WrittenKeys::from_document(doc);
         Ok(config)
     }
 
@@ -554,6 +558,7 @@ impl AgentBlock {
             plugins: rest.plugins,
             health_checks: rest.health_checks,
             telemetry: rest.telemetry,
+            written: WrittenKeys::default(),
             warnings: Vec::new(),
         }
     }

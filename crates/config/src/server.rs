@@ -12,6 +12,7 @@ use crate::duration::format_duration_short;
 use crate::error::{ConfigError, Diagnostics};
 use crate::federation::FederationConfig;
 use crate::health::HealthChecks;
+use crate::inert::WrittenKeys;
 use crate::log::{LogConfig, LogFormat, LogLevel};
 use crate::plugin_data::{DiskKeyManagerConfig, DiskUpstreamAuthorityConfig, SqlDataStoreConfig, expect_no_data};
 use crate::plugins::{Cardinality, PluginConfig, Plugins};
@@ -108,6 +109,8 @@ pub struct ServerConfig {
     pub health_checks: HealthChecks,
     /// `telemetry { ... }`.
     pub telemetry: Telemetry,
+    /// The keys the file wrote, for telling a block left empty from one left out.
+    pub written: WrittenKeys,
     /// Things accepted that the operator should know about, for the server to log at startup.
     pub warnings: Vec<String>,
 }
@@ -280,6 +283,7 @@ impl ServerConfig {
         let mut config = config.ok_or_else(|| ConfigError::invalid("invalid configuration", None))?;
         config.warnings.splice(0..0, warnings);
         config.warnings.extend(config.ttl_warnings());
+        config.written = WrittenKeys::from_document(doc);
         Ok(config)
     }
 
@@ -597,6 +601,7 @@ fn read_server(mut r: Reader<'_, '_>, o: &ServerOverrides, rest: Option<Rest>) -
         datastore: rest.datastore,
         health_checks: rest.health_checks,
         telemetry: rest.telemetry,
+        written: WrittenKeys::default(),
         warnings: Vec::new(),
     })
 }

@@ -173,6 +173,9 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    for setting in crate::inert_settings::find(config) {
+        tracing::warn!("{setting}");
+    }
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| RunError::Config(format!("cannot create data_dir {}: {e}", config.data_dir.display())))?;
     check_node_attestors(config)?;

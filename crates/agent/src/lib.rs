@@ -9,10 +9,12 @@
 //! - [`peer`]: who is calling on the Workload API socket, guarded against PID reuse.
 //! - [`rotation`]: when the agent's and the workloads' X509-SVIDs are renewed.
 //! - [`workload_attestor`]: the selectors of a caller (the `unix` attestor), plugins run in parallel.
+//! - [`inert_settings`]: the configured settings this build does not act on, logged at start.
 
 pub mod bootstrap;
 pub mod cli_run;
 pub mod health;
+pub mod inert_settings;
 pub mod manager;
 pub mod node;
 pub mod peer;

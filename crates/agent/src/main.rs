@@ -11,8 +11,13 @@ fn main() -> ExitCode {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
             rt.block_on(run(&args[2..]))
         }
+        // Settings this build accepts without acting on them go to stderr; stdout and the exit
+        // status stay SPIRE's.
         Some("validate") => match load(&args[2..]) {
-            Ok(_) => {
+            Ok(config) => {
+                for setting in spire_agent::inert_settings::find(&config) {
+                    eprintln!("Warning: {setting}");
+                }
                 println!("SPIRE agent configuration file is valid.");
                 ExitCode::SUCCESS
             }
@@ -46,6 +51,9 @@ async fn run(args: &[String]) -> ExitCode {
     }
     for warning in &config.warnings {
         tracing::warn!("{warning}");
+    }
+    for setting in spire_agent::inert_settings::find(&config) {
+        tracing::warn!("{setting}");
     }
     raise_open_file_limit();
     let settings = match settings(&config) {

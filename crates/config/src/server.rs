@@ -187,7 +187,7 @@ pub struct Experimental {
     pub agent_spiffe_id_as_selector: bool,
     /// `require_pq_kem`.
     pub require_pq_kem: bool,
-    /// `named_pipe_name` (Windows).
+    /// `named_pipe_name` (Windows; refused elsewhere, as SPIRE refuses it).
     pub named_pipe_name: Option<String>,
     /// `feature_flags`.
     pub feature_flags: Vec<String>,
@@ -698,6 +698,12 @@ fn read_experimental(r: Reader<'_, '_>) -> Experimental {
                 .warn("experimental.sql_transaction_timeout is deprecated, use experimental.event_timeout instead");
         }
     }
+    let named_pipe_name = r.non_empty_string("named_pipe_name");
+    if cfg!(not(windows)) && named_pipe_name.is_some() {
+        let message =
+            "invalid configuration: named_pipe_name is not supported in this platform; please use socket_path instead";
+        r.diags().error(ConfigError::invalid(message, line));
+    }
     let mut e = Experimental {
         events_based_cache: r.bool("events_based_cache").unwrap_or(d.events_based_cache),
         cache_reload_interval: r.duration("cache_reload_interval").unwrap_or(d.cache_reload_interval),
@@ -707,7 +713,7 @@ fn read_experimental(r: Reader<'_, '_>) -> Experimental {
         sql_transaction_timeout,
         agent_spiffe_id_as_selector: r.bool("agent_spiffe_id_as_selector").unwrap_or(false),
         require_pq_kem: r.bool("require_pq_kem").unwrap_or(false),
-        named_pipe_name: r.non_empty_string("named_pipe_name"),
+        named_pipe_name,
         feature_flags: r.string_list("feature_flags").unwrap_or_default(),
         wit_key_type: r.non_empty_string("wit_key_type"),
         wit_issuer: r.non_empty_string("wit_issuer"),

@@ -183,7 +183,6 @@ fn every_server_key() {
         event_timeout = "1m"
         agent_spiffe_id_as_selector = true
         feature_flags = ["flag_a"]
-        named_pipe_name = "\\spire-server\\private\\api"
         auth_opa_policy_engine { local { rego_path = "./p.rego" policy_data_path = "./d.json" } }
         some_future_knob = 3
     }
@@ -206,7 +205,6 @@ fn every_server_key() {
     assert_eq!(c.profiling.port, Some(6060));
     assert!(c.experimental.events_based_cache && c.experimental.agent_spiffe_id_as_selector);
     assert_eq!(c.experimental.event_timeout, Duration::from_secs(60));
-    assert_eq!(c.experimental.named_pipe_name.as_deref(), Some("\\spire-server\\private\\api"));
     assert!(c.experimental.auth_opa_policy_engine.is_some());
     assert_eq!(c.experimental.other.len(), 1);
     assert_eq!(c.experimental.other[0].key, "some_future_knob");
@@ -516,6 +514,12 @@ fn required_and_invalid_values() {
         "",
     ));
     assert_eq!(err, "both experimental sql_transaction_timeout and event_timeout set, only set event_timeout (line 4)");
+    #[cfg(not(windows))]
+    assert_eq!(
+        error(&with("    experimental {\n        named_pipe_name = \"\\\\spire-server\\\\private\\\\api\"\n    }", "")),
+        "invalid configuration: named_pipe_name is not supported in this platform; please use socket_path instead \
+         (line 4)"
+    );
 }
 
 #[test]

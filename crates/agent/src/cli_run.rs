@@ -41,7 +41,13 @@ pub fn flag_set(command: &str) -> FlagSet {
             "If true, the agent permits the retrieval of bundles without workload attestation",
         )
         .bool("disableWorkloadAPI", false, "If true, the agent does not serve the Workload API")
-        .bool("disableSDSAPI", false, "If true, the agent does not serve the SDS API");
+        .bool("disableSDSAPI", false, "If true, the agent does not serve the SDS API")
+        .string("rebootstrapMode", "", "Can be one of 'never', 'auto', or 'always'")
+        .string(
+            "rebootstrapDelay",
+            "",
+            "The time to delay after seeing a x509 cert mismatch from the server before rebootstrapping",
+        );
     f
 }
 
@@ -76,6 +82,8 @@ pub fn load(args: &[String]) -> Result<AgentConfig, String> {
         socket_path: opt("socketPath").map(PathBuf::from),
         disable_workload_api: p.bool("disableWorkloadAPI"),
         disable_sds_api: p.bool("disableSDSAPI"),
+        rebootstrap_mode: opt("rebootstrapMode"),
+        rebootstrap_delay: opt("rebootstrapDelay"),
         ..AgentOverrides::default()
     };
     AgentConfig::load_file(PathBuf::from(p.string("config")), p.bool("expandEnv"), &overrides)
@@ -148,4 +156,41 @@ pub fn settings(config: &AgentConfig) -> Result<AgentSettings, String> {
         keys,
         attestor: Arc::new(WorkloadAttestors::new(attestors)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rebootstrap_flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("agent.conf");
+        std::fs::write(
+            &conf,
+            r#"agent {
+    trust_domain = "example.org"
+    server_address = "127.0.0.1"
+    server_port = "8081"
+    insecure_bootstrap = true
+}
+plugins {
+    NodeAttestor "join_token" { plugin_data {} }
+    KeyManager "memory" { plugin_data {} }
+    WorkloadAttestor "unix" { plugin_data {} }
+}
+"#,
+        )
+        .unwrap();
+        let args: Vec<String> =
+            ["-config", conf.to_str().unwrap(), "-rebootstrapMode", "auto", "-rebootstrapDelay", "5m"]
+                .map(String::from)
+                .to_vec();
+        let config = load(&args).unwrap();
+        assert_eq!(config.rebootstrap_mode, spire_config::agent::RebootstrapMode::Auto);
+        assert_eq!(config.rebootstrap_delay, std::time::Duration::from_secs(300));
+        let bad: Vec<String> =
+            ["-config", conf.to_str().unwrap(), "-rebootstrapMode", "sometimes"].map(String::from).to_vec();
+        assert!(load(&bad).unwrap_err().contains("rebootstrap"), "{}", load(&bad).unwrap_err());
+    }
 }

@@ -84,7 +84,6 @@ pub fn load(args: &[String]) -> Result<AgentConfig, String> {
         disable_sds_api: p.bool("disableSDSAPI"),
         rebootstrap_mode: opt("rebootstrapMode"),
         rebootstrap_delay: opt("rebootstrapDelay"),
-        ..AgentOverrides::default()
     };
     AgentConfig::load_file(PathBuf::from(p.string("config")), p.bool("expandEnv"), &overrides)
         .map_err(|e| e.to_string())

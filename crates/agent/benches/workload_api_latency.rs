@@ -205,6 +205,7 @@ async fn main() {
         jwt_cache_max: 1000,
         x509_cache_max: 1000,
         allow_unauthenticated_verifiers: false,
+        allowed_foreign_jwt_claims: Vec::new(),
         keys: Arc::new(MemoryKeyManager::new()),
         attestor: Arc::new(WorkloadAttestors::new([attestor])),
     })

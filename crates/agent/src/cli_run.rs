@@ -152,6 +152,7 @@ pub fn settings(config: &AgentConfig) -> Result<AgentSettings, String> {
         jwt_cache_max: config.jwt_svid_cache_max_size.max(1),
         x509_cache_max: config.x509_svid_cache_max_size,
         allow_unauthenticated_verifiers: config.allow_unauthenticated_verifiers,
+        allowed_foreign_jwt_claims: config.allowed_foreign_jwt_claims.clone(),
         keys,
         attestor: Arc::new(WorkloadAttestors::new(attestors)),
     })

@@ -26,12 +26,6 @@ pub fn find(config: &AgentConfig) -> Vec<InertSetting> {
     if !config.authorized_delegates.is_empty() {
         add("agent.authorized_delegates", "spire-rs serves no Delegated Identity API");
     }
-    if !config.allowed_foreign_jwt_claims.is_empty() {
-        add(
-            "agent.allowed_foreign_jwt_claims",
-            "ValidateJWTSVID does not filter the claims of other trust domains' JWT-SVIDs",
-        );
-    }
     if config.disable_workload_api {
         // From the file, or else from `-disableWorkloadAPI`.
         let key = if config.written.contains("agent.disable_workload_api") {
@@ -184,7 +178,6 @@ plugins {{
             [
                 "agent.admin_socket_path",
                 "agent.authorized_delegates",
-                "agent.allowed_foreign_jwt_claims",
                 "agent.disable_workload_api",
                 "agent.log_selectors",
                 "agent.rebootstrap_mode",
@@ -204,7 +197,7 @@ plugins {{
                 "telemetry.DogStatsd",
             ]
         );
-        assert_eq!(find(&c)[8].to_string(), "agent.sds has no effect yet: spire-rs serves no Envoy SDS API");
+        assert_eq!(find(&c)[7].to_string(), "agent.sds has no effect yet: spire-rs serves no Envoy SDS API");
     }
 
     #[test]

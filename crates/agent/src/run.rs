@@ -80,6 +80,8 @@ pub struct AgentSettings {
     pub x509_cache_max: usize,
     /// `allow_unauthenticated_verifiers`.
     pub allow_unauthenticated_verifiers: bool,
+    /// `allowed_foreign_jwt_claims`.
+    pub allowed_foreign_jwt_claims: Vec<String>,
     /// Where the agent's key lives.
     pub keys: Arc<dyn KeyManager>,
     /// Who workloads are.
@@ -244,7 +246,8 @@ pub async fn start(settings: AgentSettings) -> Result<Agent, AgentError> {
         client,
         settings.jwt_cache_max,
         settings.allow_unauthenticated_verifiers,
-    );
+    )
+    .with_allowed_foreign_jwt_claims(settings.allowed_foreign_jwt_claims.iter().cloned());
     let listener = bind(&settings.socket_path)?;
     let socket = settings.socket_path.display().to_string();
     let tracker = PeerTracker::new();

@@ -65,6 +65,8 @@ pub struct WorkloadApi {
     jwt_cache: Arc<Mutex<HashMap<JwtCacheKey, CachedJwt>>>,
     jwt_cache_max: usize,
     allow_unauthenticated_verifiers: bool,
+    /// Claims kept, besides `sub`, `aud` and `exp`, when validating another trust domain's JWT-SVID.
+    allowed_foreign_jwt_claims: Arc<BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for WorkloadApi {
@@ -105,7 +107,23 @@ impl WorkloadApi {
         jwt_cache_max: usize,
         allow_unauthenticated_verifiers: bool,
     ) -> Self {
-        Self { cache, attestor, client, jwt_cache: Arc::default(), jwt_cache_max, allow_unauthenticated_verifiers }
+        Self {
+            cache,
+            attestor,
+            client,
+            jwt_cache: Arc::default(),
+            jwt_cache_max,
+            allow_unauthenticated_verifiers,
+            allowed_foreign_jwt_claims: Arc::default(),
+        }
+    }
+
+    /// `allowed_foreign_jwt_claims`: the claims ValidateJWTSVID keeps, besides `sub`, `aud` and
+    /// `exp`, for tokens of other trust domains (SPIRE drops the rest, so that a federated issuer
+    /// cannot make up claims a verifier would trust).
+    pub fn with_allowed_foreign_jwt_claims(mut self, claims: impl IntoIterator<Item = String>) -> Self {
+        self.allowed_foreign_jwt_claims = Arc::new(claims.into_iter().collect());
+        self
     }
 
     async fn caller<T>(&self, request: &Request<T>) -> Result<SelectorSet, Status> {
@@ -302,6 +320,19 @@ where
     }
 }
 
+/// The claims ValidateJWTSVID answers with: all of a token of the agent's own trust domain; of
+/// another trust domain's token only `sub`, `aud`, `exp` and the `allowed_foreign_jwt_claims`.
+fn returned_claims(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    foreign: bool,
+    allowed: &BTreeSet<String>,
+) -> prost_types::Struct {
+    let keep = |claim: &str| !foreign || matches!(claim, "sub" | "aud" | "exp") || allowed.contains(claim);
+    prost_types::Struct {
+        fields: claims.iter().filter(|(k, _)| keep(k)).map(|(k, v)| (k.clone(), json_to_prost(v))).collect(),
+    }
+}
+
 fn json_to_prost(v: &serde_json::Value) -> prost_types::Value {
     let kind = match v {
         serde_json::Value::Null => Kind::NullValue(0),
@@ -426,9 +457,8 @@ impl SpiffeWorkloadApi for WorkloadApi {
         }
         let validated = validate_jwt_svid(&req.svid, &visible, &[req.audience.as_str()], SystemTime::now())
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let claims = prost_types::Struct {
-            fields: validated.claims.iter().map(|(k, v)| (k.clone(), json_to_prost(v))).collect(),
-        };
+        let foreign = validated.spiffe_id.trust_domain() != &snapshot.trust_domain;
+        let claims = returned_claims(&validated.claims, foreign, &self.allowed_foreign_jwt_claims);
         Ok(Response::new(ValidateJwtsvidResponse { spiffe_id: validated.spiffe_id.to_string(), claims: Some(claims) }))
     }
 
@@ -469,6 +499,19 @@ mod tests {
             jwt_svid_ttl: 0,
             disable_x509_svid_prefetch: false,
         }
+    }
+
+    #[test]
+    fn foreign_tokens_keep_only_sub_aud_exp_and_the_allowed_claims() {
+        let claims: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
+            r#"{"sub":"spiffe://other.org/w","aud":["a"],"exp":1,"iat":0,"iss":"x","email":"e@x","admin":true}"#,
+        )
+        .unwrap();
+        let allowed: BTreeSet<String> = ["email".to_owned()].into();
+        let names = |s: prost_types::Struct| s.fields.into_keys().collect::<Vec<_>>();
+        assert_eq!(names(returned_claims(&claims, true, &allowed)), ["aud", "email", "exp", "sub"]);
+        assert_eq!(names(returned_claims(&claims, true, &BTreeSet::new())), ["aud", "exp", "sub"]);
+        assert_eq!(names(returned_claims(&claims, false, &BTreeSet::new())).len(), 7, "own tokens keep everything");
     }
 
     /// Whether `settled` is still waiting after a moment.

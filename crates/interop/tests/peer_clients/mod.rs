@@ -60,7 +60,7 @@ impl Deployment {
 
     /// Polls the Workload API (through rust-spiffe, not the client under test) until it hands this
     /// process an SVID for each of `workloads`.
-    async fn wait_for_svids(&self, workloads: &[Workload<'_>]) {
+    pub(crate) async fn wait_for_svids(&self, workloads: &[Workload<'_>]) {
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut last = String::new();
         while Instant::now() < deadline {

@@ -757,6 +757,51 @@ async fn reattestable_agents_must_not_renew() {
     assert!(!err.details().is_empty(), "PermissionDeniedDetails travel in the status details");
 }
 
+/// The `spire.api.types.PermissionDeniedDetails` reason a refusal carries (SPIRE's agent acts on it).
+fn denied_reason(status: &Status) -> Option<pb::permission_denied_details::Reason> {
+    use prost::Message;
+    let details = spire_proto::google::rpc::Status::decode(status.details()).ok()?;
+    let any = details.details.iter().find(|a| a.type_url.ends_with("/spire.api.types.PermissionDeniedDetails"))?;
+    let reason = pb::PermissionDeniedDetails::decode(any.value.as_slice()).ok()?.reason;
+    pb::permission_denied_details::Reason::try_from(reason).ok()
+}
+
+#[tokio::test]
+async fn refused_agents_are_told_why_as_spire_tells_them() {
+    use pb::permission_denied_details::Reason;
+    let f = Fixture::new().await;
+    async fn post(f: &Fixture, agent: &TestAgent) -> Result<tonic::Response<agent_api::PostStatusResponse>, Status> {
+        AgentClient::new(agent.channel(f).await).post_status(agent_api::PostStatusRequest::default()).await
+    }
+
+    // An SVID that is no longer the agent's current one: AGENT_NOT_ACTIVE.
+    let stale = f.attest_new_agent().await;
+    let node = AttestedNode { cert_serial_number: "1".into(), ..AttestedNode::new(stale.id.clone(), "") };
+    f.ds.update_attested_node(node, &NodeMask { cert_serial_number: true, ..NodeMask::default() }).await.unwrap();
+    let err = post(&f, &stale).await.unwrap_err();
+    assert_eq!((err.code(), denied_reason(&err)), (Code::PermissionDenied, Some(Reason::AgentNotActive)), "{err:?}");
+    assert!(err.message().contains("expected to have serial number \"1\""), "{}", err.message());
+
+    // Banned: AGENT_BANNED.
+    let banned = f.attest_new_agent().await;
+    let mut admin = f.admin().await;
+    admin.agent.ban_agent(agent_api::BanAgentRequest { id: Some(id_proto(&banned.id.to_string())) }).await.unwrap();
+    let err = post(&f, &banned).await.unwrap_err();
+    assert_eq!((err.code(), denied_reason(&err)), (Code::PermissionDenied, Some(Reason::AgentBanned)), "{err:?}");
+    assert_eq!(err.message(), format!("agent \"{}\" is banned", banned.id));
+
+    // Evicted: AGENT_NOT_ATTESTED.
+    let evicted = f.attest_new_agent().await;
+    admin
+        .agent
+        .delete_agent(agent_api::DeleteAgentRequest { id: Some(id_proto(&evicted.id.to_string())) })
+        .await
+        .unwrap();
+    let err = post(&f, &evicted).await.unwrap_err();
+    assert_eq!((err.code(), denied_reason(&err)), (Code::PermissionDenied, Some(Reason::AgentNotAttested)), "{err:?}");
+    assert_eq!(err.message(), format!("agent \"{}\" is not attested", evicted.id));
+}
+
 #[tokio::test]
 async fn agent_rpcs_need_an_agent_svid() {
     let f = Fixture::new().await;

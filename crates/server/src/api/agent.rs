@@ -9,7 +9,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use prost::Message;
 use spire_datastore::{AttestedNode, DataStoreError, NodeFilter, NodeMask, Pagination, RegistrationEntry};
 use spire_identity::{MatchMode, Selector, SelectorSet, SpiffeId, TrustDomain};
 use spire_proto::spire::api::server::agent::v1 as api;
@@ -17,8 +16,9 @@ use spire_proto::spire::api::server::agent::v1::agent_server::Agent;
 use spire_proto::spire::api::types as pb;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
-use tonic::{Code, Request, Response, Status, Streaming};
+use tonic::{Request, Response, Status, Streaming};
 
+use super::auth::permission_denied;
 use super::caller::Caller;
 use super::csr::{self, Csr};
 use super::svid::{is_reserved_path, sign_status};
@@ -67,21 +67,6 @@ fn agent_ds_status(what: &str, e: DataStoreError) -> Status {
         DataStoreError::NotFound(_) => Status::not_found("agent not found"),
         other => wrap(what, ds_status(other)),
     }
-}
-
-/// PermissionDenied carrying `spire.api.types.PermissionDeniedDetails` in the status details, which
-/// is how SPIRE tells an agent why (for example, that it must re-attest rather than renew).
-fn permission_denied(reason: pb::permission_denied_details::Reason, message: &str) -> Status {
-    let details = pb::PermissionDeniedDetails { reason: reason as i32 };
-    let status = spire_proto::google::rpc::Status {
-        code: Code::PermissionDenied as i32,
-        message: message.to_owned(),
-        details: vec![prost_types::Any {
-            type_url: "type.googleapis.com/spire.api.types.PermissionDeniedDetails".into(),
-            value: details.encode_to_vec(),
-        }],
-    };
-    Status::with_details(Code::PermissionDenied, message, status.encode_to_vec().into())
 }
 
 /// An agent ID from the API: in our trust domain and under `/spire/agent/` (SPIRE's
@@ -592,6 +577,7 @@ impl Agent for AgentService {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tonic::Code;
 
     #[test]
     fn expires_before_takes_spire_cli_layout_and_rfc3339() {
@@ -624,15 +610,5 @@ mod tests {
                 err.message()
             );
         }
-    }
-
-    #[test]
-    fn must_reattest_carries_details() {
-        let s = permission_denied(pb::permission_denied_details::Reason::AgentMustReattest, "agent must reattest");
-        let status = spire_proto::google::rpc::Status::decode(s.details()).unwrap();
-        let any = &status.details[0];
-        assert!(any.type_url.ends_with("spire.api.types.PermissionDeniedDetails"));
-        let details = pb::PermissionDeniedDetails::decode(any.value.as_slice()).unwrap();
-        assert_eq!(details.reason, pb::permission_denied_details::Reason::AgentMustReattest as i32);
     }
 }

@@ -6,9 +6,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::future::BoxFuture;
+use prost::Message;
 use spire_datastore::{EntryFilter, NodeMask};
-use tonic::Status;
+use spire_proto::spire::api::types as pb;
+use spire_proto::spire::api::types::permission_denied_details::Reason;
 use tonic::transport::server::UdsConnectInfo;
+use tonic::{Code, Status};
 use tower::{Layer, Service};
 
 use super::caller::{Caller, PeerInfo};
@@ -97,19 +100,40 @@ pub async fn authorize(ctx: &ServerContext, local: bool, peer: PeerInfo, rule: R
     }
 }
 
-/// SPIRE's agent check: attested, not banned, and presenting its current SVID (or the new one it was
-/// just issued, which then becomes current).
+/// PermissionDenied carrying `spire.api.types.PermissionDeniedDetails` in the status details. SPIRE's
+/// agent acts on the reason alone: it re-attests (or, when it cannot, removes its SVID and exits) on
+/// AGENT_EXPIRED, AGENT_NOT_ATTESTED, AGENT_NOT_ACTIVE and AGENT_MUST_REATTEST, removes its SVID and
+/// exits on AGENT_BANNED, and just retries on a PermissionDenied without details.
+pub(crate) fn permission_denied(reason: Reason, message: &str) -> Status {
+    let details = pb::PermissionDeniedDetails { reason: reason as i32 };
+    let status = spire_proto::google::rpc::Status {
+        code: Code::PermissionDenied as i32,
+        message: message.to_owned(),
+        details: vec![prost_types::Any {
+            type_url: "type.googleapis.com/spire.api.types.PermissionDeniedDetails".into(),
+            value: details.encode_to_vec(),
+        }],
+    };
+    Status::with_details(Code::PermissionDenied, message, status.encode_to_vec().into())
+}
+
+/// SPIRE's agent check (`AgentAuthorizer`): an SVID not expired, an attested and not banned agent,
+/// presenting its current SVID (or the new one it was just issued, which then becomes current); each
+/// refusal with the reason SPIRE gives.
 async fn authorize_agent(ctx: &ServerContext, caller: &mut Caller) -> Result<(), Status> {
     let id = caller.peer.id.clone().expect("checked by caller");
     if !id.is_member_of(&ctx.trust_domain) || !id.path().starts_with("/spire/agent/") {
         return Ok(());
     }
+    if caller.peer.cert_expires_at != 0 && unix_now() > caller.peer.cert_expires_at {
+        return Err(permission_denied(Reason::AgentExpired, &format!("agent \"{id}\" SVID is expired")));
+    }
     let node = ctx.ds.fetch_attested_node(&id).await.map_err(ds_status)?;
     let Some(mut node) = node else {
-        return Err(Status::permission_denied(format!("agent \"{id}\" is not attested")));
+        return Err(permission_denied(Reason::AgentNotAttested, &format!("agent \"{id}\" is not attested")));
     };
     if node.is_banned() {
-        return Err(Status::permission_denied(format!("agent \"{id}\" is banned")));
+        return Err(permission_denied(Reason::AgentBanned, &format!("agent \"{id}\" is banned")));
     }
     let serial = &caller.peer.cert_serial;
     caller.node_selectors = node.selectors.clone();
@@ -131,10 +155,16 @@ async fn authorize_agent(ctx: &ServerContext, caller: &mut Caller) -> Result<(),
         caller.agent = true;
         return Ok(());
     }
-    Err(Status::permission_denied(format!(
-        "agent \"{id}\" expected to have serial number \"{}\"; has \"{serial}\"",
-        node.cert_serial_number
-    )))
+    Err(permission_denied(
+        Reason::AgentNotActive,
+        &format!("agent \"{id}\" expected to have serial number \"{}\"; has \"{serial}\"", node.cert_serial_number),
+    ))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Tower layer running [`authorize`] in front of every gRPC service.
@@ -228,5 +258,17 @@ mod tests {
         }
         assert_eq!(rule_for("/SpiffeWorkloadAPI/FetchX509SVID"), None);
         assert_eq!(rule_for("/spire.api.server.entry.v1.Entry"), None);
+    }
+
+    #[test]
+    fn permission_denied_carries_the_reason_in_the_details() {
+        let s = permission_denied(Reason::AgentMustReattest, "agent must reattest");
+        assert_eq!(s.code(), Code::PermissionDenied);
+        let status = spire_proto::google::rpc::Status::decode(s.details()).unwrap();
+        assert_eq!(status.message, "agent must reattest");
+        let any = &status.details[0];
+        assert_eq!(any.type_url, "type.googleapis.com/spire.api.types.PermissionDeniedDetails");
+        let details = pb::PermissionDeniedDetails::decode(any.value.as_slice()).unwrap();
+        assert_eq!(details.reason, Reason::AgentMustReattest as i32);
     }
 }

@@ -307,13 +307,14 @@ impl Syncer {
                 let ok = result.status.as_ref().is_some_and(|s| s.code == 0);
                 match result.svid {
                     Some(svid) if ok => {
+                        let (issued_at, expires_at) = rotation_lifetime(&svid.cert_chain, t, svid.expires_at);
                         let svid = X509Svid {
                             entry_id: entry.id.clone(),
                             spiffe_id: entry.spiffe_id.clone(),
                             chain: svid.cert_chain,
                             key,
-                            issued_at: t,
-                            expires_at: svid.expires_at,
+                            issued_at,
+                            expires_at,
                             revision: entry.revision,
                         };
                         svids.insert(entry.id.clone(), Arc::new(svid));
@@ -398,6 +399,14 @@ pub fn svid_validity(chain: &[Vec<u8>]) -> Option<(i64, i64)> {
     use x509_parser::prelude::{FromDer, X509Certificate};
     let (_, cert) = X509Certificate::from_der(chain.first()?).ok()?;
     Some((cert.validity().not_before.timestamp(), cert.validity().not_after.timestamp()))
+}
+
+/// The lifetime a workload SVID's half-life is measured over: its leaf's notBefore..notAfter, as
+/// SPIRE's agent reads it (servers backdate notBefore by 10 s, so counting from the mint time renewed
+/// later than SPIRE does); the mint time `minted_at` and the response's `expires_at` if the leaf does
+/// not parse.
+fn rotation_lifetime(chain: &[Vec<u8>], minted_at: i64, expires_at: i64) -> (i64, i64) {
+    svid_validity(chain).unwrap_or((minted_at, expires_at))
 }
 
 #[cfg(test)]
@@ -553,6 +562,18 @@ mod tests {
         let plan = plan_svids(&e, &current, &HashSet::new(), &HashMap::new(), 1000, NOW, RotationPolicy::default());
         assert_eq!(names(&plan.cached), ["a", "b"]);
         assert_eq!(plan.mint, ["a", "b"]);
+    }
+
+    #[test]
+    fn workload_svids_age_from_their_not_before() {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.not_before = rcgen::date_time_ymd(2030, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2030, 1, 3);
+        let cert = params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap();
+        let chain = vec![cert.der().to_vec()];
+        // Minted a day after its (backdated) notBefore: the half-life still counts from notBefore.
+        assert_eq!(rotation_lifetime(&chain, 1_893_542_400, 0), (1_893_456_000, 1_893_628_800));
+        assert_eq!(rotation_lifetime(&[b"junk".to_vec()], 100, 200), (100, 200));
     }
 
     #[test]

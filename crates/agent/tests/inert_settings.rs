@@ -2,8 +2,8 @@
 //! does not act on: it starts and serves the Workload API, and its log says so once per setting;
 //! `validate` lists the same settings on stderr.
 
+use spire_testkit::inert::{assert_each_warned_once, assert_validate_lists};
 use std::path::Path;
-use std::process::Command;
 
 use spire_testkit::agent::{AgentOptions, TestAgent, generate_token, server_binary};
 use spire_testkit::process::TestServer;
@@ -59,12 +59,6 @@ const INERT: &[&str] = &[
     "telemetry.Prometheus",
 ];
 
-/// The lines of `text` that say `key` has no effect.
-fn lines_about<'a>(text: &'a str, key: &str) -> Vec<&'a str> {
-    let needle = format!(" {key} has no effect yet: ");
-    text.lines().filter(|l| l.contains(&needle)).collect()
-}
-
 #[tokio::test]
 async fn starts_and_warns_once_per_inert_setting() {
     let server = TestServer::start(server_binary(Path::new(AGENT)), "").await;
@@ -75,21 +69,13 @@ async fn starts_and_warns_once_per_inert_setting() {
     let mut agent = TestAgent::start(AGENT, tmp.path(), server.port, &options).await;
     assert!(agent.try_wait().is_none(), "the agent stopped: {}", agent.log());
     let log = agent.log();
-    for key in INERT {
-        let lines = lines_about(&log, key);
-        assert_eq!(lines.len(), 1, "{key}: {lines:?}\n{log}");
-        assert!(lines[0].contains("WARN"), "{}", lines[0]);
-    }
-    let all: Vec<&str> = log.lines().filter(|l| l.contains(" has no effect yet: ")).collect();
-    assert_eq!(all.len(), INERT.len(), "{all:#?}");
+    assert_each_warned_once(&log, INERT);
 
-    let out = Command::new(AGENT).arg("validate").arg("-config").arg(tmp.path().join("agent.conf")).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "SPIRE agent configuration file is valid.\n");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    for key in INERT {
-        assert_eq!(lines_about(&stderr, key).len(), 1, "{key}: {stderr}");
-    }
-    assert_eq!(stderr.lines().count(), INERT.len(), "{stderr}");
+    assert_validate_lists(
+        Path::new(AGENT),
+        &tmp.path().join("agent.conf"),
+        "SPIRE agent configuration file is valid.\n",
+        INERT,
+    );
     agent.stop();
 }

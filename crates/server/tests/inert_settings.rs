@@ -1,7 +1,9 @@
 //! The real `spire-server` started with settings it accepts but does not act on: it starts, and its
 //! log says so once per setting; `validate` lists the same settings on stderr.
 
-use std::process::Command;
+use std::path::Path;
+
+use spire_testkit::inert::{assert_each_warned_once, assert_validate_lists};
 
 use spire_testkit::process::TestServer;
 
@@ -48,32 +50,18 @@ const INERT: &[&str] = &[
     "telemetry.Prometheus",
 ];
 
-/// The lines of `text` that say `key` has no effect.
-fn lines_about<'a>(text: &'a str, key: &str) -> Vec<&'a str> {
-    let needle = format!(" {key} has no effect yet: ");
-    text.lines().filter(|l| l.contains(&needle)).collect()
-}
-
 #[tokio::test]
 async fn starts_and_warns_once_per_inert_setting() {
     let mut server = TestServer::start(BIN, EXTRA).await;
     assert!(server.try_wait().is_none(), "the server stopped: {}", server.log());
     let log = server.log();
-    for key in INERT {
-        let lines = lines_about(&log, key);
-        assert_eq!(lines.len(), 1, "{key}: {lines:?}\n{log}");
-        assert!(lines[0].contains("WARN"), "{}", lines[0]);
-    }
-    let all: Vec<&str> = log.lines().filter(|l| l.contains(" has no effect yet: ")).collect();
-    assert_eq!(all.len(), INERT.len(), "{all:#?}");
+    assert_each_warned_once(&log, INERT);
 
-    let out = Command::new(BIN).arg("validate").arg("-config").arg(server.dir.join("server.conf")).output().unwrap();
-    assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "SPIRE server configuration file is valid.\n");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    for key in INERT {
-        assert_eq!(lines_about(&stderr, key).len(), 1, "{key}: {stderr}");
-    }
-    assert_eq!(stderr.lines().count(), INERT.len(), "{stderr}");
+    assert_validate_lists(
+        Path::new(BIN),
+        &server.dir.join("server.conf"),
+        "SPIRE server configuration file is valid.\n",
+        INERT,
+    );
     server.stop();
 }

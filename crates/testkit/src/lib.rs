@@ -5,6 +5,7 @@
 //! - [`x509_cases`]: the X509-SVID conformance table, one broken chain per rule.
 //! - [`process`]: real `spire-server` processes for end-to-end tests.
 //! - [`agent`]: real `spire-agent` processes next to them, and the server's admin CLI.
+//! - [`inert`]: checks that a daemon reports each setting it accepts without effect.
 //! - [`databases`]: real PostgreSQL and MariaDB servers, one fresh database per test.
 //! - [`peers`]: independent implementations to test against (the real SPIRE, go-spiffe, grpcio,
 //!   grpc-java), installed by `scripts/install-peers.sh`, and this workspace's binaries.
@@ -13,6 +14,7 @@
 
 pub mod agent;
 pub mod databases;
+pub mod inert;
 pub mod peers;
 pub mod pki;
 pub mod process;

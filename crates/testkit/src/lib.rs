@@ -9,6 +9,7 @@
 //! - [`databases`]: real PostgreSQL and MariaDB servers, one fresh database per test.
 //! - [`peers`]: independent implementations to test against (the real SPIRE, go-spiffe, grpcio,
 //!   grpc-java), installed by `scripts/install-peers.sh`, and this workspace's binaries.
+//! - [`upstream`]: the real SPIRE's server and agent as processes, for tests across implementations.
 //! - [`workload_api`]: a Workload API server with fixed content, for client-side interop tests.
 //! - [`workload_api_full`]: a scriptable Workload API and health server, for Workload API client tests.
 
@@ -20,6 +21,7 @@ pub mod pki;
 pub mod process;
 pub mod proxy;
 pub mod tls;
+pub mod upstream;
 pub mod workload_api;
 pub mod workload_api_full;
 pub mod x509_cases;

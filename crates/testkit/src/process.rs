@@ -80,14 +80,22 @@ impl TestServer {
     /// [`TestServer::start`] on the datastore `datastore` (a DataStore "sql" plugin_data body), or
     /// on its own SQLite file when `None`.
     pub async fn start_with_datastore(binary: impl Into<PathBuf>, extra_config: &str, datastore: Option<&str>) -> Self {
+        Self::start_with_config(binary, |dir, port| match datastore {
+            Some(data) => server_conf_with_datastore(dir, port, extra_config, data),
+            None => server_conf(dir, port, extra_config),
+        })
+        .await
+    }
+
+    /// Starts `binary` on the whole config `conf(dir, port)` returns for a fresh temp dir and a free
+    /// port (another implementation's server, with keys of its own). The config must put the private
+    /// socket at `<dir>/api.sock`, and the log, if the server does not write it to stderr, at
+    /// `<dir>/server.log`.
+    pub async fn start_with_config(binary: impl Into<PathBuf>, conf: impl FnOnce(&Path, u16) -> String) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_path_buf();
         let port = free_port();
-        let conf = match datastore {
-            Some(data) => server_conf_with_datastore(&dir, port, extra_config, data),
-            None => server_conf(&dir, port, extra_config),
-        };
-        std::fs::write(dir.join("server.conf"), conf).expect("write config");
+        std::fs::write(dir.join("server.conf"), conf(&dir, port)).expect("write config");
         let mut s =
             Self { binary: binary.into(), socket: dir.join("api.sock"), dir, port, child: None, _tmp: Some(tmp) };
         s.spawn().await;

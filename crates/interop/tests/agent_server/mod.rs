@@ -1,0 +1,119 @@
+//! What the agent ⇄ server tests across implementations share: the workload side (rust-spiffe, an
+//! independent Workload API client, run by this test process, whose uid the entries select), and
+//! checks of what it receives against the server's own bundle.
+
+// Each test binary compiles this module and uses a different part of it.
+#![allow(dead_code)]
+
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant};
+
+use spiffe::{JwtSvid, TrustDomain, WorkloadApiClient, X509Svid};
+use spire_identity::x509::{certs_from_pem, verify_svid};
+use spire_identity::{Bundle, BundleSet};
+
+/// This process's effective uid (the owner of `/proc/self`), which the agents' unix attestor sees.
+pub(crate) fn uid() -> u32 {
+    std::fs::metadata("/proc/self").expect("/proc/self").uid()
+}
+
+/// `unix:uid:<this process's uid>`.
+pub(crate) fn uid_selector() -> String {
+    format!("unix:uid:{}", uid())
+}
+
+/// The last lines of a log, enough to diagnose without flooding the failure message.
+pub(crate) fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(80)..].join("\n")
+}
+
+/// The X509-SVIDs the agent at `endpoint` serves this process now, or why there are none.
+pub(crate) async fn fetch_x509(endpoint: &str) -> Result<Vec<X509Svid>, String> {
+    let client = WorkloadApiClient::connect_to(endpoint).await.map_err(|e| e.to_string())?;
+    client.fetch_all_x509_svids().await.map_err(|e| e.to_string())
+}
+
+/// Polls the Workload API at `endpoint` for up to `timeout` until it serves this process an
+/// X509-SVID for `spiffe_id` that `accept` takes; `logs` says what to print on failure.
+pub(crate) async fn wait_for_x509(
+    endpoint: &str,
+    spiffe_id: &str,
+    timeout: Duration,
+    accept: impl Fn(&X509Svid) -> bool,
+    logs: impl Fn() -> String,
+) -> X509Svid {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match fetch_x509(endpoint).await {
+            Ok(svids) => {
+                if let Some(svid) = svids.into_iter().find(|s| s.spiffe_id().to_string() == spiffe_id && accept(s)) {
+                    return svid;
+                }
+                last = "not served (yet)".into();
+            }
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("no acceptable X509-SVID for {spiffe_id} within {timeout:?} ({last})\n{}", logs());
+}
+
+/// The server's X.509 authorities, from `bundle show -format pem` output.
+pub(crate) fn bundle_from_pem(pem: &str) -> Bundle {
+    let mut bundle = Bundle::new(spire_identity::TrustDomain::parse("example.org").expect("trust domain"));
+    for der in certs_from_pem(pem).expect("PEM bundle") {
+        bundle.add_x509_authority(der).expect("authority");
+    }
+    bundle
+}
+
+/// Checks the X.509 material the agent at `endpoint` serves: the SVID for `spiffe_id` chains (with
+/// our own validator) to the server's bundle `server_bundle`, and the X.509 bundle the agent hands
+/// the workload holds the same authorities as the server's.
+pub(crate) async fn check_x509(endpoint: &str, spiffe_id: &str, server_bundle: &Bundle) -> X509Svid {
+    let client = WorkloadApiClient::connect_to(endpoint).await.expect("connect to the Workload API");
+    let context = client.fetch_x509_context().await.expect("X509 context");
+    let svid = context
+        .svids()
+        .iter()
+        .find(|s| s.spiffe_id().to_string() == spiffe_id)
+        .unwrap_or_else(|| panic!("no X509-SVID for {spiffe_id}"))
+        .clone();
+    let chain: Vec<&[u8]> = svid.cert_chain().iter().map(|c| c.as_bytes()).collect();
+    let verified = verify_svid(&chain, &BundleSet::from(server_bundle.clone()), std::time::SystemTime::now())
+        .unwrap_or_else(|e| panic!("the SVID does not chain to the server's bundle: {e}"));
+    assert_eq!(verified.spiffe_id.to_string(), spiffe_id);
+
+    let td = TrustDomain::new("example.org").expect("trust domain");
+    let served = context.bundle_set().get(&td).expect("the agent serves the example.org bundle");
+    let mut served: Vec<&[u8]> = served.authorities().iter().map(|c| c.as_bytes()).collect();
+    let mut expected: Vec<&[u8]> = server_bundle.x509_authorities().iter().map(Vec::as_slice).collect();
+    served.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(served, expected, "the agent's X.509 bundle differs from the server's");
+    (*svid).clone()
+}
+
+/// Fetches a JWT-SVID for `spiffe_id` and `audience`, validates it locally with the JWT bundles the
+/// agent serves and through the agent's ValidateJWTSVID, and returns it.
+pub(crate) async fn check_jwt(endpoint: &str, spiffe_id: &str, audience: &str) -> JwtSvid {
+    let client = WorkloadApiClient::connect_to(endpoint).await.expect("connect to the Workload API");
+    let id = spiffe_id.parse().expect("SPIFFE ID");
+    let jwt = client.fetch_jwt_svid(&[audience], Some(&id)).await.expect("JWT-SVID");
+    assert_eq!(jwt.spiffe_id().to_string(), spiffe_id);
+    let bundles = client.fetch_jwt_bundles().await.expect("JWT bundles");
+    let local = JwtSvid::parse_and_validate(jwt.token(), &bundles, &[audience]).expect("JWT-SVID validates locally");
+    assert_eq!(local.spiffe_id().to_string(), spiffe_id);
+    let remote = client.validate_jwt_token(audience, jwt.token()).await.expect("ValidateJWTSVID");
+    assert_eq!(remote.spiffe_id().to_string(), spiffe_id);
+    jwt
+}
+
+/// The value printed after `label` (e.g. `Serial number`) in `agent show` output.
+pub(crate) fn field<'a>(out: &'a str, label: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix(label).map(|r| r.trim_start_matches([' ', ':']).trim()))
+        .unwrap_or_else(|| panic!("no {label:?} in:\n{out}"))
+}

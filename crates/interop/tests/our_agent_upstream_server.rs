@@ -1,0 +1,139 @@
+//! Our agent against the real SPIRE server (v1.13.3): it attests with a join token SPIRE generated,
+//! syncs the entries created with SPIRE's own CLI, and serves their X509- and JWT-SVIDs (signed by
+//! SPIRE's CA) to a workload (rust-spiffe, and SPIRE's own `spire-agent api fetch`); with short TTLs
+//! it renews both the workload's SVID and its own through SPIRE's server; killed and restarted
+//! without a token it resumes from its data directory. The peer is built by scripts/install-peers.sh.
+
+mod agent_server;
+
+use std::time::{Duration, Instant};
+
+use agent_server::{bundle_from_pem, check_jwt, check_x509, field, tail, uid_selector, wait_for_x509};
+use spire_testkit::agent::{AgentOptions, TestAgent, join_token_agent_id};
+use spire_testkit::peers;
+use spire_testkit::upstream::{ServerOptions, UpstreamServer};
+
+const WORKLOAD: &str = "spiffe://example.org/our-agent/workload";
+const LATER: &str = "spiffe://example.org/our-agent/later";
+
+#[tokio::test]
+async fn our_agent_attests_syncs_renews_and_resumes_against_spire_server() {
+    let Some([spire_server, spire_agent]) = peers::require_all(["upstream-spire-server", "upstream-spire-agent"])
+    else {
+        return;
+    };
+    let started = Instant::now();
+    let agent_bin = peers::workspace_binary("spire-agent");
+    // Agents' own SVIDs live 30 s, so our agent renews its SVID within the test.
+    let options = ServerOptions { extra_config: "    agent_ttl = \"30s\"\n".into(), ..ServerOptions::default() };
+    let server = UpstreamServer::start(&spire_server, &options).await;
+    let token = server.generate_token();
+    let agent_id = join_token_agent_id(&token);
+    let selector = uid_selector();
+    server.cli(&[
+        "entry",
+        "create",
+        "-parentID",
+        &agent_id,
+        "-spiffeID",
+        WORKLOAD,
+        "-selector",
+        &selector,
+        "-x509SVIDTTL",
+        "30",
+        "-jwtSVIDTTL",
+        "60",
+        "-dns",
+        "workload.example.org",
+    ]);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options =
+        AgentOptions { sync_interval: "1s".into(), discover_workload_path: false, ..AgentOptions::with_token(&token) };
+    let mut agent = TestAgent::start(&agent_bin, dir.path(), server.port, &options).await;
+    let endpoint = agent.endpoint();
+    let logs = || format!("--- our agent ---\n{}\n--- SPIRE server ---\n{}", tail(&agent.log()), tail(&server.log()));
+
+    // Attested: SPIRE's server knows the agent by its join-token ID.
+    let shown = server.cli(&["agent", "show", "-spiffeID", &agent_id]);
+    assert_eq!(field(&shown, "Attestation type"), "join_token", "{shown}");
+    let first_agent_serial = field(&shown, "Serial number").to_owned();
+
+    // The workload gets its X509-SVID (chaining to SPIRE's bundle) and a JWT-SVID.
+    let svid = wait_for_x509(&endpoint, WORKLOAD, Duration::from_secs(30), |_| true, logs).await;
+    let server_bundle = bundle_from_pem(&server.cli(&["bundle", "show", "-format", "pem"]));
+    let checked = check_x509(&endpoint, WORKLOAD, &server_bundle).await;
+    assert_eq!(checked.cert_chain()[0].as_bytes(), svid.cert_chain()[0].as_bytes());
+    check_jwt(&endpoint, WORKLOAD, "our-agent-audience").await;
+
+    // SPIRE's own Workload API client (go-spiffe underneath) agrees.
+    let out = std::process::Command::new(&spire_agent)
+        .args(["api", "fetch", "x509", "-output", "json", "-socketPath"])
+        .arg(&agent.socket)
+        .output()
+        .expect("run spire-agent api fetch");
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), logs());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(WORKLOAD), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // Sync: an entry created now reaches the workload.
+    server.cli(&["entry", "create", "-parentID", &agent_id, "-spiffeID", LATER, "-selector", &selector]);
+    wait_for_x509(&endpoint, LATER, Duration::from_secs(20), |_| true, logs).await;
+
+    // Rotation: past half of its lifetime, the workload's SVID is replaced by a new one from SPIRE.
+    let first = svid.cert_chain()[0].as_bytes().to_vec();
+    let rotated =
+        wait_for_x509(&endpoint, WORKLOAD, Duration::from_secs(40), |s| s.cert_chain()[0].as_bytes() != first, logs)
+            .await;
+    check_x509(&endpoint, WORKLOAD, &server_bundle).await;
+    assert_ne!(rotated.cert_chain()[0].as_bytes(), first.as_slice());
+
+    // The agent renewed its own SVID too (SPIRE's server records the new serial).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = server.cli(&["agent", "show", "-spiffeID", &agent_id]);
+        if field(&shown, "Serial number") != first_agent_serial {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the agent did not renew its SVID\n{shown}\n{}", logs());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Killed and restarted without a token, it resumes from its data directory.
+    agent.stop();
+    let resumed = AgentOptions { join_token: None, ..options };
+    let agent = TestAgent::start(&agent_bin, dir.path(), server.port, &resumed).await;
+    let logs = || format!("--- our agent ---\n{}\n--- SPIRE server ---\n{}", tail(&agent.log()), tail(&server.log()));
+    wait_for_x509(&agent.endpoint(), WORKLOAD, Duration::from_secs(30), |_| true, logs).await;
+    check_x509(&agent.endpoint(), WORKLOAD, &server_bundle).await;
+    check_jwt(&agent.endpoint(), LATER, "after-restart").await;
+    let listed = server.cli(&["agent", "list"]);
+    assert_eq!(listed.matches("SPIFFE ID").count(), 1, "still one agent: {listed}");
+    eprintln!("took {:?}", started.elapsed());
+}
+
+/// Evicted (`agent evict`) or banned (`agent ban`) on SPIRE's server, our agent exits at its next
+/// sync, as SPIRE's agent does, and having forgotten its SVID cannot resume without a new token.
+#[tokio::test]
+async fn our_agent_shuts_down_when_spire_server_evicts_or_bans_it() {
+    let Some(spire_server) = peers::require("upstream-spire-server") else { return };
+    let agent_bin = peers::workspace_binary("spire-agent");
+    let server = UpstreamServer::start(&spire_server, &ServerOptions::default()).await;
+
+    for action in ["evict", "ban"] {
+        let token = server.generate_token();
+        let agent_id = join_token_agent_id(&token);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let options = AgentOptions { sync_interval: "500ms".into(), ..AgentOptions::with_token(&token) };
+        let mut agent = TestAgent::start(&agent_bin, dir.path(), server.port, &options).await;
+        server.cli(&["agent", action, "-spiffeID", &agent_id]);
+        let status = agent.wait_exit(Duration::from_secs(20)).await;
+        let log = agent.log();
+        assert!(status.is_some_and(|s| !s.success()), "{action}: our agent kept running ({status:?})\n{}", tail(&log));
+        assert!(log.contains("no longer authorized"), "{action}:\n{}", tail(&log));
+
+        let mut again = TestAgent::launch(&agent_bin, dir.path(), server.port, &AgentOptions::default());
+        let status = again.wait_exit(Duration::from_secs(10)).await;
+        assert!(status.is_some_and(|s| !s.success()), "{action}: restarted without a token, it runs ({status:?})");
+        assert!(again.log().contains("no join token"), "{action}:\n{}", tail(&again.log()));
+    }
+}

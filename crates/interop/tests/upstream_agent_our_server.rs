@@ -1,0 +1,141 @@
+//! The real SPIRE agent (v1.13.3) against our server: it attests with one of our join tokens, syncs
+//! the entries our server authorizes, and serves their X509- and JWT-SVIDs (signed by our CA) to a
+//! workload (rust-spiffe, and SPIRE's own `spire-agent api fetch`); with short TTLs it renews both
+//! the workload's SVID and its own through our server; killed and restarted without a token it
+//! resumes from its data directory. The peer is built by scripts/install-peers.sh.
+
+mod agent_server;
+
+use std::time::{Duration, Instant};
+
+use agent_server::{bundle_from_pem, check_jwt, check_x509, field, tail, uid_selector, wait_for_x509};
+use spire_testkit::agent::{AgentOptions, generate_token, join_token_agent_id, server_cli};
+use spire_testkit::peers;
+use spire_testkit::process::TestServer;
+use spire_testkit::upstream::UpstreamAgent;
+
+const WORKLOAD: &str = "spiffe://example.org/upstream-agent/workload";
+const LATER: &str = "spiffe://example.org/upstream-agent/later";
+
+#[tokio::test]
+async fn spire_agent_attests_syncs_renews_and_resumes_against_our_server() {
+    let Some(spire_agent) = peers::require("upstream-spire-agent") else { return };
+    let started = Instant::now();
+    let server_bin = peers::workspace_binary("spire-server");
+    // Agents' own SVIDs live 30 s, so SPIRE's agent renews its SVID within the test.
+    let server = TestServer::start(&server_bin, "agent_ttl = \"30s\"").await;
+    let cli = |args: &[&str]| server_cli(&server_bin, &server, args);
+    let token = generate_token(&server_bin, &server);
+    let agent_id = join_token_agent_id(&token);
+    let selector = uid_selector();
+    cli(&[
+        "entry",
+        "create",
+        "-parentID",
+        &agent_id,
+        "-spiffeID",
+        WORKLOAD,
+        "-selector",
+        &selector,
+        "-x509SVIDTTL",
+        "30",
+        "-jwtSVIDTTL",
+        "60",
+        "-dns",
+        "workload.example.org",
+    ]);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options =
+        AgentOptions { sync_interval: "1s".into(), discover_workload_path: false, ..AgentOptions::with_token(&token) };
+    let mut agent = UpstreamAgent::start(&spire_agent, dir.path(), server.port, &options).await;
+    let endpoint = agent.endpoint();
+    let logs = || format!("--- SPIRE agent ---\n{}\n--- our server ---\n{}", tail(&agent.log()), tail(&server.log()));
+
+    // Attested: our server knows the agent by its join-token ID.
+    let shown = cli(&["agent", "show", "-spiffeID", &agent_id]);
+    assert_eq!(field(&shown, "Attestation type"), "join_token", "{shown}");
+    let first_agent_serial = field(&shown, "Serial number").to_owned();
+
+    // The workload gets its X509-SVID (chaining to our server's bundle) and a JWT-SVID.
+    let svid = wait_for_x509(&endpoint, WORKLOAD, Duration::from_secs(30), |_| true, logs).await;
+    let server_bundle = bundle_from_pem(&cli(&["bundle", "show", "-format", "pem"]));
+    let checked = check_x509(&endpoint, WORKLOAD, &server_bundle).await;
+    assert_eq!(checked.cert_chain()[0].as_bytes(), svid.cert_chain()[0].as_bytes());
+    check_jwt(&endpoint, WORKLOAD, "upstream-agent-audience").await;
+
+    // SPIRE's own Workload API client agrees.
+    let out = agent.cli(&["api", "fetch", "x509", "-output", "json"]);
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), logs());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(WORKLOAD), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // Sync: an entry created now reaches the workload.
+    cli(&["entry", "create", "-parentID", &agent_id, "-spiffeID", LATER, "-selector", &selector]);
+    wait_for_x509(&endpoint, LATER, Duration::from_secs(20), |_| true, logs).await;
+
+    // Rotation: past half of its 30 s, the workload's SVID is replaced by a new one from our server.
+    let first = svid.cert_chain()[0].as_bytes().to_vec();
+    let rotated =
+        wait_for_x509(&endpoint, WORKLOAD, Duration::from_secs(40), |s| s.cert_chain()[0].as_bytes() != first, logs)
+            .await;
+    check_x509(&endpoint, WORKLOAD, &server_bundle).await;
+    assert_ne!(rotated.cert_chain()[0].as_bytes(), first.as_slice());
+
+    // The agent renewed its own SVID too (our server records the new serial).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = cli(&["agent", "show", "-spiffeID", &agent_id]);
+        if field(&shown, "Serial number") != first_agent_serial {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the agent did not renew its SVID\n{shown}\n{}", logs());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Killed and restarted without a token, it resumes from its data directory.
+    agent.stop();
+    let resumed = AgentOptions { join_token: None, ..options };
+    let agent = UpstreamAgent::start(&spire_agent, dir.path(), server.port, &resumed).await;
+    let logs = || format!("--- SPIRE agent ---\n{}\n--- our server ---\n{}", tail(&agent.log()), tail(&server.log()));
+    wait_for_x509(&agent.endpoint(), WORKLOAD, Duration::from_secs(30), |_| true, logs).await;
+    check_x509(&agent.endpoint(), WORKLOAD, &server_bundle).await;
+    check_jwt(&agent.endpoint(), LATER, "after-restart").await;
+    let listed = cli(&["agent", "list"]);
+    assert_eq!(listed.matches("SPIFFE ID").count(), 1, "still one agent: {listed}");
+    eprintln!("took {:?}", started.elapsed());
+}
+
+/// Evicted (`agent evict`) or banned (`agent ban`) on our server, SPIRE's agent learns why from the
+/// PermissionDenied details of its next sync, removes its SVID and shuts down (a join-token agent
+/// cannot re-attest).
+#[tokio::test]
+async fn spire_agent_shuts_down_when_our_server_evicts_or_bans_it() {
+    let Some(spire_agent) = peers::require("upstream-spire-agent") else { return };
+    let server_bin = peers::workspace_binary("spire-server");
+    let server = TestServer::start(&server_bin, "").await;
+    let cli = |args: &[&str]| server_cli(&server_bin, &server, args);
+
+    for (action, expected) in [
+        ("evict", "Agent failed re-attestation; removing SVID and shutting down"),
+        ("ban", "Agent is banned: removing SVID and shutting down"),
+    ] {
+        let token = generate_token(&server_bin, &server);
+        let agent_id = join_token_agent_id(&token);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let options = AgentOptions { sync_interval: "500ms".into(), ..AgentOptions::with_token(&token) };
+        let mut agent = UpstreamAgent::start(&spire_agent, dir.path(), server.port, &options).await;
+        cli(&["agent", action, "-spiffeID", &agent_id]);
+        let status = agent.wait_exit(Duration::from_secs(20)).await;
+        let log = agent.log();
+        assert!(
+            status.is_some_and(|s| !s.success()),
+            "{action}: SPIRE's agent kept running ({status:?})\n{}",
+            tail(&log)
+        );
+        assert!(log.contains(expected), "{action}: no {expected:?} in\n{}", tail(&log));
+        let data: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("data/agent-data.json")).expect("agent-data.json"))
+                .expect("JSON");
+        assert!(data["svid"].is_null(), "{action}: the SVID is still stored: {data}");
+    }
+}

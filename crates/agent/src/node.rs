@@ -7,6 +7,7 @@ use spire_proto::spire::api::server::agent::v1::agent_client::AgentClient;
 use spire_proto::spire::api::server::bundle::v1::GetBundleRequest;
 use spire_proto::spire::api::server::bundle::v1::bundle_client::BundleClient;
 use spire_proto::spire::api::types as pb;
+use spire_proto::spire::api::types::permission_denied_details::Reason;
 use tonic::Status;
 
 use crate::server_client::{ClientError, ServerClient};
@@ -29,11 +30,39 @@ pub enum NodeError {
 }
 
 impl NodeError {
-    /// Whether the server says this agent may no longer act (banned, evicted, not attested): SPIRE's
-    /// agent then stops and says why.
+    /// Whether the server says this agent may no longer act: a PermissionDenied carrying one of the
+    /// `PermissionDeniedDetails` reasons SPIRE's agent acts on (banned; evicted, expired or superseded,
+    /// which a join-token agent cannot fix by re-attesting). SPIRE's agent then removes its SVID and
+    /// stops; any other PermissionDenied (an authorization policy's, say) it retries, and so do we.
     pub fn is_permission_denied(&self) -> bool {
-        matches!(self, Self::Refused(s) if s.code() == tonic::Code::PermissionDenied)
+        matches!(self, Self::Refused(s) if agent_refusal(s).is_some())
     }
+}
+
+/// The reason of a PermissionDenied `status` that refuses the agent itself (SPIRE's
+/// `nodeutil.ShouldAgentReattest` and `ShouldAgentShutdown`), `None` for anything else.
+pub fn agent_refusal(status: &Status) -> Option<Reason> {
+    use prost::Message;
+    if status.code() != tonic::Code::PermissionDenied {
+        return None;
+    }
+    let details = spire_proto::google::rpc::Status::decode(status.details()).ok()?;
+    details
+        .details
+        .iter()
+        .filter(|any| any.type_url.rsplit('/').next() == Some("spire.api.types.PermissionDeniedDetails"))
+        .filter_map(|any| pb::PermissionDeniedDetails::decode(any.value.as_slice()).ok())
+        .filter_map(|d| Reason::try_from(d.reason).ok())
+        .find(|r| {
+            matches!(
+                r,
+                Reason::AgentExpired
+                    | Reason::AgentNotActive
+                    | Reason::AgentNotAttested
+                    | Reason::AgentMustReattest
+                    | Reason::AgentBanned
+            )
+        })
 }
 
 /// An agent SVID as the server issued it.
@@ -107,4 +136,41 @@ pub fn bundle_from_proto(td: &TrustDomain, b: &pb::Bundle) -> Bundle {
     bundle.sequence_number = b.sequence_number;
     bundle.refresh_hint = u64::try_from(b.refresh_hint).ok().filter(|h| *h > 0);
     bundle
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    fn denied(reason: Option<Reason>) -> Status {
+        let details = reason
+            .map(|r| prost_types::Any {
+                type_url: "type.googleapis.com/spire.api.types.PermissionDeniedDetails".into(),
+                value: pb::PermissionDeniedDetails { reason: r as i32 }.encode_to_vec(),
+            })
+            .into_iter()
+            .collect();
+        let status = spire_proto::google::rpc::Status { code: 7, message: "no".into(), details };
+        Status::with_details(tonic::Code::PermissionDenied, "no", status.encode_to_vec().into())
+    }
+
+    #[test]
+    fn only_spire_reasons_refuse_the_agent() {
+        for reason in [
+            Reason::AgentExpired,
+            Reason::AgentNotActive,
+            Reason::AgentNotAttested,
+            Reason::AgentMustReattest,
+            Reason::AgentBanned,
+        ] {
+            assert_eq!(agent_refusal(&denied(Some(reason))), Some(reason));
+            assert!(NodeError::Refused(denied(Some(reason))).is_permission_denied());
+        }
+        // Retried, as SPIRE's agent does: no details, an unknown reason, another code.
+        assert!(!NodeError::Refused(denied(None)).is_permission_denied());
+        assert!(!NodeError::Refused(Status::permission_denied("authorization denied")).is_permission_denied());
+        assert_eq!(agent_refusal(&denied(Some(Reason::Unknown))), None);
+        assert_eq!(agent_refusal(&Status::unavailable("down")), None);
+    }
 }

@@ -8,7 +8,10 @@ mod agent_server;
 
 use std::time::{Duration, Instant};
 
-use agent_server::{bundle_from_pem, check_jwt, check_x509, field, tail, uid_selector, wait_for_x509};
+use agent_server::{
+    bundle_from_pem, check_jwt, check_x509, field, names_dns, served_trust_domains, tail, uid_selector, wait_for_x509,
+    write_file,
+};
 use spire_testkit::agent::{AgentOptions, TestAgent, join_token_agent_id};
 use spire_testkit::peers;
 use spire_testkit::upstream::{ServerOptions, UpstreamServer};
@@ -30,6 +33,12 @@ async fn our_agent_attests_syncs_renews_and_resumes_against_spire_server() {
     let token = server.generate_token();
     let agent_id = join_token_agent_id(&token);
     let selector = uid_selector();
+    // A foreign trust domain the workload's entry federates with, its bundle set with the admin CLI
+    // (any CA will do: the server's own).
+    let files = tempfile::tempdir().expect("tempdir");
+    let foreign = server.cli(&["bundle", "show", "-format", "pem"]);
+    let foreign = write_file(files.path(), "other.pem", &foreign);
+    server.cli(&["bundle", "set", "-id", "spiffe://other.org", "-path", &foreign, "-format", "pem"]);
     server.cli(&[
         "entry",
         "create",
@@ -45,6 +54,10 @@ async fn our_agent_attests_syncs_renews_and_resumes_against_spire_server() {
         "60",
         "-dns",
         "workload.example.org",
+        "-hint",
+        "front",
+        "-federatesWith",
+        "spiffe://other.org",
     ]);
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -64,6 +77,9 @@ async fn our_agent_attests_syncs_renews_and_resumes_against_spire_server() {
     let server_bundle = bundle_from_pem(&server.cli(&["bundle", "show", "-format", "pem"]));
     let checked = check_x509(&endpoint, WORKLOAD, &server_bundle).await;
     assert_eq!(checked.cert_chain()[0].as_bytes(), svid.cert_chain()[0].as_bytes());
+    assert_eq!(checked.hint(), Some("front"));
+    assert!(names_dns(checked.cert_chain()[0].as_bytes(), "workload.example.org"), "no DNS SAN");
+    assert_eq!(served_trust_domains(&endpoint).await, ["example.org", "other.org"]);
     check_jwt(&endpoint, WORKLOAD, "our-agent-audience").await;
 
     // SPIRE's own Workload API client (go-spiffe underneath) agrees.
@@ -136,4 +152,42 @@ async fn our_agent_shuts_down_when_spire_server_evicts_or_bans_it() {
         assert!(status.is_some_and(|s| !s.success()), "{action}: restarted without a token, it runs ({status:?})");
         assert!(again.log().contains("no join token"), "{action}:\n{}", tail(&again.log()));
     }
+}
+
+/// Without insecure bootstrap, our agent trusts SPIRE's server through `trust_bundle_path` (SPIRE's
+/// bundle, as its `bundle show -format pem` prints it), and refuses a server its bundle does not
+/// vouch for.
+#[tokio::test]
+async fn our_agent_bootstraps_from_spire_servers_bundle_and_refuses_another() {
+    let Some(spire_server) = peers::require("upstream-spire-server") else { return };
+    let agent_bin = peers::workspace_binary("spire-agent");
+    let server = UpstreamServer::start(&spire_server, &ServerOptions::default()).await;
+    let files = tempfile::tempdir().expect("tempdir");
+    let good = write_file(files.path(), "good.pem", &server.cli(&["bundle", "show", "-format", "pem"]));
+    let other = spire_testkit::pki::Pki::new(spire_identity::KeyType::EcP256).bundle().to_pem();
+    let bad = write_file(files.path(), "bad.pem", &other);
+    let secure = |token: &str, path: &str| AgentOptions {
+        insecure_bootstrap: false,
+        extra_config: format!("    trust_bundle_path = \"{path}\"\n"),
+        discover_workload_path: false,
+        ..AgentOptions::with_token(token)
+    };
+
+    let token = server.generate_token();
+    let parent = join_token_agent_id(&token);
+    server.cli(&["entry", "create", "-parentID", &parent, "-spiffeID", WORKLOAD, "-selector", &uid_selector()]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = TestAgent::start(&agent_bin, dir.path(), server.port, &secure(&token, &good)).await;
+    let logs = || tail(&agent.log());
+    wait_for_x509(&agent.endpoint(), WORKLOAD, Duration::from_secs(30), |_| true, logs).await;
+
+    // Our agent does not retry a failed first attestation: it exits.
+    let token = server.generate_token();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut refused = TestAgent::launch(&agent_bin, dir.path(), server.port, &secure(&token, &bad));
+    let status = refused.wait_exit(Duration::from_secs(20)).await;
+    assert!(status.is_some_and(|s| !s.success()), "{status:?}\n{}", tail(&refused.log()));
+    assert!(!refused.socket.exists(), "the Workload API opened without attestation");
+    let listed = server.cli(&["agent", "list"]);
+    assert_eq!(listed.matches("SPIFFE ID").count(), 1, "only the first agent attested: {listed}");
 }

@@ -8,7 +8,10 @@ mod agent_server;
 
 use std::time::{Duration, Instant};
 
-use agent_server::{bundle_from_pem, check_jwt, check_x509, field, tail, uid_selector, wait_for_x509};
+use agent_server::{
+    bundle_from_pem, check_jwt, check_x509, field, names_dns, served_trust_domains, tail, uid_selector, wait_for_x509,
+    write_file,
+};
 use spire_testkit::agent::{AgentOptions, generate_token, join_token_agent_id, server_cli};
 use spire_testkit::peers;
 use spire_testkit::process::TestServer;
@@ -28,6 +31,12 @@ async fn spire_agent_attests_syncs_renews_and_resumes_against_our_server() {
     let token = generate_token(&server_bin, &server);
     let agent_id = join_token_agent_id(&token);
     let selector = uid_selector();
+    // A foreign trust domain the workload's entry federates with, its bundle set with the admin CLI
+    // (any CA will do: the server's own).
+    let files = tempfile::tempdir().expect("tempdir");
+    let foreign = cli(&["bundle", "show", "-format", "pem"]);
+    let foreign = write_file(files.path(), "other.pem", &foreign);
+    cli(&["bundle", "set", "-id", "spiffe://other.org", "-path", &foreign, "-format", "pem"]);
     cli(&[
         "entry",
         "create",
@@ -43,6 +52,10 @@ async fn spire_agent_attests_syncs_renews_and_resumes_against_our_server() {
         "60",
         "-dns",
         "workload.example.org",
+        "-hint",
+        "front",
+        "-federatesWith",
+        "spiffe://other.org",
     ]);
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -62,6 +75,9 @@ async fn spire_agent_attests_syncs_renews_and_resumes_against_our_server() {
     let server_bundle = bundle_from_pem(&cli(&["bundle", "show", "-format", "pem"]));
     let checked = check_x509(&endpoint, WORKLOAD, &server_bundle).await;
     assert_eq!(checked.cert_chain()[0].as_bytes(), svid.cert_chain()[0].as_bytes());
+    assert_eq!(checked.hint(), Some("front"));
+    assert!(names_dns(checked.cert_chain()[0].as_bytes(), "workload.example.org"), "no DNS SAN");
+    assert_eq!(served_trust_domains(&endpoint).await, ["example.org", "other.org"]);
     check_jwt(&endpoint, WORKLOAD, "upstream-agent-audience").await;
 
     // SPIRE's own Workload API client agrees.
@@ -138,4 +154,53 @@ async fn spire_agent_shuts_down_when_our_server_evicts_or_bans_it() {
                 .expect("JSON");
         assert!(data["svid"].is_null(), "{action}: the SVID is still stored: {data}");
     }
+}
+
+/// Without insecure bootstrap, SPIRE's agent trusts our server through `trust_bundle_path` (our
+/// server's bundle, as `bundle show -format pem` prints it), and refuses a server its bundle does not
+/// vouch for.
+#[tokio::test]
+async fn spire_agent_bootstraps_from_our_servers_bundle_and_refuses_another() {
+    let Some(spire_agent) = peers::require("upstream-spire-agent") else { return };
+    let server_bin = peers::workspace_binary("spire-server");
+    let server = TestServer::start(&server_bin, "").await;
+    let cli = |args: &[&str]| server_cli(&server_bin, &server, args);
+    let files = tempfile::tempdir().expect("tempdir");
+    let good = write_file(files.path(), "good.pem", &cli(&["bundle", "show", "-format", "pem"]));
+    let other = spire_testkit::pki::Pki::new(spire_identity::KeyType::EcP256).bundle().to_pem();
+    let bad = write_file(files.path(), "bad.pem", &other);
+    let secure = |token: &str, path: &str| AgentOptions {
+        insecure_bootstrap: false,
+        extra_config: format!("    trust_bundle_path = \"{path}\"\n"),
+        discover_workload_path: false,
+        ..AgentOptions::with_token(token)
+    };
+
+    let token = generate_token(&server_bin, &server);
+    cli(&[
+        "entry",
+        "create",
+        "-parentID",
+        &join_token_agent_id(&token),
+        "-spiffeID",
+        WORKLOAD,
+        "-selector",
+        &uid_selector(),
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = UpstreamAgent::start(&spire_agent, dir.path(), server.port, &secure(&token, &good)).await;
+    let logs = || tail(&agent.log());
+    wait_for_x509(&agent.endpoint(), WORKLOAD, Duration::from_secs(30), |_| true, logs).await;
+    assert!(!agent.log().contains("Insecure bootstrap"), "{}", logs());
+
+    // SPIRE 1.13 retries a failed bootstrap rather than exiting; it never gets an SVID.
+    let token = generate_token(&server_bin, &server);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let refused = UpstreamAgent::launch(&spire_agent, dir.path(), server.port, &secure(&token, &bad));
+    assert!(
+        refused.wait_for_log("certificate signed by unknown authority", 0, Duration::from_secs(20)).await,
+        "{}",
+        tail(&refused.log())
+    );
+    assert!(!refused.socket.exists(), "the Workload API opened without attestation");
 }

@@ -117,3 +117,25 @@ pub(crate) fn field<'a>(out: &'a str, label: &str) -> &'a str {
         .find_map(|l| l.trim().strip_prefix(label).map(|r| r.trim_start_matches([' ', ':']).trim()))
         .unwrap_or_else(|| panic!("no {label:?} in:\n{out}"))
 }
+
+/// The trust domains of the X.509 bundles the agent at `endpoint` hands this process (its own and
+/// those its entries federate with).
+pub(crate) async fn served_trust_domains(endpoint: &str) -> Vec<String> {
+    let client = WorkloadApiClient::connect_to(endpoint).await.expect("connect to the Workload API");
+    let context = client.fetch_x509_context().await.expect("X509 context");
+    let mut tds: Vec<String> = context.bundle_set().iter().map(|(td, _)| td.to_string()).collect();
+    tds.sort_unstable();
+    tds
+}
+
+/// Whether the DER certificate `der` names `dns` (a DNS SAN is its plain ASCII bytes).
+pub(crate) fn names_dns(der: &[u8], dns: &str) -> bool {
+    der.windows(dns.len()).any(|w| w == dns.as_bytes())
+}
+
+/// Writes `pem` to `<dir>/<name>` and returns the path as a string, for `-path` flags.
+pub(crate) fn write_file(dir: &std::path::Path, name: &str, pem: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, pem).expect("write file");
+    path.display().to_string()
+}

@@ -289,7 +289,9 @@ async fn workloads_of_different_uids_get_only_their_own_identity() {
 
 #[tokio::test]
 async fn a_subscribed_workload_sees_rotation_entry_updates_and_deletion_on_one_stream() {
-    let entry = EntrySpec::new("rotating", "/rotating", format!("unix:uid:{}", own_uid())).with(&["-x509SVIDTTL", "6"]);
+    // 16 s, backdated 10 s by the server: renewed at half of that 26 s life, 3 s after each mint.
+    let entry =
+        EntrySpec::new("rotating", "/rotating", format!("unix:uid:{}", own_uid())).with(&["-x509SVIDTTL", "16"]);
     let d = Deployment::start(std::slice::from_ref(&entry)).await;
     let client = d.client().await;
     // rust-spiffe's raw stream: one FetchX509SVID call, never reconnected.
@@ -301,7 +303,7 @@ async fn a_subscribed_workload_sees_rotation_entry_updates_and_deletion_on_one_s
     let first = Leaf::of(&first);
     assert!(first.dns.is_empty(), "{first:?}");
 
-    // Rotation: renewed at about half of its 6 s, pushed before the old one expires.
+    // Rotation: renewed at half of its life, pushed before the old one expires.
     let rotated = loop {
         let svid = next(&mut stream, Duration::from_secs(8), "a rotated SVID", agent).await;
         let svid = svid.expect("the stream ended").unwrap_or_else(|e| panic!("{e}: {}", agent.log()));
@@ -317,7 +319,7 @@ async fn a_subscribed_workload_sees_rotation_entry_updates_and_deletion_on_one_s
     // (sooner than the next rotation, due about 3 s after the last one).
     let updated_entry = EntrySpec::new("rotating", "/rotating", entry.selector.clone()).with(&[
         "-x509SVIDTTL",
-        "6",
+        "16",
         "-dns",
         "new.example.org",
     ]);

@@ -63,6 +63,12 @@ async fn run(args: &[String]) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // A data directory SPIRE's agent wrote does not name the SVID's key: find it, as SPIRE does, so
+    // that the agent binary can be replaced in place.
+    let storage = spire_agent::storage::Storage::new(&settings.data_dir);
+    if let Err(e) = storage.adopt_svid_key(settings.keys.as_ref()).await {
+        tracing::warn!(error = %e, "failed to find the stored agent SVID's key");
+    }
     let mut agent = match spire_agent::run::start(settings).await {
         Ok(a) => a,
         Err(e) => {

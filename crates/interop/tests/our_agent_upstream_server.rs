@@ -146,6 +146,12 @@ async fn our_agent_shuts_down_when_spire_server_evicts_or_bans_it() {
         let log = agent.log();
         assert!(status.is_some_and(|s| !s.success()), "{action}: our agent kept running ({status:?})\n{}", tail(&log));
         assert!(log.contains("no longer authorized"), "{action}:\n{}", tail(&log));
+        // As SPIRE's agent: the SVID is gone from agent-data.json, the bundle kept.
+        let data: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("data/agent-data.json")).expect("agent-data.json"))
+                .expect("JSON");
+        assert!(data["svid"].as_array().is_none_or(Vec::is_empty), "{action}: {data}");
+        assert!(data["bundle"].as_array().is_some_and(|b| !b.is_empty()), "{action}: {data}");
 
         let mut again = TestAgent::launch(&agent_bin, dir.path(), server.port, &AgentOptions::default());
         let status = again.wait_exit(Duration::from_secs(10)).await;

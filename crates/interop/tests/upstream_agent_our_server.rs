@@ -204,3 +204,36 @@ async fn spire_agent_bootstraps_from_our_servers_bundle_and_refuses_another() {
     );
     assert!(!refused.socket.exists(), "the Workload API opened without attestation");
 }
+
+/// The agent binary replaced in place: SPIRE's agent attests to our server and stops; our agent, on
+/// the same configuration and data directory (`agent-data.json`, the disk KeyManager's `keys.json`),
+/// resumes without a token; then SPIRE's agent takes the directory back, again without a token.
+#[tokio::test]
+async fn our_agent_and_spire_agent_take_over_each_others_data_dir() {
+    let Some(spire_agent) = peers::require("upstream-spire-agent") else { return };
+    let server_bin = peers::workspace_binary("spire-server");
+    let agent_bin = peers::workspace_binary("spire-agent");
+    let server = TestServer::start(&server_bin, "").await;
+    let cli = |args: &[&str]| server_cli(&server_bin, &server, args);
+    let token = generate_token(&server_bin, &server);
+    let agent_id = join_token_agent_id(&token);
+    cli(&["entry", "create", "-parentID", &agent_id, "-spiffeID", WORKLOAD, "-selector", &uid_selector()]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = AgentOptions { discover_workload_path: false, ..AgentOptions::with_token(&token) };
+    let resume = AgentOptions { join_token: None, ..options.clone() };
+
+    let mut spire = UpstreamAgent::start(&spire_agent, dir.path(), server.port, &options).await;
+    wait_for_x509(&spire.endpoint(), WORKLOAD, Duration::from_secs(30), |_| true, || tail(&spire.log())).await;
+    spire.stop();
+
+    let mut ours = spire_testkit::agent::TestAgent::start(&agent_bin, dir.path(), server.port, &resume).await;
+    wait_for_x509(&ours.endpoint(), WORKLOAD, Duration::from_secs(30), |_| true, || tail(&ours.log())).await;
+    assert!(ours.log().contains("resuming with the stored agent SVID"), "{}", tail(&ours.log()));
+    ours.stop();
+
+    let spire = UpstreamAgent::start(&spire_agent, dir.path(), server.port, &resume).await;
+    wait_for_x509(&spire.endpoint(), WORKLOAD, Duration::from_secs(30), |_| true, || tail(&spire.log())).await;
+    assert!(spire.log().matches("SVID loaded").count() >= 1, "{}", tail(&spire.log()));
+    let listed = cli(&["agent", "list"]);
+    assert_eq!(listed.matches("SPIFFE ID").count(), 1, "still one agent: {listed}");
+}

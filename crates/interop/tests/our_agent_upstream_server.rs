@@ -9,8 +9,8 @@ mod agent_server;
 use std::time::{Duration, Instant};
 
 use agent_server::{
-    bundle_from_pem, check_jwt, check_x509, field, names_dns, served_trust_domains, tail, uid_selector, wait_for_x509,
-    write_file,
+    bundle_from_pem, check_jwt, check_x509, field, filler_entries, names_dns, served_trust_domains, tail, uid_selector,
+    wait_for_x509, write_file,
 };
 use spire_testkit::agent::{AgentOptions, TestAgent, join_token_agent_id};
 use spire_testkit::peers;
@@ -196,4 +196,46 @@ async fn our_agent_bootstraps_from_spire_servers_bundle_and_refuses_another() {
     assert!(!refused.socket.exists(), "the Workload API opened without attestation");
     let listed = server.cli(&["agent", "list"]);
     assert_eq!(listed.matches("SPIFFE ID").count(), 1, "only the first agent attested: {listed}");
+}
+
+/// More authorized entries than one SyncAuthorizedEntries page (500): SPIRE's server sends revisions
+/// first and our agent asks for the entries it lacks; an update to one of them still reaches the
+/// workload.
+#[tokio::test]
+async fn our_agent_syncs_more_entries_than_a_page_from_spire_server() {
+    let Some(spire_server) = peers::require("upstream-spire-server") else { return };
+    let agent_bin = peers::workspace_binary("spire-agent");
+    let server = UpstreamServer::start(&spire_server, &ServerOptions::default()).await;
+    let token = server.generate_token();
+    let agent_id = join_token_agent_id(&token);
+    let files = tempfile::tempdir().expect("tempdir");
+    let data = write_file(files.path(), "entries.json", &filler_entries(&agent_id, 600));
+    server.cli(&["entry", "create", "-data", &data]);
+    let created =
+        server.cli(&["entry", "create", "-parentID", &agent_id, "-spiffeID", WORKLOAD, "-selector", &uid_selector()]);
+    let entry_id = field(&created, "Entry ID").to_owned();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options =
+        AgentOptions { sync_interval: "1s".into(), discover_workload_path: false, ..AgentOptions::with_token(&token) };
+    let agent = TestAgent::start(&agent_bin, dir.path(), server.port, &options).await;
+    let logs = || format!("--- our agent ---\n{}\n--- SPIRE server ---\n{}", tail(&agent.log()), tail(&server.log()));
+    wait_for_x509(&agent.endpoint(), WORKLOAD, Duration::from_secs(60), |_| true, logs).await;
+
+    server.cli(&[
+        "entry",
+        "update",
+        "-entryID",
+        &entry_id,
+        "-parentID",
+        &agent_id,
+        "-spiffeID",
+        WORKLOAD,
+        "-selector",
+        &uid_selector(),
+        "-dns",
+        "paged.example.org",
+    ]);
+    let dns = |s: &spiffe::X509Svid| names_dns(s.cert_chain()[0].as_bytes(), "paged.example.org");
+    wait_for_x509(&agent.endpoint(), WORKLOAD, Duration::from_secs(30), dns, logs).await;
 }

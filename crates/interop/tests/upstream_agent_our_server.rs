@@ -9,8 +9,8 @@ mod agent_server;
 use std::time::{Duration, Instant};
 
 use agent_server::{
-    bundle_from_pem, check_jwt, check_x509, field, names_dns, served_trust_domains, tail, uid_selector, wait_for_x509,
-    write_file,
+    bundle_from_pem, check_jwt, check_x509, field, filler_entries, names_dns, served_trust_domains, tail, uid_selector,
+    wait_for_x509, write_file,
 };
 use spire_testkit::agent::{AgentOptions, generate_token, join_token_agent_id, server_cli};
 use spire_testkit::peers;
@@ -236,4 +236,47 @@ async fn our_agent_and_spire_agent_take_over_each_others_data_dir() {
     assert!(spire.log().matches("SVID loaded").count() >= 1, "{}", tail(&spire.log()));
     let listed = cli(&["agent", "list"]);
     assert_eq!(listed.matches("SPIFFE ID").count(), 1, "still one agent: {listed}");
+}
+
+/// More authorized entries than one SyncAuthorizedEntries page (500): our server sends revisions
+/// first and SPIRE's agent asks for the entries it lacks; an update to one of them still reaches the
+/// workload.
+#[tokio::test]
+async fn spire_agent_syncs_more_entries_than_a_page_from_our_server() {
+    let Some(spire_agent) = peers::require("upstream-spire-agent") else { return };
+    let server_bin = peers::workspace_binary("spire-server");
+    let server = TestServer::start(&server_bin, "").await;
+    let cli = |args: &[&str]| server_cli(&server_bin, &server, args);
+    let token = generate_token(&server_bin, &server);
+    let agent_id = join_token_agent_id(&token);
+    let files = tempfile::tempdir().expect("tempdir");
+    let data = write_file(files.path(), "entries.json", &filler_entries(&agent_id, 600));
+    cli(&["entry", "create", "-data", &data]);
+    let created =
+        cli(&["entry", "create", "-parentID", &agent_id, "-spiffeID", WORKLOAD, "-selector", &uid_selector()]);
+    let entry_id = field(&created, "Entry ID").to_owned();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options =
+        AgentOptions { sync_interval: "1s".into(), discover_workload_path: false, ..AgentOptions::with_token(&token) };
+    let agent = UpstreamAgent::start(&spire_agent, dir.path(), server.port, &options).await;
+    let logs = || format!("--- SPIRE agent ---\n{}\n--- our server ---\n{}", tail(&agent.log()), tail(&server.log()));
+    wait_for_x509(&agent.endpoint(), WORKLOAD, Duration::from_secs(60), |_| true, logs).await;
+
+    cli(&[
+        "entry",
+        "update",
+        "-entryID",
+        &entry_id,
+        "-parentID",
+        &agent_id,
+        "-spiffeID",
+        WORKLOAD,
+        "-selector",
+        &uid_selector(),
+        "-dns",
+        "paged.example.org",
+    ]);
+    let dns = |s: &spiffe::X509Svid| names_dns(s.cert_chain()[0].as_bytes(), "paged.example.org");
+    wait_for_x509(&agent.endpoint(), WORKLOAD, Duration::from_secs(30), dns, logs).await;
 }

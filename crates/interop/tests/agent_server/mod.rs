@@ -139,3 +139,18 @@ pub(crate) fn write_file(dir: &std::path::Path, name: &str, pem: &str) -> String
     std::fs::write(&path, pem).expect("write file");
     path.display().to_string()
 }
+
+/// `entry create -data` input (SPIRE's `common.RegistrationEntries` JSON) for `n` entries under
+/// `parent` that select no workload of this test, only to make the agent's entry set large.
+pub(crate) fn filler_entries(parent: &str, n: usize) -> String {
+    let entries: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "parent_id": parent,
+                "spiffe_id": format!("spiffe://example.org/filler/{i}"),
+                "selectors": [{ "type": "unix", "value": "uid:999999" }],
+            })
+        })
+        .collect();
+    serde_json::json!({ "entries": entries }).to_string()
+}

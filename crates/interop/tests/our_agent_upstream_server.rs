@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use agent_server::{
     bundle_from_pem, check_jwt, check_x509, field, filler_entries, names_dns, served_trust_domains, tail, uid_selector,
-    wait_for_x509, write_file,
+    wait_for_ca_rotation, wait_for_x509, write_file,
 };
 use spire_testkit::agent::{AgentOptions, TestAgent, join_token_agent_id};
 use spire_testkit::peers;
@@ -238,4 +238,28 @@ async fn our_agent_syncs_more_entries_than_a_page_from_spire_server() {
     ]);
     let dns = |s: &spiffe::X509Svid| names_dns(s.cert_chain()[0].as_bytes(), "paged.example.org");
     wait_for_x509(&agent.endpoint(), WORKLOAD, Duration::from_secs(30), dns, logs).await;
+}
+
+/// SPIRE's server's CA rotates (`ca_ttl` 36 s: the next CA is prepared at half its life and
+/// activated at 5/6): our agent gets the new authority in its bundle before it signs anything, then
+/// SVIDs from it, and keeps talking to SPIRE's server, whose own certificate the new CA now signs.
+#[tokio::test]
+async fn our_agent_follows_spire_servers_ca_rotation() {
+    let Some(spire_server) = peers::require("upstream-spire-server") else { return };
+    let agent_bin = peers::workspace_binary("spire-agent");
+    let options = ServerOptions { ca_ttl: Some("36s".into()), ..ServerOptions::default() };
+    let server = UpstreamServer::start(&spire_server, &options).await;
+    let token = server.generate_token();
+    let parent = join_token_agent_id(&token);
+    server.cli(&["entry", "create", "-parentID", &parent, "-spiffeID", WORKLOAD, "-selector", &uid_selector()]);
+    let first_ca = bundle_from_pem(&server.cli(&["bundle", "show", "-format", "pem"])).x509_authorities()[0].clone();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options =
+        AgentOptions { sync_interval: "1s".into(), discover_workload_path: false, ..AgentOptions::with_token(&token) };
+    let agent = TestAgent::start(&agent_bin, dir.path(), server.port, &options).await;
+    let logs = || format!("--- our agent ---\n{}\n--- SPIRE server ---\n{}", tail(&agent.log()), tail(&server.log()));
+    let bundle = wait_for_ca_rotation(&agent.endpoint(), WORKLOAD, &first_ca, Duration::from_secs(60), logs).await;
+    check_x509(&agent.endpoint(), WORKLOAD, &bundle).await;
+    check_jwt(&agent.endpoint(), WORKLOAD, "after-rotation").await;
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use agent_server::{
     bundle_from_pem, check_jwt, check_x509, field, filler_entries, names_dns, served_trust_domains, tail, uid_selector,
-    wait_for_x509, write_file,
+    wait_for_ca_rotation, wait_for_x509, write_file,
 };
 use spire_testkit::agent::{AgentOptions, generate_token, join_token_agent_id, server_cli};
 use spire_testkit::peers;
@@ -279,4 +279,36 @@ async fn spire_agent_syncs_more_entries_than_a_page_from_our_server() {
     ]);
     let dns = |s: &spiffe::X509Svid| names_dns(s.cert_chain()[0].as_bytes(), "paged.example.org");
     wait_for_x509(&agent.endpoint(), WORKLOAD, Duration::from_secs(30), dns, logs).await;
+}
+
+/// Our server's CA rotates (`ca_ttl` 36 s: the next CA is prepared at half its life and activated
+/// at 5/6): SPIRE's agent gets the new authority in its bundle before it signs anything, then
+/// SVIDs from it, and keeps talking to our server, whose own certificate the new CA now signs.
+#[tokio::test]
+async fn spire_agent_follows_our_servers_ca_rotation() {
+    let Some(spire_agent) = peers::require("upstream-spire-agent") else { return };
+    let server_bin = peers::workspace_binary("spire-server");
+    let server = TestServer::start(&server_bin, "ca_ttl = \"36s\"").await;
+    let cli = |args: &[&str]| server_cli(&server_bin, &server, args);
+    let token = generate_token(&server_bin, &server);
+    cli(&[
+        "entry",
+        "create",
+        "-parentID",
+        &join_token_agent_id(&token),
+        "-spiffeID",
+        WORKLOAD,
+        "-selector",
+        &uid_selector(),
+    ]);
+    let first_ca = bundle_from_pem(&cli(&["bundle", "show", "-format", "pem"])).x509_authorities()[0].clone();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options =
+        AgentOptions { sync_interval: "1s".into(), discover_workload_path: false, ..AgentOptions::with_token(&token) };
+    let agent = UpstreamAgent::start(&spire_agent, dir.path(), server.port, &options).await;
+    let logs = || format!("--- SPIRE agent ---\n{}\n--- our server ---\n{}", tail(&agent.log()), tail(&server.log()));
+    let bundle = wait_for_ca_rotation(&agent.endpoint(), WORKLOAD, &first_ca, Duration::from_secs(60), logs).await;
+    check_x509(&agent.endpoint(), WORKLOAD, &bundle).await;
+    check_jwt(&agent.endpoint(), WORKLOAD, "after-rotation").await;
 }

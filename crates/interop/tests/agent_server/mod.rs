@@ -154,3 +154,55 @@ pub(crate) fn filler_entries(parent: &str, n: usize) -> String {
         .collect();
     serde_json::json!({ "entries": entries }).to_string()
 }
+
+/// Waits (up to `timeout`) for the server's CA to rotate, as the workload of the agent at `endpoint`
+/// sees it: its X.509 bundle holds a new authority besides `first_ca`, and its X509-SVID for
+/// `spiffe_id` chains to that new one only. Returns the new bundle.
+pub(crate) async fn wait_for_ca_rotation(
+    endpoint: &str,
+    spiffe_id: &str,
+    first_ca: &[u8],
+    timeout: Duration,
+    logs: impl Fn() -> String,
+) -> Bundle {
+    let td = TrustDomain::new("example.org").expect("trust domain");
+    let only_first = bundle_of(&[first_ca.to_vec()]);
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        if let Ok(client) = WorkloadApiClient::connect_to(endpoint).await {
+            match client.fetch_x509_context().await {
+                Ok(context) => {
+                    let authorities: Vec<Vec<u8>> = context
+                        .bundle_set()
+                        .get(&td)
+                        .map(|b| b.authorities().iter().map(|c| c.as_bytes().to_vec()).collect())
+                        .unwrap_or_default();
+                    let bundle = bundle_of(&authorities);
+                    if let Some(svid) = context.svids().iter().find(|s| s.spiffe_id().to_string() == spiffe_id) {
+                        let chain: Vec<&[u8]> = svid.cert_chain().iter().map(|c| c.as_bytes()).collect();
+                        let now = std::time::SystemTime::now();
+                        let by_first = verify_svid(&chain, &BundleSet::from(only_first.clone()), now).is_ok();
+                        let by_bundle = verify_svid(&chain, &BundleSet::from(bundle.clone()), now).is_ok();
+                        if authorities.len() >= 2 && !by_first && by_bundle {
+                            return bundle;
+                        }
+                        last = format!("{} authorities; SVID from the first CA: {by_first}", authorities.len());
+                    }
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("no SVID from a rotated CA within {timeout:?} ({last})\n{}", logs());
+}
+
+/// A bundle of `example.org` holding `authorities`.
+fn bundle_of(authorities: &[Vec<u8>]) -> Bundle {
+    let mut bundle = Bundle::new(spire_identity::TrustDomain::parse("example.org").expect("trust domain"));
+    for der in authorities {
+        bundle.add_x509_authority(der.clone()).expect("authority");
+    }
+    bundle
+}

@@ -230,10 +230,20 @@ impl Bundle {
     }
 
     /// The standard JWKS of the JWT authorities (no `use`, no SPIFFE members), as FetchJWTBundles
-    /// returns it.
+    /// returns it: the bytes SPIRE's agent sends (Go's `json.MarshalIndent` with four spaces, each
+    /// key's members in go-jose's order `kty`, `kid`, `crv`, `x`, `y`), since `spire-agent api fetch
+    /// jwt` prints them as they come.
     pub fn to_jwt_jwks(&self) -> Vec<u8> {
-        let keys: Vec<Jwk> = self.jwt_jwks(false).collect();
-        serde_json::to_vec(&serde_json::json!({ "keys": keys })).expect("plain struct")
+        #[derive(Serialize)]
+        struct Jwks {
+            keys: Vec<Jwk>,
+        }
+        let doc = Jwks { keys: self.jwt_jwks(false).collect() };
+        let mut out = Vec::new();
+        let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+        doc.serialize(&mut ser).expect("plain struct");
+        out
     }
 
     /// A bundle of X.509 authorities from PEM `CERTIFICATE` blocks.

@@ -79,6 +79,32 @@ pub enum SpiffeIdError {
     },
 }
 
+impl SpiffeIdError {
+    /// go-spiffe's wording of this error (`spiffeid/errors.go`), without the position and hint our
+    /// own [`Display`](fmt::Display) adds. SPIRE's CLIs and server APIs print go-spiffe's text, so
+    /// anything that must read exactly like SPIRE uses this. The length limits have no go-spiffe
+    /// counterpart and keep our text.
+    pub fn go_spiffe_message(&self) -> String {
+        match self {
+            Self::Empty => "cannot be empty".into(),
+            Self::WrongScheme => "scheme is missing or invalid".into(),
+            Self::MissingTrustDomain => "trust domain is missing".into(),
+            Self::BadTrustDomainChar { .. } => {
+                "trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores"
+                    .into()
+            }
+            Self::BadPathChar { .. } => {
+                "path segment characters are limited to letters, numbers, dots, dashes, and underscores".into()
+            }
+            Self::EmptySegment => "path cannot contain empty segments".into(),
+            Self::DotSegment => "path cannot contain dot segments".into(),
+            Self::TrailingSlash => "path cannot have a trailing slash".into(),
+            Self::NoLeadingSlash => "path must have a leading slash".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
 fn trust_domain_char_hint(c: char) -> &'static str {
     match c {
         'A'..='Z' => " (upper case is not allowed; use lower case)",
@@ -323,6 +349,31 @@ mod tests {
         assert!(td.is_trust_domain_id());
         assert_eq!(TrustDomain::parse("spiffe://example.org").unwrap().as_str(), "example.org");
         assert_eq!(TrustDomain::parse("example.org").unwrap().id_string(), "spiffe://example.org");
+    }
+
+    #[test]
+    fn go_spiffe_wording() {
+        let cases = [
+            ("", "cannot be empty"),
+            ("http://example.org", "scheme is missing or invalid"),
+            ("spiffe://", "trust domain is missing"),
+            (
+                "spiffe://Example.org/a",
+                "trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores",
+            ),
+            (
+                "spiffe://example.org/a b",
+                "path segment characters are limited to letters, numbers, dots, dashes, and underscores",
+            ),
+            ("spiffe://example.org/a//b", "path cannot contain empty segments"),
+            ("spiffe://example.org/a/..", "path cannot contain dot segments"),
+            ("spiffe://example.org/a/", "path cannot have a trailing slash"),
+        ];
+        for (input, want) in cases {
+            let err = SpiffeId::parse(input).unwrap_err();
+            assert_eq!(err.go_spiffe_message(), want, "{input:?}");
+        }
+        assert_eq!(validate_path("a").unwrap_err().go_spiffe_message(), "path must have a leading slash");
     }
 
     #[test]

@@ -69,6 +69,24 @@ fn standard_jwks_has_only_jwt_keys_without_use() {
     assert!(jwks.get("spiffe_sequence").is_none());
 }
 
+/// The bytes are those SPIRE's agent sends (and `spire-agent api fetch jwt` prints as they are):
+/// indented by four spaces, members in go-jose's order.
+#[test]
+fn standard_jwks_is_laid_out_like_spires_agent() {
+    let (b, _) = sample();
+    let text = String::from_utf8(b.to_jwt_jwks()).unwrap();
+    assert!(
+        text.starts_with("{\n    \"keys\": [\n        {\n            \"kty\": \"EC\",\n            \"kid\": "),
+        "{text}"
+    );
+    let key = text.find("\"kty\"").unwrap();
+    let order: Vec<usize> =
+        ["\"kid\"", "\"crv\"", "\"x\"", "\"y\""].iter().map(|m| text[key..].find(m).unwrap()).collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
+    let empty = spire_identity::Bundle::new(spire_identity::TrustDomain::parse("example.org").unwrap());
+    assert_eq!(String::from_utf8(empty.to_jwt_jwks()).unwrap(), "{\n    \"keys\": []\n}");
+}
+
 #[test]
 fn reader_skips_what_the_spec_says_to_ignore() {
     let (b, _) = sample();

@@ -33,6 +33,44 @@ pub const DEFAULT_X509_SVID_CACHE_MAX_SIZE: usize = 1000;
 /// How soon a new subscriber that misses SVIDs gets them (SPIRE's `SVIDSyncInterval`).
 pub const SVID_SYNC_INTERVAL: Duration = Duration::from_millis(500);
 
+/// The longest wait between syncs of an agent that holds no SVID (SPIRE's `defaultSyncInterval`).
+pub const NO_SVID_SYNC_INTERVAL: Duration = Duration::from_secs(5);
+
+/// SPIRE's sync schedule (`pkg/common/backoff` with the cache manager's limits): the sync interval
+/// with ±10% jitter, growing ×1.5 per failed sync up to min(8 min, 48 × the interval); a successful
+/// sync starts over. (Doubling up to 8 min, as before, left an agent up to twice as long without
+/// syncing after an outage.)
+#[derive(Debug, Clone)]
+pub struct SyncBackoff {
+    initial: Duration,
+    current: Duration,
+    max: Duration,
+    seed: u64,
+}
+
+impl SyncBackoff {
+    /// The schedule for `interval`; `seed` varies the jitter between agents.
+    pub fn new(interval: Duration, seed: u64) -> Self {
+        let max = (interval * 48).min(Duration::from_secs(480));
+        Self { initial: interval, current: interval, max, seed }
+    }
+
+    /// Back to the sync interval, after a successful sync.
+    pub fn reset(&mut self) {
+        self.current = self.initial;
+    }
+
+    /// The next wait: the current interval ±10%; the interval then grows ×1.5, up to the cap.
+    pub fn next_delay(&mut self) -> Duration {
+        self.seed = self.seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        // A uniform factor in [0.9, 1.1], from the generator's top bits.
+        let factor = 0.9 + 0.2 * ((self.seed >> 11) as f64 / (1u64 << 53) as f64);
+        let delay = self.current.mul_f64(factor);
+        self.current = self.current.mul_f64(1.5).min(self.max);
+        delay
+    }
+}
+
 /// Everything one sync needs.
 #[derive(Debug, Clone)]
 pub struct Syncer {
@@ -354,19 +392,24 @@ impl Syncer {
         Ok(())
     }
 
-    /// Syncs every `interval`, backing off (doubling, at most 8 minutes) while the server is
-    /// unreachable; the cache keeps serving what it has meanwhile.
+    /// Syncs every `interval` (±10%), backing off as SPIRE's agent does while the server is
+    /// unreachable ([`SyncBackoff`]); the cache keeps serving what it has meanwhile.
     pub async fn run(self, interval: Duration, stop: tokio::sync::watch::Receiver<bool>) -> NodeError {
-        let mut delay = interval;
+        let mut backoff = SyncBackoff::new(interval, u64::from(std::process::id()));
         loop {
-            match self.sync_once(SystemTime::now()).await {
-                Ok(()) => delay = interval,
+            let delay = match self.sync_once(SystemTime::now()).await {
+                Ok(()) => {
+                    backoff.reset();
+                    let delay = backoff.next_delay();
+                    // An agent with no SVID yet checks back at least every 5 s, as SPIRE's.
+                    if self.cache.snapshot().svids.is_empty() { delay.min(NO_SVID_SYNC_INTERVAL) } else { delay }
+                }
                 Err(e) if e.is_permission_denied() => return e,
                 Err(e) => {
                     tracing::warn!(error = %e, "sync failed");
-                    delay = (delay * 2).min(Duration::from_secs(480));
+                    backoff.next_delay()
                 }
-            }
+            };
             // A new subscriber missing SVIDs brings the next sync forward to SVID_SYNC_INTERVAL.
             let mut deadline = tokio::time::Instant::now() + delay;
             let mut stop = stop.clone();
@@ -562,6 +605,40 @@ mod tests {
         let plan = plan_svids(&e, &current, &HashSet::new(), &HashMap::new(), 1000, NOW, RotationPolicy::default());
         assert_eq!(names(&plan.cached), ["a", "b"]);
         assert_eq!(plan.mint, ["a", "b"]);
+    }
+
+    #[test]
+    fn sync_backoff_is_spires() {
+        let within = |d: Duration, base: f64| {
+            let s = d.as_secs_f64();
+            assert!((base * 0.9..=base * 1.1).contains(&s), "{s} not within 10% of {base}");
+        };
+        let mut b = SyncBackoff::new(Duration::from_secs(5), 42);
+        within(b.next_delay(), 5.0);
+        within(b.next_delay(), 7.5);
+        within(b.next_delay(), 11.25);
+        for _ in 0..20 {
+            b.next_delay();
+        }
+        within(b.next_delay(), 240.0); // 48 × 5 s
+        b.reset();
+        within(b.next_delay(), 5.0);
+        // The 8-minute cap for long intervals.
+        let mut b = SyncBackoff::new(Duration::from_secs(60), 7);
+        for _ in 0..20 {
+            b.next_delay();
+        }
+        within(b.next_delay(), 480.0);
+        // The jitter spreads delays.
+        let mut b = SyncBackoff::new(Duration::from_secs(5), 1);
+        let delays: HashSet<u128> = (0..10)
+            .map(|_| {
+                let d = b.next_delay().as_millis();
+                b.reset();
+                d
+            })
+            .collect();
+        assert!(delays.len() > 5, "{delays:?}");
     }
 
     #[test]

@@ -263,3 +263,28 @@ async fn our_agent_follows_spire_servers_ca_rotation() {
     check_x509(&agent.endpoint(), WORKLOAD, &bundle).await;
     check_jwt(&agent.endpoint(), WORKLOAD, "after-rotation").await;
 }
+
+/// SPIRE's server restarts (same database and keys): our agent keeps serving its cache meanwhile,
+/// reconnects, and syncs what changed.
+#[tokio::test]
+async fn our_agent_reconnects_after_spire_server_restarts() {
+    let Some(spire_server) = peers::require("upstream-spire-server") else { return };
+    let agent_bin = peers::workspace_binary("spire-agent");
+    let mut server = UpstreamServer::start(&spire_server, &ServerOptions::default()).await;
+    let token = server.generate_token();
+    let agent_id = join_token_agent_id(&token);
+    server.cli(&["entry", "create", "-parentID", &agent_id, "-spiffeID", WORKLOAD, "-selector", &uid_selector()]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options =
+        AgentOptions { sync_interval: "1s".into(), discover_workload_path: false, ..AgentOptions::with_token(&token) };
+    let agent = TestAgent::start(&agent_bin, dir.path(), server.port, &options).await;
+    wait_for_x509(&agent.endpoint(), WORKLOAD, Duration::from_secs(30), |_| true, || tail(&agent.log())).await;
+
+    server.stop();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_for_x509(&agent.endpoint(), WORKLOAD, Duration::from_secs(5), |_| true, || tail(&agent.log())).await;
+    server.restart().await;
+    server.cli(&["entry", "create", "-parentID", &agent_id, "-spiffeID", LATER, "-selector", &uid_selector()]);
+    let logs = || format!("--- our agent ---\n{}\n--- SPIRE server ---\n{}", tail(&agent.log()), tail(&server.log()));
+    wait_for_x509(&agent.endpoint(), LATER, Duration::from_secs(30), |_| true, logs).await;
+}

@@ -312,3 +312,36 @@ async fn spire_agent_follows_our_servers_ca_rotation() {
     check_x509(&agent.endpoint(), WORKLOAD, &bundle).await;
     check_jwt(&agent.endpoint(), WORKLOAD, "after-rotation").await;
 }
+
+/// Our server restarts (same database and keys): SPIRE's agent keeps serving its cache meanwhile,
+/// reconnects, and syncs what changed.
+#[tokio::test]
+async fn spire_agent_reconnects_after_our_server_restarts() {
+    let Some(spire_agent) = peers::require("upstream-spire-agent") else { return };
+    let server_bin = peers::workspace_binary("spire-server");
+    let mut server = TestServer::start(&server_bin, "").await;
+    let token = generate_token(&server_bin, &server);
+    let agent_id = join_token_agent_id(&token);
+    server_cli(
+        &server_bin,
+        &server,
+        &["entry", "create", "-parentID", &agent_id, "-spiffeID", WORKLOAD, "-selector", &uid_selector()],
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options =
+        AgentOptions { sync_interval: "1s".into(), discover_workload_path: false, ..AgentOptions::with_token(&token) };
+    let agent = UpstreamAgent::start(&spire_agent, dir.path(), server.port, &options).await;
+    wait_for_x509(&agent.endpoint(), WORKLOAD, Duration::from_secs(30), |_| true, || tail(&agent.log())).await;
+
+    server.stop();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_for_x509(&agent.endpoint(), WORKLOAD, Duration::from_secs(5), |_| true, || tail(&agent.log())).await;
+    server.restart().await;
+    server_cli(
+        &server_bin,
+        &server,
+        &["entry", "create", "-parentID", &agent_id, "-spiffeID", LATER, "-selector", &uid_selector()],
+    );
+    let logs = || format!("--- SPIRE agent ---\n{}\n--- our server ---\n{}", tail(&agent.log()), tail(&server.log()));
+    wait_for_x509(&agent.endpoint(), LATER, Duration::from_secs(30), |_| true, logs).await;
+}

@@ -24,7 +24,7 @@ pub enum KeyManager {
 }
 
 /// How an [`UpstreamServer`] is configured (trust domain `example.org`, SQLite, join_token).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ServerOptions {
     /// The KeyManager plugin.
     pub key_manager: KeyManager,
@@ -32,8 +32,24 @@ pub struct ServerOptions {
     pub ca_ttl: Option<String>,
     /// `default_x509_svid_ttl`, when set (SPIRE's default is 1h; agents' own SVIDs get it too).
     pub default_x509_svid_ttl: Option<String>,
+    /// `experimental.cache_reload_interval`: how often the entry cache agents are served from
+    /// catches up with the datastore. 1 s by default here (SPIRE's default, 5 s, would hold every new
+    /// or changed entry back from agents for up to 5 s); `None` leaves SPIRE's default.
+    pub cache_reload_interval: Option<String>,
     /// Lines added to the `server` block.
     pub extra_config: String,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            key_manager: KeyManager::default(),
+            ca_ttl: None,
+            default_x509_svid_ttl: None,
+            cache_reload_interval: Some("1s".into()),
+            extra_config: String::new(),
+        }
+    }
 }
 
 /// A running SPIRE `spire-server run`; derefs to the [`TestServer`] that manages the process
@@ -55,6 +71,10 @@ impl UpstreamServer {
         }
         if let Some(ttl) = &options.default_x509_svid_ttl {
             server_extra.push_str(&format!("    default_x509_svid_ttl = \"{ttl}\"\n"));
+        }
+        if let Some(interval) = &options.cache_reload_interval {
+            server_extra
+                .push_str(&format!("    experimental {{\n        cache_reload_interval = \"{interval}\"\n    }}\n"));
         }
         server_extra.push_str(&options.extra_config);
         let key_manager = match options.key_manager {

@@ -14,7 +14,7 @@ use agent_server::{
 };
 use spire_testkit::agent::{AgentOptions, TestAgent, join_token_agent_id};
 use spire_testkit::peers;
-use spire_testkit::upstream::{ServerOptions, UpstreamServer};
+use spire_testkit::upstream::{KeyManager, ServerOptions, UpstreamServer};
 
 const WORKLOAD: &str = "spiffe://example.org/our-agent/workload";
 const LATER: &str = "spiffe://example.org/our-agent/later";
@@ -82,14 +82,25 @@ async fn our_agent_attests_syncs_renews_and_resumes_against_spire_server() {
     assert_eq!(served_trust_domains(&endpoint).await, ["example.org", "other.org"]);
     check_jwt(&endpoint, WORKLOAD, "our-agent-audience").await;
 
-    // SPIRE's own Workload API client (go-spiffe underneath) agrees.
-    let out = std::process::Command::new(&spire_agent)
-        .args(["api", "fetch", "x509", "-output", "json", "-socketPath"])
-        .arg(&agent.socket)
-        .output()
-        .expect("run spire-agent api fetch");
-    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), logs());
-    assert!(String::from_utf8_lossy(&out.stdout).contains(WORKLOAD), "{}", String::from_utf8_lossy(&out.stdout));
+    // SPIRE's own Workload API client (go-spiffe underneath) agrees: X509, JWT, and the agent
+    // validating a JWT-SVID.
+    let spire_api = |args: &[&str]| {
+        let out = std::process::Command::new(&spire_agent)
+            .arg("api")
+            .args(args)
+            .arg("-socketPath")
+            .arg(&agent.socket)
+            .output()
+            .expect("run spire-agent api");
+        assert!(out.status.success(), "api {args:?}: {}\n{}", String::from_utf8_lossy(&out.stderr), logs());
+        String::from_utf8(out.stdout).expect("UTF-8")
+    };
+    assert!(spire_api(&["fetch", "x509", "-output", "json"]).contains(WORKLOAD));
+    let jwt: serde_json::Value =
+        serde_json::from_str(&spire_api(&["fetch", "jwt", "-audience", "spire-cli", "-output", "json"])).expect("JSON");
+    let token = jwt[0]["svids"][0]["svid"].as_str().unwrap_or_else(|| panic!("no token in {jwt}"));
+    let validated = spire_api(&["validate", "jwt", "-audience", "spire-cli", "-svid", token]);
+    assert!(validated.contains("SVID is valid.") && validated.contains(WORKLOAD), "{validated}");
 
     // Sync: an entry created now reaches the workload.
     server.cli(&["entry", "create", "-parentID", &agent_id, "-spiffeID", LATER, "-selector", &selector]);
@@ -133,7 +144,9 @@ async fn our_agent_attests_syncs_renews_and_resumes_against_spire_server() {
 async fn our_agent_shuts_down_when_spire_server_evicts_or_bans_it() {
     let Some(spire_server) = peers::require("upstream-spire-server") else { return };
     let agent_bin = peers::workspace_binary("spire-agent");
-    let server = UpstreamServer::start(&spire_server, &ServerOptions::default()).await;
+    // Memory keys: the CA need not outlive this server.
+    let options = ServerOptions { key_manager: KeyManager::Memory, ..ServerOptions::default() };
+    let server = UpstreamServer::start(&spire_server, &options).await;
 
     for action in ["evict", "ban"] {
         let token = server.generate_token();

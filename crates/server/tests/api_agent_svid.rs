@@ -999,7 +999,7 @@ async fn mint_x509_svid_takes_id_dns_and_subject_from_the_csr() {
         ),
         (
             csr_with(&key, &CsrSpec { uris: &["https://example.org/a"], ..Default::default() }),
-            "CSR URI SAN is not a valid SPIFFE ID",
+            "CSR URI SAN is invalid: scheme is missing or invalid",
         ),
         (csr_with(&key, &CsrSpec { uris: &["spiffe://other.org/a"], ..Default::default() }), "CSR URI SAN is invalid"),
         (
@@ -1008,7 +1008,7 @@ async fn mint_x509_svid_takes_id_dns_and_subject_from_the_csr() {
         ),
         (
             csr_with(&key, &CsrSpec { uris: &["spiffe://example.org/a"], dns: &["bad_-.-"], ..Default::default() }),
-            "CSR DNS name is not valid",
+            "CSR DNS name is invalid: idna error\nidna: invalid label \"bad_-\"",
         ),
         (
             tampered(csr_with(&key, &CsrSpec { uris: &["spiffe://example.org/a"], ..Default::default() })),

@@ -84,7 +84,9 @@ fn filter(
         f.by_federates_with = Some((tds, match_mode(m.r#match)?));
     }
     f.by_hint = by_hint.cloned();
-    f.by_downstream = by_downstream;
+    // SPIRE's datastore filters on `downstream = true` only: `by_downstream: false`, which SPIRE's
+    // `entry show` and `entry count` always send, matches every entry.
+    f.by_downstream = by_downstream.filter(|&d| d);
     Ok(f)
 }
 
@@ -118,17 +120,32 @@ impl EntryService {
         self.ctx.index.write().expect("index lock").remove(id);
     }
 
-    async fn check_federates_with(&self, entry: &RegistrationEntry) -> Result<(), Status> {
+    /// The federated trust domains must have bundles. SPIRE's datastore fails this with a plain
+    /// error, which its API answers as Internal; `verb` is `create` or `update`, as in its message.
+    async fn check_federates_with(&self, entry: &RegistrationEntry, verb: &str) -> Result<(), Status> {
         for td in &entry.federates_with {
             if self.ctx.ds.fetch_bundle(td).await.map_err(ds_status)?.is_none() {
-                return Err(Status::invalid_argument(format!(
-                    "failed to create entry: unable to find federated bundle \"spiffe://{td}\""
+                return Err(Status::internal(format!(
+                    "failed to {verb} entry: unable to find federated bundle \"spiffe://{td}\""
                 )));
             }
         }
         Ok(())
     }
 
+    /// An entry with the same SPIFFE ID, parent ID and selectors (SPIRE's `lookupSimilarEntry`).
+    async fn similar_entry(&self, entry: &RegistrationEntry) -> Option<RegistrationEntry> {
+        let filter = EntryFilter {
+            by_spiffe_id: Some(entry.spiffe_id.clone()),
+            by_parent_id: Some(entry.parent_id.clone()),
+            by_selectors: Some((entry.selector_set(), MatchMode::Exact)),
+            ..EntryFilter::default()
+        };
+        self.ctx.ds.list_entries(&filter, None).await.ok().and_then(|(v, _)| v.into_iter().next())
+    }
+
+    /// SPIRE's `createEntry`: convert, the datastore's own checks, a similar entry (answered
+    /// AlreadyExists with that entry), the federated bundles, then the insert.
     async fn create_one(
         &self,
         e: &pb::Entry,
@@ -138,11 +155,20 @@ impl EntryService {
             status: Some(item_status(&status)),
             entry,
         };
-        let entry = match convert::entry(e) {
+        let entry = match convert::entry(e, &self.ctx.trust_domain) {
             Ok(entry) => entry,
             Err(m) => return fail(Status::invalid_argument(format!("failed to convert entry: {m}")), None),
         };
-        if let Err(s) = self.check_federates_with(&entry).await {
+        if let Err(m) = convert::entry_datastore_checks(&entry) {
+            return fail(Status::invalid_argument(format!("failed to create entry: datastore-validation: {m}")), None);
+        }
+        if let Some(existing) = self.similar_entry(&entry).await {
+            return fail(
+                Status::already_exists("similar entry already exists"),
+                Some(convert::entry_proto(&existing, mask)),
+            );
+        }
+        if let Err(s) = self.check_federates_with(&entry, "create").await {
             return fail(s, None);
         }
         match self.ctx.ds.create_entry(entry.clone()).await {
@@ -154,17 +180,10 @@ impl EntryService {
                 }
             }
             Err(spire_datastore::DataStoreError::AlreadyExists(m)) => {
-                // SPIRE returns the entry that already exists alongside the error.
-                let filter = EntryFilter {
-                    by_spiffe_id: Some(entry.spiffe_id.clone()),
-                    by_parent_id: Some(entry.parent_id.clone()),
-                    by_selectors: Some((entry.selector_set(), MatchMode::Exact)),
-                    ..EntryFilter::default()
-                };
-                let existing =
-                    self.ctx.ds.list_entries(&filter, None).await.ok().and_then(|(v, _)| v.into_iter().next());
-                // SPIRE looks for a similar entry before inserting, so re-creating an entry (even with
-                // its own fixed ID, as re-running a `-data` file does) reads as a similar entry.
+                // Written meanwhile, or a custom entry ID that is taken: SPIRE looks for a similar
+                // entry before inserting, so re-creating an entry (even with its own fixed ID, as
+                // re-running a `-data` file does) reads as a similar entry.
+                let existing = self.similar_entry(&entry).await;
                 let message = if existing.is_some() || m.contains("similar") {
                     "similar entry already exists".to_owned()
                 } else {
@@ -191,9 +210,10 @@ impl EntryService {
         }
         let mask = update_mask(input);
         // Fields outside the mask need not be valid; fill them from the stored entry before checking.
+        // SPIRE answers a missing entry with only its own words (NotFound hides the cause).
         let stored = match self.ctx.ds.fetch_entry(&e.id).await {
             Ok(Some(s)) => s,
-            Ok(None) => return fail(Status::not_found("entry not found")),
+            Ok(None) => return fail(Status::not_found("failed to update entry")),
             Err(err) => return fail(ds_status(err)),
         };
         let mut merged = convert::entry_proto(&stored, None);
@@ -218,12 +238,15 @@ impl EntryService {
         if input.is_some_and(|m| m.additional_attributes) || input.is_none() {
             merged.additional_attributes = p.additional_attributes;
         }
-        let mut entry = match convert::entry(&merged) {
+        let mut entry = match convert::entry(&merged, &self.ctx.trust_domain) {
             Ok(entry) => entry,
             Err(m) => return fail(Status::invalid_argument(format!("failed to convert entry: {m}"))),
         };
         entry.id = e.id.clone();
-        if let Err(s) = self.check_federates_with(&entry).await {
+        if let Err(m) = convert::entry_datastore_checks(&entry) {
+            return fail(Status::invalid_argument(format!("failed to update entry: datastore-validation: {m}")));
+        }
+        if let Err(s) = self.check_federates_with(&entry, "update").await {
             return fail(s);
         }
         match self.ctx.ds.update_entry(entry, &mask).await {
@@ -234,6 +257,7 @@ impl EntryService {
                     entry: Some(convert::entry_proto(&updated, output)),
                 }
             }
+            Err(spire_datastore::DataStoreError::NotFound(_)) => fail(Status::not_found("failed to update entry")),
             Err(err) => fail(ds_status(err)),
         }
     }

@@ -11,6 +11,7 @@ pub mod caller;
 pub mod convert;
 pub mod csr;
 pub mod debug;
+pub mod dns;
 pub mod entry;
 pub mod health;
 pub mod logger;

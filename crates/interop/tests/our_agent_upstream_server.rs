@@ -9,8 +9,8 @@ mod agent_server;
 use std::time::{Duration, Instant};
 
 use agent_server::{
-    bundle_from_pem, check_jwt, check_x509, field, filler_entries, names_dns, served_trust_domains, tail, uid_selector,
-    wait_for_ca_rotation, wait_for_x509, write_file,
+    bundle_from_pem, check_jwt, check_x509, disk_upstream_authority, field, filler_entries, names_dns,
+    served_trust_domains, tail, uid_selector, wait_for_ca_rotation, wait_for_x509, write_file,
 };
 use spire_testkit::agent::{AgentOptions, TestAgent, join_token_agent_id};
 use spire_testkit::peers;
@@ -300,4 +300,31 @@ async fn our_agent_reconnects_after_spire_server_restarts() {
     server.cli(&["entry", "create", "-parentID", &agent_id, "-spiffeID", LATER, "-selector", &uid_selector()]);
     let logs = || format!("--- our agent ---\n{}\n--- SPIRE server ---\n{}", tail(&agent.log()), tail(&server.log()));
     wait_for_x509(&agent.endpoint(), LATER, Duration::from_secs(30), |_| true, logs).await;
+}
+
+/// SPIRE's server's CA signed by an upstream CA (`UpstreamAuthority "disk"`, an intermediate under a
+/// root): our agent hands the workload the whole chain (leaf, SPIRE's CA, the upstream
+/// intermediate), which chains to the root alone, the trust domain's bundle.
+#[tokio::test]
+async fn our_agent_serves_chains_of_spire_server_under_an_upstream_authority() {
+    let Some(spire_server) = peers::require("upstream-spire-server") else { return };
+    let agent_bin = peers::workspace_binary("spire-agent");
+    let files = tempfile::tempdir().expect("tempdir");
+    let (plugin, root) = disk_upstream_authority(files.path());
+    let options = ServerOptions { extra_plugins: plugin, ..ServerOptions::default() };
+    let server = UpstreamServer::start(&spire_server, &options).await;
+    let bundle = bundle_from_pem(&server.cli(&["bundle", "show", "-format", "pem"]));
+    assert_eq!(bundle.x509_authorities(), [root], "the bundle is the upstream root");
+    let token = server.generate_token();
+    let parent = join_token_agent_id(&token);
+    server.cli(&["entry", "create", "-parentID", &parent, "-spiffeID", WORKLOAD, "-selector", &uid_selector()]);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = AgentOptions { discover_workload_path: false, ..AgentOptions::with_token(&token) };
+    let agent = TestAgent::start(&agent_bin, dir.path(), server.port, &options).await;
+    let logs = || format!("--- our agent ---\n{}\n--- SPIRE server ---\n{}", tail(&agent.log()), tail(&server.log()));
+    wait_for_x509(&agent.endpoint(), WORKLOAD, Duration::from_secs(30), |_| true, logs).await;
+    let svid = check_x509(&agent.endpoint(), WORKLOAD, &bundle).await;
+    assert_eq!(svid.cert_chain().len(), 3, "leaf, SPIRE's CA, the upstream intermediate");
+    check_jwt(&agent.endpoint(), WORKLOAD, "upstream-authority").await;
 }

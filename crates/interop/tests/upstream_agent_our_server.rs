@@ -9,8 +9,8 @@ mod agent_server;
 use std::time::{Duration, Instant};
 
 use agent_server::{
-    bundle_from_pem, check_jwt, check_x509, field, filler_entries, names_dns, served_trust_domains, tail, uid_selector,
-    wait_for_ca_rotation, wait_for_x509, write_file,
+    bundle_from_pem, check_jwt, check_x509, disk_upstream_authority, field, filler_entries, names_dns,
+    served_trust_domains, tail, uid_selector, wait_for_ca_rotation, wait_for_x509, write_file,
 };
 use spire_testkit::agent::{AgentOptions, generate_token, join_token_agent_id, server_cli};
 use spire_testkit::peers;
@@ -344,4 +344,44 @@ async fn spire_agent_reconnects_after_our_server_restarts() {
     );
     let logs = || format!("--- SPIRE agent ---\n{}\n--- our server ---\n{}", tail(&agent.log()), tail(&server.log()));
     wait_for_x509(&agent.endpoint(), LATER, Duration::from_secs(30), |_| true, logs).await;
+}
+
+/// Our server's CA signed by an upstream CA (`UpstreamAuthority "disk"`, an intermediate under a
+/// root): SPIRE's agent hands the workload the whole chain (leaf, our CA, the upstream
+/// intermediate), which chains to the root alone, the trust domain's bundle.
+#[tokio::test]
+async fn spire_agent_serves_chains_of_our_server_under_an_upstream_authority() {
+    let Some(spire_agent) = peers::require("upstream-spire-agent") else { return };
+    let server_bin = peers::workspace_binary("spire-server");
+    let files = tempfile::tempdir().expect("tempdir");
+    let (plugin, root) = disk_upstream_authority(files.path());
+    let server = TestServer::start_with_config(&server_bin, |dir, port| {
+        let conf = spire_testkit::process::server_conf(dir, port, "");
+        let end = conf.rfind('}').expect("the plugins block");
+        format!("{}{plugin}{}", &conf[..end], &conf[end..])
+    })
+    .await;
+    let cli = |args: &[&str]| server_cli(&server_bin, &server, args);
+    let bundle = bundle_from_pem(&cli(&["bundle", "show", "-format", "pem"]));
+    assert_eq!(bundle.x509_authorities(), [root], "the bundle is the upstream root");
+    let token = generate_token(&server_bin, &server);
+    cli(&[
+        "entry",
+        "create",
+        "-parentID",
+        &join_token_agent_id(&token),
+        "-spiffeID",
+        WORKLOAD,
+        "-selector",
+        &uid_selector(),
+    ]);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = AgentOptions { discover_workload_path: false, ..AgentOptions::with_token(&token) };
+    let agent = UpstreamAgent::start(&spire_agent, dir.path(), server.port, &options).await;
+    let logs = || format!("--- SPIRE agent ---\n{}\n--- our server ---\n{}", tail(&agent.log()), tail(&server.log()));
+    wait_for_x509(&agent.endpoint(), WORKLOAD, Duration::from_secs(30), |_| true, logs).await;
+    let svid = check_x509(&agent.endpoint(), WORKLOAD, &bundle).await;
+    assert_eq!(svid.cert_chain().len(), 3, "leaf, our CA, the upstream intermediate");
+    check_jwt(&agent.endpoint(), WORKLOAD, "upstream-authority").await;
 }

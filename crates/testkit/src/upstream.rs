@@ -38,6 +38,8 @@ pub struct ServerOptions {
     pub cache_reload_interval: Option<String>,
     /// Lines added to the `server` block.
     pub extra_config: String,
+    /// Plugin blocks added to `plugins` (an `UpstreamAuthority`, say).
+    pub extra_plugins: String,
 }
 
 impl Default for ServerOptions {
@@ -48,6 +50,7 @@ impl Default for ServerOptions {
             default_x509_svid_ttl: None,
             cache_reload_interval: Some("1s".into()),
             extra_config: String::new(),
+            extra_plugins: String::new(),
         }
     }
 }
@@ -109,8 +112,10 @@ plugins {{
         plugin_data {{}}
     }}
     {key_manager}
+{extra_plugins}
 }}
 "#,
+            extra_plugins = options.extra_plugins,
             socket = dir.join("api.sock").display(),
             data = data.display(),
             log = dir.join("server.log").display(),

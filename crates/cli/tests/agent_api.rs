@@ -175,10 +175,10 @@ async fn fetch_x509_json() {
     assert_eq!(
         out,
         format!(
-            "{{\"svids\":[{{\"spiffe_id\":\"{ID}\",\"x509_svid\":\"{}\",\"x509_svid_key\":\"{}\",\"bundle\":\"{}\",\"hint\":\"\"}}],\"crl\":[],\"federated_bundles\":{{}}}}\n",
+            "{{\"crl\":[],\"federated_bundles\":{{}},\"svids\":[{{\"bundle\":\"{}\",\"hint\":\"\",\"spiffe_id\":\"{ID}\",\"x509_svid\":\"{}\",\"x509_svid_key\":\"{}\"}}]}}\n",
+            b64(&a.root),
             b64(&chain),
             b64(a.key.pkcs8_der()),
-            b64(&a.root)
         )
     );
     // JSON output neither verifies nor writes (SPIRE only does that in its pretty printer).
@@ -341,7 +341,7 @@ async fn fetch_jwt() {
     assert_eq!(
         out,
         format!(
-            "[{{\"svids\":[{{\"spiffe_id\":\"{ID}\",\"svid\":\"{t1}\",\"hint\":\"\"}},{{\"spiffe_id\":\"spiffe://example.org/other\",\"svid\":\"{t2}\",\"hint\":\"internal\"}}]}},{{\"bundles\":{{\"spiffe://example.org\":\"{}\"}}}}]\n",
+            "[{{\"svids\":[{{\"hint\":\"\",\"spiffe_id\":\"{ID}\",\"svid\":\"{t1}\"}},{{\"hint\":\"internal\",\"spiffe_id\":\"spiffe://example.org/other\",\"svid\":\"{t2}\"}}]}},{{\"bundles\":{{\"spiffe://example.org\":\"{}\"}}}}]\n",
             STANDARD.encode(&jwks)
         )
     );
@@ -411,7 +411,7 @@ async fn validate_jwt() {
     assert_eq!(
         out,
         format!(
-            "{{\"spiffe_id\":\"{ID}\",\"claims\":{{\"aud\":[\"a\",\"b\"],\"exp\":{},\"iat\":{iat},\"sub\":\"{ID}\"}}}}\n",
+            "{{\"claims\":{{\"aud\":[\"a\",\"b\"],\"exp\":{},\"iat\":{iat},\"sub\":\"{ID}\"}},\"spiffe_id\":\"{ID}\"}}\n",
             iat + 300
         )
     );

@@ -19,7 +19,7 @@ pub(crate) fn parse_selector(text: &str) -> Result<types::Selector, CliError> {
 
 /// Parses a SPIFFE ID into its API form.
 pub(crate) fn id_to_proto(text: &str) -> Result<types::Spiffeid, CliError> {
-    let id = SpiffeId::parse(text).map_err(|e| CliError::msg(e.to_string()))?;
+    let id = SpiffeId::parse(text).map_err(|e| CliError::msg(e.go_spiffe_message()))?;
     Ok(types::Spiffeid { trust_domain: id.trust_domain().as_str().to_owned(), path: id.path().to_owned() })
 }
 

@@ -107,24 +107,17 @@ fn number(n: f64) -> String {
     if n.is_infinite() {
         return string(if n > 0.0 { "Infinity" } else { "-Infinity" });
     }
-    let abs = n.abs();
-    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
-        let text = format!("{n:e}");
-        return match text.split_once('e') {
-            Some((mantissa, exp)) if !exp.starts_with('-') => format!("{mantissa}e+{exp}"),
-            _ => text,
-        };
-    }
-    // Rust's Display is the shortest round-trip text in plain notation, as Go's 'f' with precision -1.
-    n.to_string()
+    crate::output::go_float(n)
 }
 
-/// What `cliprinter` prints for `messages` (each already protojson): the one message or an array of
-/// them, HTML-escaped like Go's `json.Encoder`, newline-terminated.
+/// What `cliprinter` prints for `messages` (each already protojson): each through a Go map (keys
+/// sorted, nulls dropped: [`crate::output::go_map_roundtrip`]), the one message or an array of them,
+/// HTML-escaped like Go's `json.Encoder`, newline-terminated.
 pub(crate) fn cli_json(messages: &[String]) -> String {
-    let text = match messages {
-        [one] => one.clone(),
-        many => array(many.iter().cloned()),
+    let mut messages = messages.iter().map(|m| crate::output::go_map_roundtrip(m));
+    let text = match (messages.next(), messages.len()) {
+        (Some(one), 0) => one,
+        (first, _) => array(first.into_iter().chain(messages)),
     };
     let mut out = String::with_capacity(text.len() + 1);
     for c in text.chars() {
@@ -195,7 +188,7 @@ mod tests {
     }
 
     #[test]
-    fn messages_in_field_order_with_unpopulated_fields() {
+    fn messages_in_field_order_then_printed_through_a_go_map() {
         let resp = X509svidResponse {
             svids: vec![X509svid {
                 spiffe_id: "spiffe://example.org/foo".into(),
@@ -217,14 +210,15 @@ mod tests {
         let bundles = JwtBundlesResponse { bundles: [("spiffe://domain1.test".to_owned(), b"{}".to_vec())].into() };
         assert_eq!(
             cli_json(&[jwt_svid_response(&jwt), jwt_bundles_response(&bundles)]),
-            "[{\"svids\":[{\"spiffe_id\":\"spiffe://domain1.test\",\"svid\":\"a.b.c\",\"hint\":\"h\"}]},{\"bundles\":{\"spiffe://domain1.test\":\"e30=\"}}]\n"
+            "[{\"svids\":[{\"hint\":\"h\",\"spiffe_id\":\"spiffe://domain1.test\",\"svid\":\"a.b.c\"}]},{\"bundles\":{\"spiffe://domain1.test\":\"e30=\"}}]\n"
         );
         assert_eq!(
             cli_json(&[validate_response(&ValidateJwtsvidResponse {
                 spiffe_id: "spiffe://x/<y>".into(),
                 claims: None
             })]),
-            "{\"spiffe_id\":\"spiffe://x/\\u003cy\\u003e\",\"claims\":null}\n"
+            "{\"spiffe_id\":\"spiffe://x/\\u003cy\\u003e\"}\n",
+            "the printer's Go map drops the null claims"
         );
     }
 }

@@ -115,7 +115,7 @@ fn parse_svid(svid: &X509svid, federated: &[(String, Vec<Cert>)]) -> Result<X509
 /// SPIRE's `validateX509SVID`: the chain must verify against the SVID's bundle, taken as the bundle of
 /// the trust domain of the SPIFFE ID the response names.
 fn validate(svid: &X509Svid, now: SystemTime) -> Result<(), String> {
-    let id = SpiffeId::parse(&svid.spiffe_id).map_err(|e| e.to_string())?;
+    let id = SpiffeId::parse(&svid.spiffe_id).map_err(|e| e.go_spiffe_message())?;
     let mut bundle = Bundle::new(id.trust_domain().clone());
     for cert in &svid.bundle {
         bundle.add_x509_authority(cert.der.clone()).map_err(|e| e.to_string())?;
@@ -210,7 +210,7 @@ fn leaf_id(cert: &X509Certificate<'_>) -> Result<SpiffeId, String> {
     };
     match uris.as_slice() {
         [] => Err("certificate contains no URI SAN".to_owned()),
-        [one] => SpiffeId::parse(one).map_err(|e| e.to_string()),
+        [one] => SpiffeId::parse(one).map_err(|e| e.go_spiffe_message()),
         _ => Err("certificate contains more than one URI SAN".to_owned()),
     }
 }
@@ -218,8 +218,8 @@ fn leaf_id(cert: &X509Certificate<'_>) -> Result<SpiffeId, String> {
 /// go-spiffe's `spiffeid.TrustDomainFromString`: an ID (whose trust domain is taken) or a bare name.
 fn trust_domain_from_string(text: &str) -> Result<TrustDomain, String> {
     if text.contains(":/") {
-        SpiffeId::parse(text).map(|id| id.trust_domain().clone()).map_err(|e| e.to_string())
+        SpiffeId::parse(text).map(|id| id.trust_domain().clone()).map_err(|e| e.go_spiffe_message())
     } else {
-        TrustDomain::parse(text).map_err(|e| e.to_string())
+        TrustDomain::parse(text).map_err(|e| e.go_spiffe_message())
     }
 }

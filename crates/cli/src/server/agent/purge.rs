@@ -79,7 +79,7 @@ pub(crate) async fn run(ctx: &mut Ctx<'_>, f: &Parsed) -> Result<(), CliError> {
     }
     if ctx.json() {
         // SPIRE prints this struct through its struct printer, which wraps it in an array.
-        return ctx.print_json(&[JsonValue::of(&[&result])]);
+        return ctx.print_json(&[JsonValue::of_struct(&[&result])]);
     }
     ctx.out(&pretty(&result, dry_run))
 }
@@ -172,7 +172,7 @@ Error             : rpc error: code = Internal desc = some error when deleting a
             expired_agents: vec![agent("/a", true, ""), agent("/b", false, "rpc error: code = Internal desc = x")],
         };
         assert_eq!(
-            JsonValue::of(&[&r]).as_str(),
+            JsonValue::of_struct(&[&r]).as_str(),
             r#"[{"expired_agents":[{"agent_id":"spiffe://example.org/a","deleted":true},{"agent_id":"spiffe://example.org/b","deleted":false,"error":"rpc error: code = Internal desc = x"}]}]"#
         );
     }

@@ -60,15 +60,11 @@ pub(crate) fn render(bundle: &ApiBundle, format: BundleFormat) -> Result<String,
     }
 }
 
-/// The banner `bundle list` puts before each federated bundle.
+/// The banner `bundle list` puts before each federated bundle: the bundle's `trust_domain` as the
+/// server sends it (a bare name such as `domain1.test`; SPIRE prints the field as it is).
 pub(crate) fn header(trust_domain: &str) -> String {
     let stars = "*".repeat(40);
-    let id = if trust_domain.starts_with("spiffe://") {
-        trust_domain.to_owned()
-    } else {
-        format!("spiffe://{trust_domain}")
-    };
-    format!("{stars}\n* {id}\n{stars}\n")
+    format!("{stars}\n* {trust_domain}\n{stars}\n")
 }
 
 /// Reads bundle data for `bundle set`/`federation`: PEM certificates, or a SPIFFE bundle for `id`.
@@ -91,7 +87,7 @@ pub(crate) fn parse(data: &[u8], format: BundleFormat, id: &str) -> Result<ApiBu
             })
         }
         BundleFormat::Spiffe => {
-            let td = TrustDomain::parse(id).map_err(|e| CliError::msg(e.to_string()))?;
+            let td = TrustDomain::parse(id).map_err(|e| CliError::msg(e.go_spiffe_message()))?;
             let bundle = Bundle::from_spiffe_json(td.clone(), data)
                 .map_err(|e| CliError::msg(format!("unable to parse to spiffe bundle: {e}")))?;
             Ok(ApiBundle {
@@ -205,9 +201,7 @@ dZglS5kKnYigmwDh+/U=
         let stars = "*".repeat(40);
         assert_eq!(
             text,
-            format!(
-                "{stars}\n* spiffe://domain1.test\n{stars}\n{CERT1_PEM}\n{stars}\n* spiffe://domain2.test\n{stars}\n{CERT1_PEM}"
-            )
+            format!("{stars}\n* domain1.test\n{stars}\n{CERT1_PEM}\n{stars}\n* domain2.test\n{stars}\n{CERT1_PEM}")
         );
     }
 

@@ -183,15 +183,17 @@ fn syntax_error(e: &serde_json::Error) -> String {
 
 /// `api.RegistrationEntryToProto`.
 fn to_proto(e: RegistrationEntry) -> Result<Entry, CliError> {
-    let spiffe_id = SpiffeId::parse(&e.spiffe_id).map_err(|err| CliError::msg(format!("invalid SPIFFE ID: {err}")))?;
-    let parent_id = SpiffeId::parse(&e.parent_id).map_err(|err| CliError::msg(format!("invalid parent ID: {err}")))?;
+    let spiffe_id = SpiffeId::parse(&e.spiffe_id)
+        .map_err(|err| CliError::msg(format!("invalid SPIFFE ID: {}", err.go_spiffe_message())))?;
+    let parent_id = SpiffeId::parse(&e.parent_id)
+        .map_err(|err| CliError::msg(format!("invalid parent ID: {}", err.go_spiffe_message())))?;
     let federates_with = e
         .federates_with
         .iter()
         .map(|td| {
             TrustDomain::parse(td)
                 .map(|td| td.as_str().to_owned())
-                .map_err(|err| CliError::msg(format!("invalid federated trust domain: {err}")))
+                .map_err(|err| CliError::msg(format!("invalid federated trust domain: {}", err.go_spiffe_message())))
         })
         .collect::<Result<_, _>>()?;
     let proto_id =

@@ -121,8 +121,9 @@ fn to_proto(c: &RelationshipConfig) -> Result<FederationRelationship, CliError> 
             if c.endpoint_spiffe_id.is_empty() {
                 return Err(CliError::msg("endpoint SPIFFE ID is required if 'https_spiffe' endpoint profile is set"));
             }
-            let id = SpiffeId::parse(&c.endpoint_spiffe_id)
-                .map_err(|e| CliError::msg(format!("cannot parse bundle endpoint SPIFFE ID: {e}")))?;
+            let id = SpiffeId::parse(&c.endpoint_spiffe_id).map_err(|e| {
+                CliError::msg(format!("cannot parse bundle endpoint SPIFFE ID: {}", e.go_spiffe_message()))
+            })?;
             bundle_trust_domain = id.trust_domain().as_str().to_owned();
             BundleEndpointProfile::HttpsSpiffe(HttpsspiffeProfile { endpoint_spiffe_id: c.endpoint_spiffe_id.clone() })
         }

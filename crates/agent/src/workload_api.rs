@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use prost_types::value::Kind;
-use spire_identity::jwt::validate_jwt_svid;
+use spire_identity::jwt::{JwtSvidError, validate_jwt_svid};
 use spire_identity::x509::join_der_chain;
 use spire_identity::{SelectorSet, SpiffeId, TrustDomain};
 use spire_proto::spire::api::server::svid::v1 as svid_api;
@@ -349,6 +349,36 @@ fn json_to_prost(v: &serde_json::Value) -> prost_types::Value {
     prost_types::Value { kind: Some(kind) }
 }
 
+/// Why a token failed ValidateJWTSVID, in the words of SPIRE's agent (`jwtsvid.ValidateToken` and the
+/// go-jose and go-spiffe errors it passes on), which `spire-agent api validate jwt` prints as
+/// `SVID is not valid: <message>`. Rules SPIRE's validator has no message of its own for keep ours.
+fn spire_validation_message(e: &JwtSvidError) -> String {
+    match e {
+        JwtSvidError::Malformed(m) if m.contains("three dot-separated parts") => {
+            "unable to parse JWT token: go-jose/go-jose: compact JWS format must have three parts".into()
+        }
+        JwtSvidError::MissingKeyId => "token header missing key id".into(),
+        JwtSvidError::MissingSubject => "token missing subject claim".into(),
+        JwtSvidError::MissingExpiry => "token missing exp claim".into(),
+        JwtSvidError::BadSubject(id) => format!("token has in invalid subject claim: {}", id.go_spiffe_message()),
+        JwtSvidError::NoBundle(td) => format!("no keys found for trust domain \"{td}\""),
+        JwtSvidError::UnknownKeyId { kid, trust_domain } => {
+            format!("public key \"{kid}\" not found in trust domain \"{trust_domain}\"")
+        }
+        JwtSvidError::BadSignature => "go-jose/go-jose: error in cryptographic primitive".into(),
+        JwtSvidError::AudienceMismatch { expected, actual } => {
+            format!("expected audience in {} (audience={})", go_quoted_list(expected), go_quoted_list(actual))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A list of strings as Go's `%q` prints a `[]string`: `["a" "b"]`.
+fn go_quoted_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+    format!("[{}]", quoted.join(" "))
+}
+
 #[tonic::async_trait]
 impl SpiffeWorkloadApi for WorkloadApi {
     type FetchX509SVIDStream = BoxStream<X509svidResponse>;
@@ -456,7 +486,7 @@ impl SpiffeWorkloadApi for WorkloadApi {
             }
         }
         let validated = validate_jwt_svid(&req.svid, &visible, &[req.audience.as_str()], SystemTime::now())
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            .map_err(|e| Status::invalid_argument(spire_validation_message(&e)))?;
         let foreign = validated.spiffe_id.trust_domain() != &snapshot.trust_domain;
         let claims = returned_claims(&validated.claims, foreign, &self.allowed_foreign_jwt_claims);
         Ok(Response::new(ValidateJwtsvidResponse { spiffe_id: validated.spiffe_id.to_string(), claims: Some(claims) }))
@@ -482,6 +512,31 @@ impl SpiffeWorkloadApi for WorkloadApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// ValidateJWTSVID refusals read as SPIRE's agent words them.
+    #[test]
+    fn validation_messages_like_spire() {
+        let cases = [
+            (
+                JwtSvidError::Malformed("a JWT-SVID must be three dot-separated parts (JWS compact serialization)"),
+                "unable to parse JWT token: go-jose/go-jose: compact JWS format must have three parts",
+            ),
+            (JwtSvidError::MissingKeyId, "token header missing key id"),
+            (JwtSvidError::NoBundle("other.org".into()), "no keys found for trust domain \"other.org\""),
+            (
+                JwtSvidError::UnknownKeyId { kid: "k1".into(), trust_domain: "example.org".into() },
+                "public key \"k1\" not found in trust domain \"example.org\"",
+            ),
+            (
+                JwtSvidError::AudienceMismatch { expected: vec!["c".into()], actual: vec!["a".into(), "b".into()] },
+                "expected audience in [\"c\"] (audience=[\"a\" \"b\"])",
+            ),
+            (JwtSvidError::Expired, "token has expired"),
+        ];
+        for (err, want) in cases {
+            assert_eq!(spire_validation_message(&err), want);
+        }
+    }
     use crate::manager::cache::X509Svid;
     use spire_identity::{KeyType, PrivateKey, Selector};
     use std::time::Duration;

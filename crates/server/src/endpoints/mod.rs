@@ -98,7 +98,7 @@ pub async fn serve_tcp(
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<TlsConn>>(64);
     let accept_loop = tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { continue };
+            let Ok(tcp) = accept_tcp(&listener).await else { continue };
             let (acceptor, tx) = (acceptor.clone(), tx.clone());
             tokio::spawn(async move {
                 let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await;
@@ -120,4 +120,28 @@ pub async fn serve_tcp(
 /// Binds the TCP listener.
 pub async fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, EndpointError> {
     TcpListener::bind(addr).await.map_err(|source| EndpointError::Bind { what: addr.to_string(), source })
+}
+
+/// The next connection, with Nagle's algorithm off, as Go's net package sets it for SPIRE's server:
+/// `serve_with_incoming` ignores tonic's own `tcp_nodelay`. With Nagle on, a response written in
+/// several small pieces waits for the client's delayed ACK (up to 40 ms) before the second piece.
+async fn accept_tcp(listener: &TcpListener) -> std::io::Result<tokio::net::TcpStream> {
+    let (tcp, _) = listener.accept().await?;
+    tcp.set_nodelay(true)?;
+    Ok(tcp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_have_nagle_off() {
+        let listener = bind_tcp("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::spawn(async move { tokio::net::TcpStream::connect(addr).await.unwrap() });
+        let tcp = accept_tcp(&listener).await.unwrap();
+        assert!(tcp.nodelay().unwrap());
+        client.await.unwrap();
+    }
 }

@@ -276,7 +276,10 @@ async fn delete_reports_each_result() {
     let h = start(Fake::default()).await;
     let (code, out, err) = cli(&h, &["entry", "delete", "-file", "-"], r#"{"ids":["entry-0","missing"]}"#).await;
     assert_eq!(code, 1);
-    assert_eq!(out, "Deleted entry with ID: entry-0\n\n\nDeleted 1 entries successfully");
+    assert_eq!(
+        out,
+        "Deleted entry with ID: entry-0\n\n\n\n\nDeleted 1 entries successfully, but failed to delete 1 entries"
+    );
     assert_eq!(
         err,
         "Failed to delete entry with ID missing (code: NotFound, msg: \"entry not found\")\nError: failed to delete one or more entries\n"

@@ -136,7 +136,7 @@ async fn validation_happens_before_connecting() {
             ][..],
             "selector \"x\" must be formatted as type:value",
         ),
-        (&["entry", "update", "-selector", "unix:uid:1"][..], "an entry ID is required"),
+        (&["entry", "update", "-selector", "unix:uid:1"][..], "entry ID is required"),
         (&["entry", "update", "-entryID", "e1"][..], "at least one selector is required"),
         (&["entry", "update", "-entryID", "e1", "-selector", "a:b"][..], "a parent ID is required"),
         (

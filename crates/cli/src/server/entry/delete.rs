@@ -53,31 +53,36 @@ pub(crate) async fn run(ctx: &mut Ctx<'_>, f: &Parsed) -> Result<(), CliError> {
     print_results(ctx, &resp)
 }
 
-/// `Deleted entry with ID: <id>` per success and SPIRE's closing `Deleted N entries successfully` on
-/// stdout; failures on stderr.
+/// SPIRE's `prettyPrintDelete`: `Deleted entry with ID: <id>` per success on stdout, each failure on
+/// stderr, then on stdout a blank-line-led summary (`Deleted N entries successfully`, `Failed to
+/// delete M entries` or both counts), without a final newline.
 fn print_results(ctx: &mut Ctx<'_>, resp: &BatchDeleteEntryResponse) -> Result<(), CliError> {
-    let mut failed = false;
-    let mut deleted = 0;
-    for r in &resp.results {
+    let (succeeded, failed): (Vec<_>, Vec<_>) =
+        resp.results.iter().partition(|r| r.status.as_ref().is_none_or(|s| s.code == 0));
+    for r in &succeeded {
+        ctx.out(&format!("Deleted entry with ID: {}\n", r.id))?;
+    }
+    if !succeeded.is_empty() {
+        ctx.out("\n\n")?;
+    }
+    for r in &failed {
         let status = r.status.clone().unwrap_or_default();
-        if status.code == 0 {
-            deleted += 1;
-            ctx.out(&format!("Deleted entry with ID: {}\n", r.id))?;
+        ctx.err(&format!(
+            "Failed to delete entry with ID {} (code: {}, msg: {})\n",
+            r.id,
+            go_code_name(status.code),
+            go_quote(&status.message)
+        ))?;
+    }
+    if !failed.is_empty() {
+        let summary = if succeeded.is_empty() {
+            format!("Failed to delete {} entries", failed.len())
         } else {
-            failed = true;
-            ctx.err(&format!(
-                "Failed to delete entry with ID {} (code: {}, msg: {})\n",
-                r.id,
-                go_code_name(status.code),
-                go_quote(&status.message)
-            ))?;
-        }
-    }
-    if deleted > 0 {
-        ctx.out(&format!("\n\nDeleted {deleted} entries successfully"))?;
-    }
-    if failed {
+            format!("Deleted {} entries successfully, but failed to delete {} entries", succeeded.len(), failed.len())
+        };
+        ctx.out(&format!("\n\n{summary}"))?;
         return Err(CliError::msg("failed to delete one or more entries"));
     }
+    ctx.out(&format!("Deleted {} entries successfully", succeeded.len()))?;
     Ok(())
 }

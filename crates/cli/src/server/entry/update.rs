@@ -18,7 +18,7 @@ pub(crate) fn flags(fs: &mut FlagSet) {
 /// Input checks, skipped when a `-data` file describes the entries.
 fn validate(f: &Parsed) -> Result<(), CliError> {
     if f.string("entryID").is_empty() {
-        return Err(CliError::msg("an entry ID is required"));
+        return Err(CliError::msg("entry ID is required"));
     }
     if f.strings("selector").is_empty() {
         return Err(CliError::msg("at least one selector is required"));

@@ -399,6 +399,9 @@ pub(crate) fn canonical_json(v: &Value) -> String {
 // ---------------------------------------------------------------------------------------------
 // Expected differences
 
+/// Rewrites one output into the other side's form, or `None` if the difference is not in it.
+pub(crate) type Undo = Box<dyn Fn(&str) -> Option<String>>;
+
 /// A difference one side is known to have, with why: [`Expected::undo`] checks it is there and turns
 /// that side's output into what the other side prints.
 pub(crate) struct Expected {
@@ -406,7 +409,7 @@ pub(crate) struct Expected {
     pub(crate) why: &'static str,
     /// Rewrites the side's normalised stdout or stderr into the other side's form; `None` when the
     /// difference is not in this output (the step does not have it).
-    pub(crate) undo: Box<dyn Fn(&str) -> Option<String>>,
+    pub(crate) undo: Undo,
 }
 
 /// Labels of `entry show`/`create`/`update`'s pretty blocks.

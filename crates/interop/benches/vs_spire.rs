@@ -385,11 +385,20 @@ async fn latency_and_process(ours: &Implementation, spire: &Implementation, part
     }
 
     if parts.iter().any(|p| p == "process") {
-        let args = |agent: &AgentProc| {
-            ["api", "fetch", "x509", "-socketPath", agent.socket.to_str().unwrap(), "-silent"].map(String::from)
+        // 0, 1: `api fetch x509` of ours and SPIRE's; 2, 3: their `--help` (usage on stderr, exit 0),
+        // the binaries' start-up and exit alone (no socket, no call). Our binaries lack `-version`.
+        let fetch = |agent: &AgentProc| {
+            ["api", "fetch", "x509", "-socketPath", agent.socket.to_str().unwrap(), "-silent"]
+                .map(String::from)
+                .to_vec()
         };
-        let cases: [(PathBuf, [String; 6]); 2] =
-            [(ours.agent.clone(), args(&agents[0])), (spire.agent.clone(), args(&agents[1]))];
+        let help = vec!["--help".to_owned()];
+        let cases: [(&Path, Vec<String>); 4] = [
+            (&ours.agent, fetch(&agents[0])),
+            (&spire.agent, fetch(&agents[1])),
+            (&ours.agent, help.clone()),
+            (&spire.agent, help),
+        ];
         let run = |program: &Path, args: &[String]| {
             let t = Instant::now();
             let status = Command::new(program).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
@@ -403,19 +412,20 @@ async fn latency_and_process(ours: &Implementation, spire: &Implementation, part
                 run(program, args);
             }
         }
-        let mut samples = [Vec::new(), Vec::new(), Vec::new()];
+        let mut samples: [Vec<Duration>; 5] = Default::default();
         for round in 0..PROCESS_RUNS {
-            samples[2].push(run(Path::new("/bin/true"), &[]));
+            samples[4].push(run(Path::new("/bin/true"), &[]));
             for k in 0..2 {
                 let i = (round + k) % 2;
-                samples[i].push(run(&cases[i].0, &cases[i].1));
+                samples[i].push(run(cases[i].0, &cases[i].1));
+                samples[i + 2].push(run(cases[i + 2].0, &cases[i + 2].1));
             }
         }
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         println!(
-            "`spire-agent api fetch x509 -silent`, whole process, {PROCESS_RUNS} runs each, in turn \
-             (/bin/true median {:.2} ms; binaries: ours {:.1} MB, SPIRE {:.1} MB):",
-            ms(quantile(&samples[2], 0.5)),
+            "`spire-agent api fetch x509 -silent` and `spire-agent --help`, whole process, {PROCESS_RUNS} runs each, \
+             in turn (/bin/true median {:.2} ms; binaries: ours {:.1} MB, SPIRE {:.1} MB):",
+            ms(quantile(&samples[4], 0.5)),
             std::fs::metadata(&ours.agent).unwrap().len() as f64 / 1e6,
             std::fs::metadata(&spire.agent).unwrap().len() as f64 / 1e6,
         );
@@ -423,6 +433,8 @@ async fn latency_and_process(ours: &Implementation, spire: &Implementation, part
             let (o, s) = (ms(quantile(&samples[0], q)), ms(quantile(&samples[1], q)));
             row(rows, format!("api fetch x509 process, {name}"), o, s, "ms", "lower");
         }
+        let (o, s) = (ms(quantile(&samples[2], 0.5)), ms(quantile(&samples[3], 0.5)));
+        row(rows, "spire-agent --help process (start-up only), median", o, s, "ms", "lower");
     }
 }
 

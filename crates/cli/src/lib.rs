@@ -16,5 +16,6 @@ pub mod gotime;
 pub mod logging;
 pub mod output;
 pub mod server;
+pub mod version;
 
 pub use error::CliError;

@@ -71,6 +71,9 @@ pub async fn run(args: Vec<String>, stdout: &mut dyn Write, stderr: &mut dyn Wri
 /// [`run`] with explicit settings (environment variables, what interrupts `api watch`), for tests and
 /// embedding.
 pub async fn run_with(args: Vec<String>, stdout: &mut dyn Write, stderr: &mut dyn Write, settings: &Settings) -> i32 {
+    if let Some(code) = crate::version::answer(&args, stderr) {
+        return code;
+    }
     // mitchellh/cli: a help flag anywhere before `--` asks for help.
     let before_dashes = args.iter().take_while(|a| *a != "--");
     let is_help = before_dashes.clone().any(|a| matches!(a.as_str(), "-h" | "-help" | "--help"));

@@ -93,6 +93,9 @@ pub async fn run_with(
     stderr: &mut dyn Write,
     settings: &Settings,
 ) -> i32 {
+    if let Some(code) = crate::version::answer(&args, stderr) {
+        return code;
+    }
     let Some((command, rest)) = find_command(&args) else {
         let _ = stderr.write_all(help_for(&args).as_bytes());
         return 127;

@@ -35,7 +35,7 @@ fn filter_for(level: LogLevel) -> EnvFilter {
         LogLevel::Error | LogLevel::Fatal | LogLevel::Panic => "error",
     };
     // The transport crates are chatty at debug; their warnings still show.
-    EnvFilter::new(format!("{name},h2=warn,hyper=warn,tower=warn,sqlx=warn,rustls=warn,loona_hpack=warn"))
+    EnvFilter::new(format!("{name},h2=warn,hyper=warn,tower=warn,sqlx=warn,rustls=warn"))
 }
 
 /// Installs the process logger per `log`; returns the handle the Logger API uses.

@@ -8,13 +8,14 @@
 //! replaces an authority `h2` would refuse by `localhost`.
 //!
 //! Header blocks are HPACK-compressed against a dynamic table that the client's encoder and `h2`'s
-//! decoder keep in step, so every block is decoded here, in order, to follow that table. While no
+//! decoder keep in step, so every block is decoded here, in order, to follow that table ([`hpack`]). While no
 //! block needs a change, blocks go through byte for byte and `h2`'s table stays the client's. From
 //! the first block that needs one, every block is re-encoded as literals without indexing: `h2`'s
 //! table then never changes again and nothing we send refers to it, so the two can never disagree.
 
 use bytes::{Buf, BufMut, BytesMut};
-use loona_hpack::Decoder;
+
+use crate::hpack::{self, Decoder, HpackError};
 
 /// The client connection preface (RFC 9113 §3.4).
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -32,14 +33,18 @@ const MAX_OUT_FRAME: usize = 16_384;
 /// The dynamic table size `h2` advertises (the protocol default; tonic does not change it). A client
 /// may not grow its table beyond it.
 const HEADER_TABLE_SIZE: usize = 4_096;
-/// The largest compressed header block we buffer; `h2` applies its own, smaller, header list limit.
-pub const MAX_HEADER_BLOCK: usize = 1 << 20;
+/// The largest compressed header block we buffer: four times the 16 KiB header list hyper's server
+/// accepts (a block decodes to more than its own size, so nothing `h2` would take is refused).
+pub const MAX_HEADER_BLOCK: usize = 64 * 1024;
+/// The most fields a block may have: a field counts at least 32 bytes against hyper's 16 KiB list,
+/// so 512 is already more than `h2` takes. It also bounds the decoder's work on a hostile block.
+pub const MAX_FIELDS: usize = 1_024;
 /// What an unusable authority becomes.
 const REPLACEMENT: &[u8] = b"localhost";
 
 /// Why a connection's bytes could not be followed; the connection is then closed, as `h2` would
 /// close it on the same input.
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RewriteError {
     /// A HEADERS or CONTINUATION frame broke the framing rules.
     #[error("malformed HTTP/2 header frame: {0}")]
@@ -47,9 +52,10 @@ pub enum RewriteError {
     /// A header block is larger than we buffer.
     #[error("HTTP/2 header block larger than {MAX_HEADER_BLOCK} bytes")]
     BlockTooLarge,
-    /// HPACK decoding failed (a COMPRESSION_ERROR for `h2` too).
+    /// HPACK decoding failed (a COMPRESSION_ERROR for `h2` too), or the block has more than
+    /// [`MAX_FIELDS`] fields.
     #[error("HPACK decoding failed: {0}")]
-    Hpack(#[from] loona_hpack::decoder::DecoderError),
+    Hpack(#[from] HpackError),
 }
 
 /// Where the parser is in the inbound byte stream.
@@ -80,7 +86,7 @@ struct PendingBlock {
 /// The inbound half of one connection: feed it what the client sent, get what `h2` should read.
 pub struct AuthorityRewriter {
     state: State,
-    decoder: Decoder<'static>,
+    decoder: Decoder,
     /// Set from the first rewritten block on; see the module doc.
     rewriting: bool,
     pending: Option<PendingBlock>,
@@ -101,9 +107,7 @@ impl Default for AuthorityRewriter {
 impl AuthorityRewriter {
     /// A rewriter for a new connection.
     pub fn new() -> Self {
-        let mut decoder = Decoder::new();
-        decoder.set_max_allowed_table_size(HEADER_TABLE_SIZE);
-        Self { state: State::Preface, decoder, rewriting: false, pending: None }
+        Self { state: State::Preface, decoder: Decoder::new(HEADER_TABLE_SIZE), rewriting: false, pending: None }
     }
 
     /// Whether some block of this connection needed its authority replaced.
@@ -243,14 +247,12 @@ impl AuthorityRewriter {
     /// Decodes a complete block (always, to follow the client's dynamic table) and emits it as it
     /// came, or re-encoded with a usable authority.
     fn finish_block(&mut self, block: PendingBlock, out: &mut BytesMut) -> Result<(), RewriteError> {
-        let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        self.decoder
-            .decode_with_cb(&block.fragment, |name, value| fields.push((name.into_owned(), value.into_owned())))?;
+        let mut fields = self.decoder.decode(&block.fragment, MAX_FIELDS)?;
         let mut unusable = false;
-        for (name, value) in &mut fields {
-            if name.as_slice() == b":authority" && http::uri::Authority::try_from(value.as_slice()).is_err() {
-                tracing::trace!(authority = %String::from_utf8_lossy(value), "replacing an authority h2 would refuse");
-                *value = REPLACEMENT.to_vec();
+        for field in &mut fields {
+            if field.name == b":authority" && http::uri::Authority::try_from(field.value.as_slice()).is_err() {
+                tracing::trace!(authority = %String::from_utf8_lossy(&field.value), "replacing an authority h2 would refuse");
+                field.value = REPLACEMENT.to_vec();
                 unusable = true;
             }
         }
@@ -259,9 +261,9 @@ impl AuthorityRewriter {
             out.extend_from_slice(&block.original);
             return Ok(());
         }
-        let mut encoded = Vec::with_capacity(block.fragment.len() * 2);
-        for (name, value) in &fields {
-            encode_literal(name, value, &mut encoded);
+        let mut encoded = Vec::with_capacity(block.original.len() * 2);
+        for field in &fields {
+            hpack::encode_literal(field, &mut encoded);
         }
         emit_block(block.stream_id, block.end_stream, block.priority, &encoded, out);
         Ok(())
@@ -299,21 +301,6 @@ fn split_headers_payload(flags: u8, payload: &[u8]) -> Result<(Option<[u8; 5]>, 
         return Err(RewriteError::Framing("HEADERS padding longer than its payload"));
     }
     Ok((priority, &body[..body.len() - pad]))
-}
-
-/// A literal header field without indexing, with a literal name (RFC 7541 §6.2.2): it leaves the
-/// receiver's dynamic table as it is.
-fn encode_literal(name: &[u8], value: &[u8], out: &mut Vec<u8>) {
-    out.push(0x00);
-    for s in [name, value] {
-        encode_string_length(s.len(), out);
-        out.extend_from_slice(s);
-    }
-}
-
-/// A string length as an HPACK integer with a 7-bit prefix and the Huffman bit clear (§5.1, §5.2).
-fn encode_string_length(len: usize, out: &mut Vec<u8>) {
-    loona_hpack::encoder::encode_integer_into(len, 7, 0, out).expect("writing to a Vec cannot fail");
 }
 
 /// Writes `block` as one HEADERS frame plus as many CONTINUATION frames as it needs.
@@ -378,7 +365,7 @@ mod tests {
 
     /// Decodes every header block of a frame stream that starts after the preface.
     fn blocks(mut frames: &[u8]) -> Vec<Vec<(String, String)>> {
-        let mut decoder = Decoder::new();
+        let mut decoder = Decoder::new(HEADER_TABLE_SIZE);
         let mut result = Vec::new();
         let mut block = Vec::new();
         while !frames.is_empty() {
@@ -393,11 +380,11 @@ mod tests {
                 _ => continue,
             }
             if header[4] & FLAG_END_HEADERS != 0 {
-                let fields = decoder.decode(&block).expect("decode");
+                let fields = decoder.decode(&block, MAX_FIELDS).expect("decode");
                 result.push(
                     fields
                         .into_iter()
-                        .map(|(n, v)| (String::from_utf8(n).unwrap(), String::from_utf8(v).unwrap()))
+                        .map(|f| (String::from_utf8(f.name).unwrap(), String::from_utf8(f.value).unwrap()))
                         .collect(),
                 );
                 block.clear();
@@ -417,9 +404,15 @@ mod tests {
         ]
     }
 
-    /// A client encoder that indexes everything (as grpc-core and grpc-java do).
-    fn encode_indexed(encoder: &mut loona_hpack::Encoder<'static>, fields: &[(&'static [u8], Vec<u8>)]) -> Vec<u8> {
-        encoder.encode(fields.iter().map(|(n, v)| (*n, v.as_slice())))
+    /// A client encoder that indexes everything and Huffman-codes values (as grpc-core does).
+    fn encode_indexed(encoder: &mut httlib_hpack::Encoder<'static>, fields: &[(&'static [u8], Vec<u8>)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (n, v) in fields {
+            use httlib_hpack::Encoder;
+            let flags = Encoder::HUFFMAN_VALUE | Encoder::WITH_INDEXING | Encoder::BEST_FORMAT;
+            encoder.encode((n.to_vec(), v.clone(), flags), &mut out).expect("encode");
+        }
+        out
     }
 
     fn authority_of(block: &[(String, String)]) -> Option<&str> {
@@ -428,7 +421,7 @@ mod tests {
 
     #[test]
     fn usable_authority_goes_through_byte_for_byte() {
-        let mut enc = loona_hpack::Encoder::new();
+        let mut enc = httlib_hpack::Encoder::default();
         let mut input = PREFACE.to_vec();
         input.extend(headers_frame(&encode_indexed(&mut enc, &request("localhost")), 0));
         input.extend(headers_frame(&encode_indexed(&mut enc, &request("localhost")), FLAG_END_STREAM));
@@ -440,7 +433,7 @@ mod tests {
     #[test]
     fn percent_encoded_and_raw_paths_become_localhost_on_every_later_request() {
         for authority in ["tmp%2Fspire-agent%2Fpublic%2Fapi.sock", "/tmp/spire-agent/public/api.sock", ""] {
-            let mut enc = loona_hpack::Encoder::new();
+            let mut enc = httlib_hpack::Encoder::default();
             let mut input = PREFACE.to_vec();
             // The second request refers to the first one's dynamic-table entries.
             for _ in 0..3 {
@@ -461,7 +454,7 @@ mod tests {
 
     #[test]
     fn missing_authority_is_left_missing() {
-        let mut enc = loona_hpack::Encoder::new();
+        let mut enc = httlib_hpack::Encoder::default();
         let mut fields = request("x");
         fields.retain(|(n, _)| *n != b":authority");
         let mut input = PREFACE.to_vec();
@@ -472,7 +465,7 @@ mod tests {
 
     #[test]
     fn once_rewriting_a_later_usable_authority_is_kept_and_reencoded() {
-        let mut enc = loona_hpack::Encoder::new();
+        let mut enc = httlib_hpack::Encoder::default();
         let mut input = PREFACE.to_vec();
         input.extend(headers_frame(&encode_indexed(&mut enc, &request("/raw/path")), 0));
         input.extend(headers_frame(&encode_indexed(&mut enc, &request("example.org:8081")), 0));
@@ -496,7 +489,7 @@ mod tests {
 
     #[test]
     fn padding_priority_and_continuations_are_handled() {
-        let mut enc = loona_hpack::Encoder::new();
+        let mut enc = httlib_hpack::Encoder::default();
         let mut fields = request("tmp%2Fapi.sock");
         // A big header spreads the re-encoded block over CONTINUATION frames.
         fields.push((b"x-big", vec![b'a'; 40_000]));
@@ -526,7 +519,7 @@ mod tests {
 
     #[test]
     fn byte_at_a_time_gives_the_same_output() {
-        let mut enc = loona_hpack::Encoder::new();
+        let mut enc = httlib_hpack::Encoder::default();
         let mut input = PREFACE.to_vec();
         input.extend(headers_frame(&encode_indexed(&mut enc, &request("/a/b")), 0));
         // A DATA frame and a SETTINGS frame in between.
@@ -565,6 +558,16 @@ mod tests {
         let mut input = BytesMut::from(&PREFACE[..]);
         input.extend_from_slice(&[0xff, 0xff, 0xff, TYPE_HEADERS, 0, 0, 0, 0, 1]);
         assert_eq!(rw.process(&mut input, &mut out), Err(RewriteError::BlockTooLarge));
+
+        // More fields than any block h2 would take (each `0x82` is `:method: GET`).
+        let mut rw = AuthorityRewriter::new();
+        let mut input = BytesMut::from(&PREFACE[..]);
+        input.extend(headers_frame(&[0x82; MAX_FIELDS + 1], 0));
+        assert_eq!(rw.process(&mut input, &mut out), Err(RewriteError::Hpack(HpackError::TooManyFields)));
+        let mut rw = AuthorityRewriter::new();
+        let mut input = BytesMut::from(&PREFACE[..]);
+        input.extend(headers_frame(&[0x82; MAX_FIELDS], 0));
+        assert_eq!(rw.process(&mut input, &mut out), Ok(()));
 
         // A dynamic table larger than h2 allows.
         let mut rw = AuthorityRewriter::new();

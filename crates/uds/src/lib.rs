@@ -13,6 +13,7 @@
 pub mod authority;
 mod bind;
 mod conn;
+pub mod hpack;
 
 use futures_core::Stream;
 use tokio::net::{UnixListener, UnixStream};

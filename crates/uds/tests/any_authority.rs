@@ -42,8 +42,8 @@ enum Outcome {
 /// to grpc.health.v1.Health/Check, one stream each, HPACK with incremental indexing.
 struct RawClient {
     stream: UnixStream,
-    encoder: loona_hpack::Encoder<'static>,
-    decoder: loona_hpack::Decoder<'static>,
+    encoder: httlib_hpack::Encoder<'static>,
+    decoder: httlib_hpack::Decoder<'static>,
     next_stream: u32,
 }
 
@@ -52,7 +52,12 @@ impl RawClient {
         let mut stream = UnixStream::connect(path).await.expect("connect");
         stream.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
         stream.write_all(&frame(0x4, 0, 0, &[])).await.unwrap();
-        Self { stream, encoder: loona_hpack::Encoder::new(), decoder: loona_hpack::Decoder::new(), next_stream: 1 }
+        Self {
+            stream,
+            encoder: httlib_hpack::Encoder::default(),
+            decoder: httlib_hpack::Decoder::default(),
+            next_stream: 1,
+        }
     }
 
     async fn check(&mut self, authority: Option<&str>) -> Outcome {
@@ -68,7 +73,14 @@ impl RawClient {
             (b"content-type", b"application/grpc"),
             (b"user-agent", b"grpc-python/1.68.1 grpc-c/44.1.0 (linux; chttp2)"),
         ]);
-        let block = self.encoder.encode(fields);
+        // Indexed and Huffman-coded, as grpc-core encodes.
+        let mut block = Vec::new();
+        for (n, v) in fields {
+            let flags = httlib_hpack::Encoder::HUFFMAN_VALUE
+                | httlib_hpack::Encoder::WITH_INDEXING
+                | httlib_hpack::Encoder::BEST_FORMAT;
+            self.encoder.encode((n.to_vec(), v.to_vec(), flags), &mut block).unwrap();
+        }
         self.stream.write_all(&frame(0x1, 0x4, id, &block)).await.unwrap();
         // An empty HealthCheckRequest: uncompressed, zero length.
         self.stream.write_all(&frame(0x0, 0x1, id, &[0, 0, 0, 0, 0])).await.unwrap();
@@ -89,9 +101,10 @@ impl RawClient {
             match header[3] {
                 // HEADERS: keep the decoder in step; trailers carry grpc-status.
                 0x1 => {
-                    let fields = self.decoder.decode(&payload).expect("decode the server's headers");
+                    let mut fields = Vec::new();
+                    self.decoder.decode(&mut payload.clone(), &mut fields).expect("decode the server's headers");
                     if stream_id == id
-                        && let Some((_, v)) = fields.iter().find(|(n, _)| n == b"grpc-status")
+                        && let Some((_, v, _)) = fields.iter().find(|(n, _, _)| n == b"grpc-status")
                     {
                         return Outcome::GrpcStatus(String::from_utf8(v.clone()).unwrap());
                     }

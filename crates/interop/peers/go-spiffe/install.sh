@@ -5,18 +5,13 @@
 set -euo pipefail
 cache="$1"
 here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/../lib.sh"
 version=v2.9.0
-hash="$(cd "$here" && cat go.mod go.sum main.go install.sh | sha256sum | cut -c1-12)"
-dest="$cache/go-spiffe-$version-$hash"
+dest="$cache/go-spiffe-$version-$(cd "$here" && peer_hash go.mod go.sum main.go install.sh ../lib.sh)"
+build() {
+    (cd "$here" && CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath -o "$1/go-spiffe-workload" .)
+}
+peer_build_once "$dest" build
 mkdir -p "$cache/bin"
-if [ ! -d "$dest" ]; then
-    # Build beside the final directory and rename, so an interrupted build never looks complete.
-    tmp="$(mktemp -d "$cache/.go-spiffe-build.XXXXXX")"
-    chmod 755 "$tmp"
-    trap 'rm -rf "$tmp"' EXIT
-    (cd "$here" && CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath -o "$tmp/go-spiffe-workload" .)
-    mv "$tmp" "$dest"
-    trap - EXIT
-fi
 ln -sfn "$dest/go-spiffe-workload" "$cache/bin/go-spiffe-workload"
 echo "go-spiffe-workload: $dest"

@@ -6,34 +6,27 @@
 set -euo pipefail
 cache="$1"
 here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/../lib.sh"
 protos="$(cd "$here/../../../proto/proto" && pwd)"
 version="$(sed -n 's/^grpcio==//p' "$here/requirements.txt")"
 # The stubs come from these files, so they are part of the key.
 proto_files=(spiffe/workload/workload.proto spire/api/server/entry/v1/entry.proto)
 while IFS= read -r f; do proto_files+=("$f"); done < <(cd "$protos" && ls spire/api/types/*.proto)
-hash="$( (cd "$here" && cat requirements.txt client.py install.sh; cd "$protos" && cat "${proto_files[@]}") \
-    | sha256sum | cut -c1-12)"
+hash="$(cd "$here" && peer_hash requirements.txt client.py install.sh ../lib.sh "${proto_files[@]/#/$protos/}")"
 dest="$cache/python-grpcio-$version-$hash"
-mkdir -p "$cache/bin"
-if [ ! -d "$dest" ]; then
-    # Build beside the final directory and rename, so an interrupted build never looks complete.
-    tmp="$(mktemp -d "$cache/.python-grpcio-build.XXXXXX")"
-    trap 'rm -rf "$tmp"' EXIT
-    chmod 755 "$tmp"
-    python3 -m venv "$tmp/venv"
-    "$tmp/venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
-    mkdir "$tmp/gen"
-    (cd "$protos" && "$tmp/venv/bin/python" -m grpc_tools.protoc -I. \
-        --python_out="$tmp/gen" --grpc_python_out="$tmp/gen" "${proto_files[@]}")
-    cp "$here/client.py" "$tmp/client.py"
+build() {
+    local out="$1"
+    python3 -m venv "$out/venv"
+    "$out/venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
+    mkdir "$out/gen"
+    (cd "$protos" && "$out/venv/bin/python" -m grpc_tools.protoc -I. \
+        --python_out="$out/gen" --grpc_python_out="$out/gen" "${proto_files[@]}")
+    cp "$here/client.py" "$out/client.py"
     # Fail now, not in a test, if the stubs do not import.
-    "$tmp/venv/bin/python" "$tmp/client.py" --help >/dev/null
+    "$out/venv/bin/python" "$out/client.py" --help >/dev/null
     # The venv's python finds its packages through pyvenv.cfg next to it, so it survives the rename.
-    mv "$tmp" "$dest"
-    trap - EXIT
-fi
-wrapper="$cache/bin/python-grpc-client"
-printf '#!/bin/sh\nexec "%s/venv/bin/python" "%s/client.py" "$@"\n' "$dest" "$dest" > "$wrapper.tmp"
-chmod 755 "$wrapper.tmp"
-mv "$wrapper.tmp" "$wrapper"
+}
+peer_build_once "$dest" build
+mkdir -p "$cache/bin"
+peer_wrapper "$cache/bin/python-grpc-client" "$dest/venv/bin/python" "$dest/client.py"
 echo "python-grpc-client: $dest"

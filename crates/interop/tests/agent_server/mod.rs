@@ -1,16 +1,240 @@
-//! What the agent ⇄ server tests across implementations share: the workload side (rust-spiffe, an
-//! independent Workload API client, run by this test process, whose uid the entries select), and
-//! checks of what it receives against the server's own bundle.
+//! What the agent ⇄ server tests across implementations share: the server and the agent under test
+//! ([`ServerUnderTest`], [`AgentUnderTest`], each implemented for ours and SPIRE's), the scenarios
+//! both directions run ([`scenarios`]), the workload side (rust-spiffe, an independent Workload API
+//! client, run by this test process, whose uid the entries select), and checks of what it receives
+//! against the server's own bundle.
 
 // Each test binary compiles this module and uses a different part of it.
 #![allow(dead_code)]
 
+pub(crate) mod scenarios;
+
+use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use spiffe::{JwtSvid, TrustDomain, WorkloadApiClient, X509Svid};
 use spire_identity::x509::{certs_from_pem, verify_svid};
 use spire_identity::{Bundle, BundleSet};
+use spire_testkit::agent::{AgentOptions, TestAgent, generate_token, server_cli};
+use spire_testkit::peers;
+use spire_testkit::process::{TestServer, server_conf};
+use spire_testkit::upstream::{KeyManager, ServerOptions, UpstreamAgent, UpstreamServer};
+
+/// Whose implementation a server or an agent under test is, for the steps where ours and SPIRE's
+/// differ by design.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// spire-rs.
+    Ours,
+    /// SPIRE v1.13.3.
+    Spire,
+}
+
+/// What a scenario asks of the server's configuration, whichever the server.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ServerSetup {
+    /// Lines added to the `server` block (`agent_ttl`, `ca_ttl`).
+    pub(crate) extra_config: String,
+    /// Plugin blocks added to `plugins` (an `UpstreamAuthority`).
+    pub(crate) extra_plugins: String,
+    /// The CA need not outlive this process: SPIRE's server then keeps its keys in memory (ours
+    /// keeps its disk keys either way).
+    pub(crate) throwaway_keys: bool,
+}
+
+impl ServerSetup {
+    /// `extra_config` added to the `server` block, the rest by default.
+    pub(crate) fn with_config(extra_config: &str) -> Self {
+        Self { extra_config: extra_config.to_owned(), ..Self::default() }
+    }
+}
+
+/// The server under test, ours or SPIRE's; derefs to the [`TestServer`] running it (`port`,
+/// `log()`, `stop()`, `restart()`).
+pub(crate) trait ServerUnderTest: DerefMut<Target = TestServer> + Sized {
+    /// Whose server it is.
+    const SIDE: Side;
+    /// `our server` or `SPIRE's server`, in messages and log headings.
+    const NAME: &str;
+    /// Its `spire-server` binary, or `None` (the test skipped) when it is a missing peer.
+    fn binary() -> Option<PathBuf>;
+    /// Starts `binary` configured as `setup` says and waits until it answers.
+    async fn start(binary: &Path, setup: &ServerSetup) -> Self;
+    /// Runs its own admin CLI (`spire-server <args> -socketPath <socket>`) and returns the stdout;
+    /// panics if it fails.
+    fn cli(&self, args: &[&str]) -> String;
+    /// A fresh join token from its `token generate`.
+    fn generate_token(&self) -> String;
+}
+
+/// The agent under test, ours or SPIRE's; derefs to the [`TestAgent`] running it (`socket`,
+/// `endpoint()`, `log()`, `wait_for_log()`, `wait_exit()`, `stop()`).
+pub(crate) trait AgentUnderTest: DerefMut<Target = TestAgent> + Sized {
+    /// Whose agent it is.
+    const SIDE: Side;
+    /// `our agent` or `SPIRE's agent`, in messages and log headings.
+    const NAME: &str;
+    /// The path segment of the workload IDs and audiences the scenarios give this agent.
+    const PATH: &str;
+    /// Its `spire-agent` binary, or `None` (the test skipped) when it is a missing peer.
+    fn binary() -> Option<PathBuf>;
+    /// Starts `binary` in `dir` against the server at `127.0.0.1:<server_port>` and waits until its
+    /// Workload API socket accepts connections.
+    async fn start(binary: &Path, dir: &Path, server_port: u16, options: &AgentOptions) -> Self;
+    /// Like [`AgentUnderTest::start`], without waiting: for agents expected to fail.
+    fn launch(binary: &Path, dir: &Path, server_port: u16, options: &AgentOptions) -> Self;
+
+    /// `spiffe://example.org/<PATH>/<name>`, a workload ID of this agent's scenarios.
+    fn id(name: &str) -> String {
+        format!("spiffe://example.org/{}/{name}", Self::PATH)
+    }
+}
+
+/// Our `spire-server` and the binary, for its admin CLI.
+#[derive(Debug)]
+pub(crate) struct OurServer {
+    server: TestServer,
+    binary: PathBuf,
+}
+
+impl Deref for OurServer {
+    type Target = TestServer;
+    fn deref(&self) -> &TestServer {
+        &self.server
+    }
+}
+
+impl DerefMut for OurServer {
+    fn deref_mut(&mut self) -> &mut TestServer {
+        &mut self.server
+    }
+}
+
+impl ServerUnderTest for OurServer {
+    const SIDE: Side = Side::Ours;
+    const NAME: &str = "our server";
+
+    fn binary() -> Option<PathBuf> {
+        Some(peers::workspace_binary("spire-server"))
+    }
+
+    async fn start(binary: &Path, setup: &ServerSetup) -> Self {
+        let server = TestServer::start_with_config(binary, |dir, port| {
+            let conf = server_conf(dir, port, &setup.extra_config);
+            let end = conf.rfind('}').expect("the plugins block");
+            format!("{}{}{}", &conf[..end], setup.extra_plugins, &conf[end..])
+        })
+        .await;
+        Self { server, binary: binary.to_owned() }
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        server_cli(&self.binary, &self.server, args)
+    }
+
+    fn generate_token(&self) -> String {
+        generate_token(&self.binary, &self.server)
+    }
+}
+
+impl ServerUnderTest for UpstreamServer {
+    const SIDE: Side = Side::Spire;
+    const NAME: &str = "SPIRE's server";
+
+    fn binary() -> Option<PathBuf> {
+        peers::require("upstream-spire-server")
+    }
+
+    async fn start(binary: &Path, setup: &ServerSetup) -> Self {
+        let options = ServerOptions {
+            key_manager: if setup.throwaway_keys { KeyManager::Memory } else { KeyManager::Disk },
+            extra_config: setup.extra_config.clone(),
+            extra_plugins: setup.extra_plugins.clone(),
+            ..ServerOptions::default()
+        };
+        UpstreamServer::start(binary, &options).await
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        UpstreamServer::cli(self, args)
+    }
+
+    fn generate_token(&self) -> String {
+        UpstreamServer::generate_token(self)
+    }
+}
+
+/// Our `spire-agent`.
+#[derive(Debug)]
+pub(crate) struct OurAgent(TestAgent);
+
+impl Deref for OurAgent {
+    type Target = TestAgent;
+    fn deref(&self) -> &TestAgent {
+        &self.0
+    }
+}
+
+impl DerefMut for OurAgent {
+    fn deref_mut(&mut self) -> &mut TestAgent {
+        &mut self.0
+    }
+}
+
+impl AgentUnderTest for OurAgent {
+    const SIDE: Side = Side::Ours;
+    const NAME: &str = "our agent";
+    const PATH: &str = "our-agent";
+
+    fn binary() -> Option<PathBuf> {
+        Some(peers::workspace_binary("spire-agent"))
+    }
+
+    async fn start(binary: &Path, dir: &Path, server_port: u16, options: &AgentOptions) -> Self {
+        Self(TestAgent::start(binary, dir, server_port, options).await)
+    }
+
+    fn launch(binary: &Path, dir: &Path, server_port: u16, options: &AgentOptions) -> Self {
+        Self(TestAgent::launch(binary, dir, server_port, options))
+    }
+}
+
+impl AgentUnderTest for UpstreamAgent {
+    const SIDE: Side = Side::Spire;
+    const NAME: &str = "SPIRE's agent";
+    const PATH: &str = "upstream-agent";
+
+    fn binary() -> Option<PathBuf> {
+        peers::require("upstream-spire-agent")
+    }
+
+    async fn start(binary: &Path, dir: &Path, server_port: u16, options: &AgentOptions) -> Self {
+        UpstreamAgent::start(binary, dir, server_port, options).await
+    }
+
+    fn launch(binary: &Path, dir: &Path, server_port: u16, options: &AgentOptions) -> Self {
+        UpstreamAgent::launch(binary, dir, server_port, options)
+    }
+}
+
+/// The server's and the agent's binaries, or `None` (the test skipped) when a peer is missing; the
+/// peer is looked up first, so that a missing one skips the test before ours are required.
+pub(crate) fn binaries<S: ServerUnderTest, A: AgentUnderTest>() -> Option<(PathBuf, PathBuf)> {
+    if S::SIDE == Side::Spire {
+        let server = S::binary()?;
+        Some((server, A::binary()?))
+    } else {
+        let agent = A::binary()?;
+        Some((S::binary()?, agent))
+    }
+}
+
+/// The tails of both logs, under headings naming whose they are.
+pub(crate) fn both_logs<S: ServerUnderTest, A: AgentUnderTest>(server: &S, agent: &A) -> String {
+    format!("--- {} ---\n{}\n--- {} ---\n{}", A::NAME, tail(&agent.log()), S::NAME, tail(&server.log()))
+}
 
 /// This process's effective uid (the owner of `/proc/self`), which the agents' unix attestor sees.
 pub(crate) fn uid() -> u32 {

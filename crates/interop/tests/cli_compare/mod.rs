@@ -662,7 +662,7 @@ pub(crate) fn server_scenario(r: &mut Report, a: &ServerSide, b: &ServerSide, fe
         r.compare(name, &ra, &rb, no_fix);
     };
     let fixed = |args: &[&str]| {
-        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        let args = owned(args);
         move |_: &ServerSide| args.clone()
     };
 
@@ -678,9 +678,9 @@ pub(crate) fn server_scenario(r: &mut Report, a: &ServerSide, b: &ServerSide, fe
     step("entry show (the token's entry only)", &fixed(&["entry", "show"]));
     step("entry count (the token's entry only)", &fixed(&["entry", "count"]));
     let w1 = |extra: &[&str]| {
-        let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        let extra = owned(extra);
         move |s: &ServerSide| {
-            let mut args: Vec<String> = [
+            let mut args = owned(&[
                 "entry",
                 "create",
                 "-parentID",
@@ -693,10 +693,7 @@ pub(crate) fn server_scenario(r: &mut Report, a: &ServerSide, b: &ServerSide, fe
                 "w1.example.org",
                 "-x509SVIDTTL",
                 "300",
-            ]
-            .iter()
-            .map(|a| (*a).to_owned())
-            .collect();
+            ]);
             args.extend(extra.iter().cloned());
             args
         }
@@ -705,7 +702,7 @@ pub(crate) fn server_scenario(r: &mut Report, a: &ServerSide, b: &ServerSide, fe
     step("entry create (AlreadyExists)", &w1(&[]));
     step("entry create -output json (AlreadyExists)", &w1(&["-output", "json"]));
     let with_parent = |rest: &[&str]| {
-        let rest: Vec<String> = rest.iter().map(|s| (*s).to_owned()).collect();
+        let rest = owned(rest);
         move |s: &ServerSide| {
             let mut args: Vec<String> = vec!["entry".into(), "create".into(), "-parentID".into(), s.agent_id.clone()];
             args.extend(rest.iter().cloned());
@@ -860,10 +857,10 @@ pub(crate) fn server_scenario(r: &mut Report, a: &ServerSide, b: &ServerSide, fe
 
     // Updates.
     let update = |extra: &[&str]| {
-        let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        let extra = owned(extra);
         move |s: &ServerSide| {
             let id = s.entry_id("spiffe://example.org/w1");
-            let mut args: Vec<String> = [
+            let mut args = owned(&[
                 "entry",
                 "update",
                 "-entryID",
@@ -878,10 +875,7 @@ pub(crate) fn server_scenario(r: &mut Report, a: &ServerSide, b: &ServerSide, fe
                 "600",
                 "-dns",
                 "b.example.org",
-            ]
-            .iter()
-            .map(|a| (*a).to_owned())
-            .collect();
+            ]);
             args.extend(extra.iter().cloned());
             args
         }
@@ -891,7 +885,7 @@ pub(crate) fn server_scenario(r: &mut Report, a: &ServerSide, b: &ServerSide, fe
     step("entry update -federatesWith (no bundle: Internal)", &update(&["-federatesWith", "spiffe://nope.org"]));
     step("entry update (bad DNS name)", &update(&["-dns", "x*"]));
     step("entry update -entryID (NotFound)", &|s: &ServerSide| {
-        [
+        owned(&[
             "entry",
             "update",
             "-entryID",
@@ -902,10 +896,7 @@ pub(crate) fn server_scenario(r: &mut Report, a: &ServerSide, b: &ServerSide, fe
             "spiffe://example.org/w1",
             "-selector",
             "unix:uid:61000",
-        ]
-        .iter()
-        .map(|a| (*a).to_owned())
-        .collect()
+        ])
     });
     step("entry update (no entry ID)", &fixed(&["entry", "update", "-spiffeID", "spiffe://example.org/w1"]));
 
@@ -946,10 +937,7 @@ pub(crate) fn server_scenario(r: &mut Report, a: &ServerSide, b: &ServerSide, fe
     step("x509 mint -write", &|s: &ServerSide| {
         let dir = s.dir.join("minted");
         std::fs::create_dir_all(&dir).expect("mkdir");
-        ["x509", "mint", "-spiffeID", "spiffe://example.org/m", "-write", dir.to_str().expect("UTF-8")]
-            .iter()
-            .map(|a| (*a).to_owned())
-            .collect()
+        owned(&["x509", "mint", "-spiffeID", "spiffe://example.org/m", "-write", dir.to_str().expect("UTF-8")])
     });
     step("x509 mint (other trust domain)", &fixed(&["x509", "mint", "-spiffeID", "spiffe://other.org/m"]));
     step("x509 mint (bad DNS name)", &fixed(&["x509", "mint", "-spiffeID", "spiffe://example.org/m", "-dns", "a..b"]));
@@ -989,7 +977,7 @@ pub(crate) const WORKLOAD: &str = "spiffe://example.org/cli/workload";
 /// The `spire-server` arguments that register [`WORKLOAD`] under `agent_id`: this process's uid,
 /// a hint, a DNS name and a federated trust domain (whose bundle must be set first).
 pub(crate) fn workload_entry_args(agent_id: &str) -> Vec<String> {
-    [
+    owned(&[
         "entry",
         "create",
         "-parentID",
@@ -1004,10 +992,7 @@ pub(crate) fn workload_entry_args(agent_id: &str) -> Vec<String> {
         "workload.example.org",
         "-federatesWith",
         "spiffe://other.org",
-    ]
-    .iter()
-    .map(|a| (*a).to_owned())
-    .collect()
+    ])
 }
 
 /// Before [`WORKLOAD`] is registered: what the agent answers a caller it has no identity for.
@@ -1092,6 +1077,11 @@ pub(crate) fn agent_scenario(r: &mut Report, a: &Cli, b: &Cli, dirs: [&Path; 2])
         r.differ(format!("api watch printed no block: {wa:?} vs {wb:?}"));
     }
     r.compare("api watch (first block)", &as_run(wa), &as_run(wb), no_fix);
+}
+
+/// Command-line arguments as owned strings.
+fn owned(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| (*a).to_owned()).collect()
 }
 
 #[cfg(test)]

@@ -842,7 +842,7 @@ const MARIADB_SPEED_ARGS: [&str; 4] = [
 /// Spawns `cmd` from a thread that lives as long as the process. `PR_SET_PDEATHSIG` (set by
 /// `setpriv --pdeathsig`) fires when the *thread* that forked the child exits, and test threads
 /// and runtime workers come and go while the shared servers must outlive them.
-fn spawn_tied(cmd: Command) -> std::io::Result<Child> {
+pub(crate) fn spawn_tied(cmd: Command) -> std::io::Result<Child> {
     type Job = (Command, mpsc::Sender<std::io::Result<Child>>);
     static SPAWNER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {

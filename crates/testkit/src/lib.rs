@@ -7,6 +7,9 @@
 //! - [`agent`]: real `spire-agent` processes next to them, and the server's admin CLI.
 //! - [`inert`]: checks that a daemon reports each setting it accepts without effect.
 //! - [`databases`]: real PostgreSQL and MariaDB servers, one fresh database per test.
+//! - [`kube`]: a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager).
+//! - [`kubelet`]: a stand-in kubelet serving `/pods` from the real API server.
+//! - [`docker`]: a real Docker engine and images built without a registry.
 //! - [`peers`]: independent implementations to test against (the real SPIRE, go-spiffe, grpcio,
 //!   grpc-java), installed by `scripts/install-peers.sh`, and this workspace's binaries.
 //! - [`upstream`]: the real SPIRE's server and agent as processes, for tests across implementations.
@@ -15,7 +18,10 @@
 
 pub mod agent;
 pub mod databases;
+pub mod docker;
 pub mod inert;
+pub mod kube;
+pub mod kubelet;
 pub mod peers;
 pub mod pki;
 pub mod process;

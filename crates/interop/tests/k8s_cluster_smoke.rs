@@ -1,7 +1,7 @@
 //! The test cluster itself: a real API server that issues and reviews projected tokens, a stand-in
 //! kubelet that lists its node's pods, and a Docker engine whose containers have real cgroups.
 
-use spire_testkit::docker::Dockerd;
+use spire_testkit::docker::{Container, Dockerd};
 use spire_testkit::kube::{Cluster, PodSpec};
 use spire_testkit::kubelet::Kubelet;
 
@@ -21,9 +21,17 @@ async fn cluster_kubelet_and_docker_work() {
         })
         .await;
     let image = docker.import_image("spire-rs-test:busybox", &[]);
-    let id = docker.run_sleeping("spire-rs-test:busybox", "smoke", &[], std::time::Duration::from_secs(60));
+    let uid = pod.metadata.uid.clone().unwrap();
+    let parent = format!("/kubepods/besteffort/pod{uid}");
+    let id = docker.run_sleeping(&Container {
+        image: "spire-rs-test:busybox",
+        name: "smoke",
+        volumes: &[],
+        cgroup_parent: Some(&parent),
+        lifetime: std::time::Duration::from_secs(60),
+    });
     let out = docker.exec(&id, &["cat", "/proc/self/cgroup"]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&id), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{parent}/{id}")), "{out:?}");
     cluster.set_pod_running(&pod, &[("main", &format!("docker://{id}"), &image)]).await;
     let token = cluster.pod_token("default", &pod, &["spire-server"], 600).await;
     assert_eq!(token.split('.').count(), 3);

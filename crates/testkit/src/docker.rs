@@ -124,16 +124,19 @@ impl Dockerd {
         self.docker_ok(&["image", "inspect", "--format", "{{.Id}}", tag])
     }
 
-    /// Starts a container of `image` that sleeps for `lifetime`, with `volumes` (`host:container`)
-    /// bind-mounted and no network; returns its 64-hex ID.
-    pub fn run_sleeping(&self, image: &str, name: &str, volumes: &[String], lifetime: Duration) -> String {
-        let secs = lifetime.as_secs().max(1).to_string();
-        let mut args = vec!["run", "-d", "--rm", "--network=none", "--name", name];
-        for v in volumes {
-            args.extend(["-v", v.as_str()]);
+    /// Starts a container that sleeps for `spec.lifetime`; returns its 64-hex ID.
+    pub fn run_sleeping(&self, spec: &Container<'_>) -> String {
+        let secs = spec.lifetime.as_secs().max(1).to_string();
+        let mut args = vec!["run".to_owned(), "-d".into(), "--rm".into(), "--network=none".into()];
+        args.extend(["--name".into(), spec.name.to_owned()]);
+        if let Some(parent) = spec.cgroup_parent {
+            args.push(format!("--cgroup-parent={parent}"));
         }
-        args.extend([image, "/bin/sleep", secs.as_str()]);
-        self.docker_ok(&args)
+        for v in spec.volumes {
+            args.extend(["-v".into(), v.clone()]);
+        }
+        args.extend([spec.image.to_owned(), "/bin/sleep".into(), secs]);
+        self.docker_ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
     /// Runs `args` in container `id` (in its cgroups and namespaces).
@@ -147,6 +150,23 @@ impl Dockerd {
     pub fn remove(&self, id: &str) {
         let _ = self.docker(&["rm", "-f", id]);
     }
+}
+
+/// What [`Dockerd::run_sleeping`] starts.
+#[derive(Debug, Clone)]
+pub struct Container<'a> {
+    /// The image.
+    pub image: &'a str,
+    /// The container name.
+    pub name: &'a str,
+    /// Bind mounts, `host:container`.
+    pub volumes: &'a [String],
+    /// `--cgroup-parent`: with `/kubepods/besteffort/pod<uid>` the container's cgroup is
+    /// `/kubepods/besteffort/pod<uid>/<id>`, the layout the kubelet makes with Docker and the
+    /// cgroupfs driver, which is how workload attestation finds the pod.
+    pub cgroup_parent: Option<&'a str>,
+    /// How long it sleeps before it exits (and is removed).
+    pub lifetime: std::time::Duration,
 }
 
 /// Copies `src` to `root` + `dest`, creating directories, keeping it executable.

@@ -64,6 +64,9 @@ pub struct AgentOptions {
     pub extra_config: String,
     /// Environment variables set for the agent process.
     pub env: Vec<(String, String)>,
+    /// Plugin blocks in place of the default `NodeAttestor "join_token"` and `WorkloadAttestor
+    /// "unix"` (the KeyManager stays).
+    pub attestors: Option<String>,
 }
 
 impl Default for AgentOptions {
@@ -75,6 +78,7 @@ impl Default for AgentOptions {
             insecure_bootstrap: true,
             extra_config: String::new(),
             env: Vec::new(),
+            attestors: None,
         }
     }
 }
@@ -115,27 +119,23 @@ impl TestAgent {
     }}
 }}
 plugins {{
-    NodeAttestor "join_token" {{
-        plugin_data {{}}
-    }}
     KeyManager "disk" {{
         plugin_data {{
             directory = "{data}"
         }}
     }}
-    WorkloadAttestor "unix" {{
-        plugin_data {{
-            discover_workload_path = {discover}
-        }}
-    }}
+{attestors}
 }}
 "#,
             socket = socket.display(),
             data = dir.join("data").display(),
             sync_interval = options.sync_interval,
-            discover = options.discover_workload_path,
             insecure_bootstrap = options.insecure_bootstrap,
             extra_config = options.extra_config,
+            attestors = options.attestors.clone().unwrap_or_else(|| format!(
+                "    NodeAttestor \"join_token\" {{\n        plugin_data {{}}\n    }}\n    WorkloadAttestor \"unix\" {{\n        plugin_data {{\n            discover_workload_path = {}\n        }}\n    }}",
+                options.discover_workload_path
+            )),
         )
     }
 

@@ -52,6 +52,8 @@ mod tests {
         assert_eq!(AttestationData::from_payload(&d.to_payload()).unwrap(), d);
         let partial = AttestationData::from_payload(br#"{"token":"t","extra":1}"#).unwrap();
         assert_eq!(partial.cluster, "");
-        assert!(AttestationData::from_payload(b"not json").unwrap_err().to_string().starts_with("failed to unmarshal data"));
+        assert!(
+            AttestationData::from_payload(b"not json").unwrap_err().to_string().starts_with("failed to unmarshal data")
+        );
     }
 }

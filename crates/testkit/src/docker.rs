@@ -30,7 +30,10 @@ impl Dockerd {
     /// skipped) when `dockerd` or busybox is missing, unless `SPIRE_REQUIRE_PEERS=1`.
     pub async fn shared() -> Option<&'static Dockerd> {
         static DOCKERD: OnceCell<Option<Dockerd>> = OnceCell::const_new();
-        DOCKERD.get_or_init(|| async { tokio::task::spawn_blocking(Dockerd::start).await.expect("start dockerd") }).await.as_ref()
+        DOCKERD
+            .get_or_init(|| async { tokio::task::spawn_blocking(Dockerd::start).await.expect("start dockerd") })
+            .await
+            .as_ref()
     }
 
     fn start() -> Option<Dockerd> {

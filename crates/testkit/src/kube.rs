@@ -397,7 +397,8 @@ impl Cluster {
 
     /// Deletes `pod` at once (no kubelet will confirm a graceful deletion).
     pub async fn delete_pod(&self, pod: &Pod) {
-        let api: Api<Pod> = Api::namespaced(self.client().await, pod.metadata.namespace.as_deref().unwrap_or("default"));
+        let api: Api<Pod> =
+            Api::namespaced(self.client().await, pod.metadata.namespace.as_deref().unwrap_or("default"));
         let params = kube::api::DeleteParams { grace_period_seconds: Some(0), ..Default::default() };
         api.delete(pod_name(pod), &params).await.expect("delete pod");
     }

@@ -86,9 +86,8 @@ impl Kubelet {
                         let state = state.clone();
                         async move { Ok::<_, std::convert::Infallible>(state.handle(req).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
+                    let _ =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
                 });
             }
         });

@@ -36,3 +36,8 @@ fn jwt_seeds() {
 fn h2_authority_seeds() {
     run("h2_authority", env!("CARGO_BIN_EXE_h2_authority"));
 }
+
+#[test]
+fn k8s_psat_payload_seeds() {
+    run("k8s_psat_payload", env!("CARGO_BIN_EXE_k8s_psat_payload"));
+}

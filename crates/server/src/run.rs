@@ -20,6 +20,7 @@ use crate::api::{ServerContext, Settings};
 use crate::authorized::follower::{self, EventCursor};
 use crate::ca::{Ca, CaManager, CaManagerConfig};
 use crate::catalog::keymanager::{DiskKeyManager, KeyManager, MemoryKeyManager};
+use crate::catalog::nodeattestor::{self, K8sPsatAttestor, NodeAttestor, NodeAttestors, k8s_psat};
 use crate::catalog::upstreamauthority::{DiskUpstreamAuthority, UpstreamAuthority};
 use crate::endpoints::{self, tls::ServerCert};
 use crate::server_svid::ServerSvid;
@@ -118,16 +119,28 @@ fn upstream_authority(config: &ServerConfig) -> Result<Option<Arc<dyn UpstreamAu
     }
 }
 
-fn check_node_attestors(config: &ServerConfig) -> Result<(), RunError> {
-    for plugin in config.node_attestors() {
-        if plugin.name != "join_token" {
-            return Err(RunError::Plugin(format!(
-                "unknown NodeAttestor plugin {:?}: this build supports \"join_token\"",
-                plugin.name
-            )));
-        }
+/// The configured NodeAttestor plugins, one row per plugin this build has. `join_token` needs no
+/// instance here: the Agent service always has it, as SPIRE's does.
+async fn node_attestors(config: &ServerConfig) -> Result<NodeAttestors, RunError> {
+    let mut attestors = NodeAttestors::new();
+    let td = &config.trust_domain;
+    for plugin in config.node_attestors().filter(|p| p.enabled) {
+        let attestor: Arc<dyn NodeAttestor> = match plugin.name.as_str() {
+            nodeattestor::join_token::NAME => continue,
+            k8s_psat::NAME => Arc::new(K8sPsatAttestor::from_plugin(plugin, td.clone()).await.map_err(plugin_error)?),
+            other => {
+                return Err(RunError::Plugin(format!(
+                    "unknown NodeAttestor plugin {other:?}: this build supports \"join_token\" and \"k8s_psat\""
+                )));
+            }
+        };
+        attestors.register(attestor);
     }
-    Ok(())
+    Ok(attestors)
+}
+
+fn plugin_error(e: impl std::fmt::Display) -> RunError {
+    RunError::Plugin(e.to_string())
 }
 
 /// A started server; dropping it does not stop it, [`Server::shutdown`] does.
@@ -178,7 +191,7 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
     }
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| RunError::Config(format!("cannot create data_dir {}: {e}", config.data_dir.display())))?;
-    check_node_attestors(config)?;
+    let attestors = node_attestors(config).await?;
     let ds = open_datastore(&config.datastore).await?;
     let keys = key_manager(config)?;
     let upstream = upstream_authority(config)?;
@@ -211,7 +224,7 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
         ratelimit_signing: config.ratelimit.signing,
         prune_events_older_than: config.experimental.prune_events_older_than,
     };
-    let ctx = Arc::new(ServerContext::new(td, ds.clone(), ca.clone(), settings));
+    let ctx = Arc::new(ServerContext::new(td, ds.clone(), ca.clone(), settings).with_node_attestors(attestors));
     // The events position is taken before the entries are read, so that a write another server makes
     // meanwhile is replayed rather than missed.
     let cursor =
@@ -267,4 +280,64 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
     ];
     tracing::info!(address = %tcp_addr, socket = %config.socket_path.display(), "server started");
     Ok(Server { ctx, tcp_addr, stop, tasks, background })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(node_attestors: &str) -> ServerConfig {
+        let text = format!(
+            r#"server {{
+    trust_domain = "example.org"
+    data_dir = "/tmp/d"
+}}
+plugins {{
+    DataStore "sql" {{ plugin_data {{ database_type = "sqlite3" connection_string = "/tmp/d/datastore.sqlite3" }} }}
+    KeyManager "memory" {{}}
+    {node_attestors}
+}}
+"#
+        );
+        ServerConfig::from_str(&text, false).unwrap()
+    }
+
+    #[tokio::test]
+    async fn node_attestors_are_built_from_the_table() {
+        let attestors = node_attestors(&config(r#"NodeAttestor "join_token" {}"#)).await.unwrap();
+        assert_eq!(attestors.names().count(), 0, "join_token is the Agent service's own");
+
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\n\
+             clusters: [{name: k, cluster: {server: \"https://127.0.0.1:1\"}}]\n\
+             users: [{name: u, user: {token: t}}]\n\
+             contexts: [{name: c, context: {cluster: k, user: u}}]\n",
+        )
+        .unwrap();
+        let psat = format!(
+            r#"NodeAttestor "k8s_psat" {{ plugin_data {{ clusters = {{ "c" = {{
+                service_account_allow_list = ["spire:spire-agent"]
+                kube_config_file = "{}"
+            }} }} }} }}"#,
+            kubeconfig.display()
+        );
+        let attestors = node_attestors(&config(&psat)).await.unwrap();
+        assert_eq!(attestors.names().collect::<Vec<_>>(), ["k8s_psat"]);
+
+        let err = node_attestors(&config(r#"NodeAttestor "k8s_psat" { plugin_data { clusters = { "c" = {} } } }"#))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("service_account_allow_list"), "{err}");
+
+        let err = node_attestors(&config(r#"NodeAttestor "x509pop" {}"#)).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown NodeAttestor plugin \"x509pop\": this build supports \"join_token\" and \"k8s_psat\""
+        );
+        let disabled = node_attestors(&config(r#"NodeAttestor "x509pop" { enabled = false }"#)).await.unwrap();
+        assert_eq!(disabled.names().count(), 0);
+    }
 }

@@ -43,9 +43,10 @@ pub struct AgentService {
 }
 
 impl AgentService {
-    /// A service over `ctx` with only the built-in `join_token` attestor.
+    /// A service over `ctx` with the context's node attestors and the built-in `join_token`.
     pub fn new(ctx: Arc<ServerContext>) -> Self {
-        Self::with_attestors(ctx, NodeAttestors::new())
+        let attestors = ctx.node_attestors.clone();
+        Self::with_attestors(ctx, attestors)
     }
 
     /// A service over `ctx` with the configured node attestors; `join_token` is always added, as in

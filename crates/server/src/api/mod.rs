@@ -28,6 +28,7 @@ use tonic::Status;
 
 use crate::authorized::EntryIndex;
 use crate::ca::{Ca, CaError};
+use crate::catalog::nodeattestor::NodeAttestors;
 
 pub use caller::Caller;
 
@@ -81,6 +82,8 @@ pub struct ServerContext {
     pub settings: Settings,
     /// Per-IP limits of the TCP endpoint.
     pub limits: ratelimit::RateLimiter,
+    /// The configured node attestors (the Agent service adds `join_token`).
+    pub node_attestors: NodeAttestors,
 }
 
 impl std::fmt::Debug for ServerContext {
@@ -95,7 +98,13 @@ impl ServerContext {
         let server_id = trust_domain.id_with_path("/spire/server").expect("valid path");
         let index = Arc::new(RwLock::new(EntryIndex::new(trust_domain.clone())));
         let limits = ratelimit::RateLimiter::new(settings.ratelimit_attestation, settings.ratelimit_signing);
-        Self { trust_domain, server_id, ds, ca, index, settings, limits }
+        Self { trust_domain, server_id, ds, ca, index, settings, limits, node_attestors: NodeAttestors::new() }
+    }
+
+    /// The context with `attestors` as its configured node attestors.
+    pub fn with_node_attestors(mut self, attestors: NodeAttestors) -> Self {
+        self.node_attestors = attestors;
+        self
     }
 
     /// Fills the authorized-entry index from the datastore (at startup). One unpaged listing: the

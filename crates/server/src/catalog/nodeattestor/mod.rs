@@ -7,8 +7,10 @@
 //! plugin, as in SPIRE's `pkg/server/plugin/nodeattestor/<name>`.
 
 pub mod join_token;
+pub mod k8s_psat;
 
 pub use join_token::JoinTokenAttestor;
+pub use k8s_psat::K8sPsatAttestor;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -46,6 +48,13 @@ pub trait NodeAttestor: Send + Sync + std::fmt::Debug {
 
     /// Judges `payload`, challenging the agent through `challenger` if the plugin needs to.
     async fn attest(&self, payload: &[u8], challenger: &mut dyn Challenger) -> Result<AttestResult, Status>;
+}
+
+/// A plugin's refusal as SPIRE's plugin facade hands it to the Agent service: the code kept and the
+/// message prefixed with `nodeattestor(<plugin>): `, so that the agent's log says which attestor
+/// refused. (`join_token` lives inside SPIRE's Agent service and has no prefix.)
+pub fn plugin_status(plugin: &str, code: tonic::Code, message: impl std::fmt::Display) -> Status {
+    Status::new(code, format!("nodeattestor({plugin}): {message}"))
 }
 
 /// The configured attestors, by name.

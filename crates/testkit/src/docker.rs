@@ -111,13 +111,14 @@ impl Dockerd {
         }
         std::fs::create_dir_all(root.join("tmp")).expect("tmp");
         let tar = Command::new("tar").arg("-C").arg(&root).args(["-c", "."]).stdout(Stdio::piped()).spawn();
-        let tar = tar.expect("run tar");
+        let mut tar = tar.expect("run tar");
         let out = Command::new("docker")
             .arg(format!("--host=unix://{}", self.socket().display()))
             .args(["import", "-", tag])
-            .stdin(tar.stdout.expect("tar stdout"))
+            .stdin(tar.stdout.take().expect("tar stdout"))
             .output()
             .expect("docker import");
+        assert!(tar.wait().expect("tar").success(), "tar of the image's root failed");
         assert!(out.status.success(), "docker import: {}", String::from_utf8_lossy(&out.stderr));
         self.image_id(tag)
     }

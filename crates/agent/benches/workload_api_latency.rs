@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prost::Message as _;
+use spire_agent::node_attestor::JoinTokenAttestor;
 use spire_agent::run::{AgentSettings, start};
 use spire_agent::workload_attestor::{UnixAttestor, UnixConfig, WorkloadAttestor, WorkloadAttestors};
 use spire_identity::{KeyType, TrustDomain};
@@ -196,7 +197,7 @@ async fn main() {
         server_address: format!("127.0.0.1:{}", server.port),
         data_dir: dir.path().join("data"),
         socket_path: socket.clone(),
-        join_token: Some(token),
+        node_attestor: Arc::new(JoinTokenAttestor::new(Some(token))),
         trust_bootstrap: None,
         insecure_bootstrap: true,
         workload_key_type: KeyType::EcP256,

@@ -99,13 +99,7 @@ pub fn settings(config: &AgentConfig) -> Result<AgentSettings, String> {
         "memory" => Arc::new(MemoryKeyManager::new()),
         other => return Err(format!("unknown KeyManager plugin {other:?}: use \"disk\" or \"memory\"")),
     };
-    let join_token = match config.node_attestation() {
-        NodeAttestation::JoinToken(token) => Some(token.to_owned()),
-        NodeAttestation::Plugin(p) if p.name == "join_token" => None,
-        NodeAttestation::Plugin(p) => {
-            return Err(format!("unknown NodeAttestor plugin {:?}: this build supports \"join_token\"", p.name));
-        }
-    };
+    let node_attestor = node_attestor(config)?;
     let mut attestors: Vec<Arc<dyn WorkloadAttestor>> = Vec::new();
     for plugin in config.workload_attestors() {
         match plugin.name.as_str() {
@@ -143,7 +137,7 @@ pub fn settings(config: &AgentConfig) -> Result<AgentSettings, String> {
         server_address: config.server_endpoint(),
         data_dir: config.data_dir.clone(),
         socket_path: config.socket_path.clone(),
-        join_token,
+        node_attestor,
         trust_bootstrap,
         insecure_bootstrap: config.insecure_bootstrap(),
         workload_key_type: config.workload_x509_svid_key_type,
@@ -155,6 +149,27 @@ pub fn settings(config: &AgentConfig) -> Result<AgentSettings, String> {
         allowed_foreign_jwt_claims: config.allowed_foreign_jwt_claims.clone(),
         keys,
         attestor: Arc::new(WorkloadAttestors::new(attestors)),
+    })
+}
+
+/// The node attestor the agent attests with: a configured join token wins over the plugin, as in
+/// SPIRE; otherwise the NodeAttestor plugin, one arm per plugin this build has.
+fn node_attestor(config: &AgentConfig) -> Result<Arc<dyn crate::node_attestor::NodeAttestor>, String> {
+    use crate::node_attestor::{JoinTokenAttestor, K8sPsatAttestor, K8sPsatConfig, join_token, k8s_psat};
+    let plugin = match config.node_attestation() {
+        NodeAttestation::JoinToken(token) => return Ok(Arc::new(JoinTokenAttestor::new(Some(token.to_owned())))),
+        NodeAttestation::Plugin(plugin) => plugin,
+    };
+    Ok(match plugin.name.as_str() {
+        join_token::PLUGIN_NAME => Arc::new(JoinTokenAttestor::new(None)),
+        k8s_psat::PLUGIN_NAME => {
+            Arc::new(K8sPsatAttestor::new(K8sPsatConfig::from_plugin(plugin).map_err(|e| e.to_string())?))
+        }
+        other => {
+            return Err(format!(
+                "unknown NodeAttestor plugin {other:?}: this build supports \"join_token\" and \"k8s_psat\""
+            ));
+        }
     })
 }
 
@@ -192,5 +207,43 @@ plugins {
         let bad: Vec<String> =
             ["-config", conf.to_str().unwrap(), "-rebootstrapMode", "sometimes"].map(String::from).to_vec();
         assert!(load(&bad).unwrap_err().contains("rebootstrap"), "{}", load(&bad).unwrap_err());
+    }
+
+    /// An agent config whose `agent` block ends with `agent_extra` and whose NodeAttestor is `node`.
+    fn agent_config(agent_extra: &str, node: &str) -> AgentConfig {
+        let text = format!(
+            r#"agent {{
+    trust_domain = "example.org"
+    server_address = "127.0.0.1"
+    server_port = 8081
+    insecure_bootstrap = true
+    {agent_extra}
+}}
+plugins {{
+    {node}
+    KeyManager "memory" {{}}
+    WorkloadAttestor "unix" {{}}
+}}
+"#
+        );
+        AgentConfig::from_str(&text, false).unwrap()
+    }
+
+    #[test]
+    fn node_attestors_by_name() {
+        let psat = r#"NodeAttestor "k8s_psat" { plugin_data { cluster = "prod" } }"#;
+        assert_eq!(node_attestor(&agent_config("", psat)).unwrap().name(), "k8s_psat");
+        assert_eq!(settings(&agent_config("", psat)).unwrap().node_attestor.name(), "k8s_psat");
+        let plain = r#"NodeAttestor "join_token" {}"#;
+        assert_eq!(node_attestor(&agent_config("", plain)).unwrap().name(), "join_token");
+        // A join token wins over the plugin, as in SPIRE.
+        assert_eq!(node_attestor(&agent_config(r#"join_token = "abc""#, psat)).unwrap().name(), "join_token");
+
+        let missing = r#"NodeAttestor "k8s_psat" { plugin_data {} }"#;
+        let err = node_attestor(&agent_config("", missing)).unwrap_err();
+        assert!(err.contains("missing required cluster block"), "{err}");
+        let other = r#"NodeAttestor "x509pop" { plugin_data {} }"#;
+        let err = node_attestor(&agent_config("", other)).unwrap_err();
+        assert_eq!(err, "unknown NodeAttestor plugin \"x509pop\": this build supports \"join_token\" and \"k8s_psat\"");
     }
 }

@@ -13,8 +13,11 @@ use spire_config::agent::{
 use spire_config::inert::{self, InertSetting};
 
 /// The plugins this build runs, per plugin type; the agent has no SVIDStore plugins.
-const BUILTIN_PLUGINS: &[(&str, &[&str])] =
-    &[("KeyManager", &["disk", "memory"]), ("NodeAttestor", &["join_token"]), ("WorkloadAttestor", &["unix"])];
+const BUILTIN_PLUGINS: &[(&str, &[&str])] = &[
+    ("KeyManager", &["disk", "memory"]),
+    ("NodeAttestor", &["join_token", "k8s_psat"]),
+    ("WorkloadAttestor", &["unix"]),
+];
 
 /// The settings of `config` that have no effect, block by block in the order of SPIRE's docs.
 pub fn find(config: &AgentConfig) -> Vec<InertSetting> {

@@ -2,7 +2,8 @@
 //!
 //! - [`bootstrap`]: the bootstrap trust bundle (`trust_bundle_path`, `_url`, `_spiffe_workload_api`).
 //! - [`server_client`]: TLS to the server, accepting only `spiffe://<td>/spire/server`.
-//! - [`node`]: attestation (join token), renewal, the trust bundle.
+//! - [`node`]: the attestation exchange (challenges included), renewal, the trust bundle.
+//! - [`node_attestor`]: the node attestor plugins (`join_token`, `k8s_psat`) that attestation runs.
 //! - [`storage`]: the SVID and bundle kept in the data directory across restarts.
 //! - [`manager`]: the cache of entries, SVIDs and bundles, and the sync loop.
 //! - [`workload_api`]: the SPIFFE Workload API served to workloads.
@@ -17,6 +18,7 @@ pub mod health;
 pub mod inert_settings;
 pub mod manager;
 pub mod node;
+pub mod node_attestor;
 pub mod peer;
 pub mod rotation;
 pub mod run;

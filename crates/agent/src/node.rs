@@ -1,5 +1,7 @@
-//! The agent's side of the node APIs: attestation (join token), renewal and the trust bundle.
+//! The agent's side of the node APIs: attestation (any [`NodeAttestor`], challenges included),
+//! renewal and the trust bundle.
 
+use futures_util::{Stream, StreamExt};
 use spire_identity::x509::certificate_request;
 use spire_identity::{Bundle, JwtAuthority, PrivateKey, TrustDomain};
 use spire_proto::spire::api::server::agent::v1 as agent_api;
@@ -8,8 +10,10 @@ use spire_proto::spire::api::server::bundle::v1::GetBundleRequest;
 use spire_proto::spire::api::server::bundle::v1::bundle_client::BundleClient;
 use spire_proto::spire::api::types as pb;
 use spire_proto::spire::api::types::permission_denied_details::Reason;
+use tokio::sync::mpsc;
 use tonic::Status;
 
+use crate::node_attestor::{NodeAttestor, NodeAttestorError};
 use crate::server_client::{ClientError, ServerClient};
 
 /// Why attestation, renewal or the bundle fetch failed.
@@ -18,8 +22,9 @@ pub enum NodeError {
     /// The server could not be reached.
     #[error(transparent)]
     Client(#[from] ClientError),
-    /// The server refused.
-    #[error("{0}")]
+    /// The server refused; shown as grpc-go shows a status, so that operators read the server's
+    /// reason (and SPIRE's docs and searches match).
+    #[error("{}", go_status(.0))]
     Refused(Status),
     /// The server's answer was not what the protocol says.
     #[error("unexpected response from the server: {0}")]
@@ -27,6 +32,29 @@ pub enum NodeError {
     /// A CSR could not be made.
     #[error("failed to create a CSR: {0}")]
     Csr(String),
+    /// The node attestor plugin failed (SPIRE's `nodeattestor(<name>): ...`).
+    #[error("nodeattestor({plugin}): {source}")]
+    Attestor {
+        /// The plugin name.
+        plugin: String,
+        /// Why.
+        #[source]
+        source: NodeAttestorError,
+    },
+}
+
+/// A status as grpc-go's `Error()` prints it: `rpc error: code = PermissionDenied desc = ...`.
+pub fn go_status(status: &Status) -> String {
+    format!("rpc error: code = {} desc = {}", go_code_name(status.code()), status.message())
+}
+
+/// grpc-go's name of `code` (tonic's `Debug` differs for `Ok` and `Cancelled`).
+fn go_code_name(code: tonic::Code) -> String {
+    match code {
+        tonic::Code::Ok => "OK".into(),
+        tonic::Code::Cancelled => "Canceled".into(),
+        other => format!("{other:?}"),
+    }
 }
 
 impl NodeError {
@@ -78,30 +106,74 @@ fn csr(key: &PrivateKey) -> Result<Vec<u8>, NodeError> {
     certificate_request(key, &[], &[]).map_err(|e| NodeError::Csr(e.to_string()))
 }
 
-/// Attests with a join token: one AttestAgent exchange, no challenge.
-pub async fn attest_join_token(client: &ServerClient, token: &str, key: &PrivateKey) -> Result<AgentSvid, NodeError> {
+/// Attests with `attestor`: sends its payload with a CSR for `key`, answers the server's challenges
+/// until the server issues the agent SVID (SPIRE's `ServerStream`). A server that closes the stream
+/// early is reported with its status.
+pub async fn attest(
+    client: &ServerClient,
+    attestor: &dyn NodeAttestor,
+    key: &PrivateKey,
+) -> Result<AgentSvid, NodeError> {
+    let payload = attestor.payload().await.map_err(|e| attestor_error(attestor, e))?;
     let params = agent_api::attest_agent_request::Params {
-        data: Some(pb::AttestationData { r#type: "join_token".into(), payload: token.as_bytes().to_vec() }),
+        data: Some(pb::AttestationData { r#type: attestor.name().into(), payload }),
         params: Some(agent_api::AgentX509svidParams { csr: csr(key)? }),
     };
-    let first = agent_api::AttestAgentRequest { step: Some(agent_api::attest_agent_request::Step::Params(params)) };
+    // Room for the first request before the call starts, so that the server sees it at once.
+    let (requests, outbound) = mpsc::channel(1);
+    let _ = requests.send(request(agent_api::attest_agent_request::Step::Params(params))).await;
     let mut agent = AgentClient::new(client.channel().await?);
-    let mut inbound =
-        agent.attest_agent(tokio_stream::iter(vec![first])).await.map_err(NodeError::Refused)?.into_inner();
-    let msg = inbound
-        .message()
+    let inbound = agent
+        .attest_agent(tokio_stream::wrappers::ReceiverStream::new(outbound))
         .await
         .map_err(NodeError::Refused)?
-        .ok_or_else(|| NodeError::Protocol("attestation stream ended without a result".into()))?;
-    match msg.step {
-        Some(agent_api::attest_agent_response::Step::Result(r)) => {
-            let svid = r.svid.ok_or_else(|| NodeError::Protocol("attestation result without an SVID".into()))?;
-            Ok(AgentSvid { chain: svid.cert_chain, reattestable: r.reattestable })
+        .into_inner();
+    exchange(attestor, inbound, requests).await
+}
+
+/// Attests with a join token (one exchange, no challenge).
+pub async fn attest_join_token(client: &ServerClient, token: &str, key: &PrivateKey) -> Result<AgentSvid, NodeError> {
+    attest(client, &crate::node_attestor::JoinTokenAttestor::new(Some(token.to_owned())), key).await
+}
+
+fn request(step: agent_api::attest_agent_request::Step) -> agent_api::AttestAgentRequest {
+    agent_api::AttestAgentRequest { step: Some(step) }
+}
+
+fn attestor_error(attestor: &dyn NodeAttestor, source: NodeAttestorError) -> NodeError {
+    NodeError::Attestor { plugin: attestor.name().to_owned(), source }
+}
+
+/// The rounds after the first request: each challenge from `inbound` is answered on `requests`
+/// until a result arrives. Dropping `requests` on return half-closes the stream, as SPIRE's agent
+/// does once it has its SVID.
+async fn exchange(
+    attestor: &dyn NodeAttestor,
+    mut inbound: impl Stream<Item = Result<agent_api::AttestAgentResponse, Status>> + Unpin,
+    requests: mpsc::Sender<agent_api::AttestAgentRequest>,
+) -> Result<AgentSvid, NodeError> {
+    use agent_api::attest_agent_response::Step;
+    loop {
+        let msg = inbound
+            .next()
+            .await
+            .ok_or_else(|| NodeError::Protocol("attestation stream ended without a result".into()))?
+            .map_err(NodeError::Refused)?;
+        match msg.step {
+            Some(Step::Result(r)) => {
+                let svid = r.svid.ok_or_else(|| NodeError::Protocol("attest response is missing SVID".into()))?;
+                if svid.cert_chain.is_empty() {
+                    return Err(NodeError::Protocol("empty SVID cert chain".into()));
+                }
+                return Ok(AgentSvid { chain: svid.cert_chain, reattestable: r.reattestable });
+            }
+            Some(Step::Challenge(challenge)) => {
+                let answer = attestor.challenge(&challenge).await.map_err(|e| attestor_error(attestor, e))?;
+                // If the server has gone, the next read says why.
+                let _ = requests.send(request(agent_api::attest_agent_request::Step::ChallengeResponse(answer))).await;
+            }
+            None => return Err(NodeError::Protocol("empty attestation response".into())),
         }
-        Some(agent_api::attest_agent_response::Step::Challenge(_)) => {
-            Err(NodeError::Protocol("the join_token attestor does not answer challenges".into()))
-        }
-        None => Err(NodeError::Protocol("empty attestation response".into())),
     }
 }
 
@@ -153,6 +225,106 @@ mod tests {
             .collect();
         let status = spire_proto::google::rpc::Status { code: 7, message: "no".into(), details };
         Status::with_details(tonic::Code::PermissionDenied, "no", status.encode_to_vec().into())
+    }
+
+    /// Answers a challenge with it reversed, counting rounds.
+    #[derive(Debug, Default)]
+    struct Reverser {
+        rounds: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl NodeAttestor for Reverser {
+        fn name(&self) -> &str {
+            "reverser"
+        }
+        async fn payload(&self) -> Result<Vec<u8>, NodeAttestorError> {
+            Ok(b"payload".to_vec())
+        }
+        async fn challenge(&self, challenge: &[u8]) -> Result<Vec<u8>, NodeAttestorError> {
+            self.rounds.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(challenge.iter().rev().copied().collect())
+        }
+    }
+
+    fn challenge(c: &[u8]) -> Result<agent_api::AttestAgentResponse, Status> {
+        Ok(agent_api::AttestAgentResponse { step: Some(agent_api::attest_agent_response::Step::Challenge(c.to_vec())) })
+    }
+
+    fn result(chain: Vec<Vec<u8>>, reattestable: bool) -> Result<agent_api::AttestAgentResponse, Status> {
+        let svid = pb::X509svid { cert_chain: chain, ..Default::default() };
+        Ok(agent_api::AttestAgentResponse {
+            step: Some(agent_api::attest_agent_response::Step::Result(agent_api::attest_agent_response::Result {
+                svid: Some(svid),
+                reattestable,
+            })),
+        })
+    }
+
+    /// Runs [`exchange`] over `responses`, returning its outcome and the challenge responses sent.
+    async fn run(
+        attestor: &dyn NodeAttestor,
+        responses: Vec<Result<agent_api::AttestAgentResponse, Status>>,
+    ) -> (Result<AgentSvid, NodeError>, Vec<Vec<u8>>) {
+        let (tx, mut rx) = mpsc::channel(8);
+        let outcome = exchange(attestor, tokio_stream::iter(responses), tx).await;
+        let mut sent = Vec::new();
+        while let Some(req) = rx.recv().await {
+            match req.step {
+                Some(agent_api::attest_agent_request::Step::ChallengeResponse(r)) => sent.push(r),
+                other => panic!("unexpected request {other:?}"),
+            }
+        }
+        (outcome, sent)
+    }
+
+    #[tokio::test]
+    async fn challenges_are_answered_until_the_result() {
+        let a = Reverser::default();
+        let (outcome, sent) =
+            run(&a, vec![challenge(b"abc"), challenge(b"xy"), result(vec![b"leaf".to_vec()], true)]).await;
+        let svid = outcome.unwrap();
+        assert_eq!((svid.chain, svid.reattestable), (vec![b"leaf".to_vec()], true));
+        assert_eq!(sent, [b"cba".to_vec(), b"yx".to_vec()]);
+        assert_eq!(a.rounds.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_plugin_without_challenges_names_itself() {
+        let token = crate::node_attestor::JoinTokenAttestor::new(Some("t".into()));
+        let (outcome, sent) = run(&token, vec![challenge(b"abc")]).await;
+        assert_eq!(outcome.unwrap_err().to_string(), "nodeattestor(join_token): server issued unexpected challenge");
+        assert!(sent.is_empty());
+    }
+
+    #[tokio::test]
+    async fn refusals_and_broken_streams() {
+        let a = Reverser::default();
+        let refused = Status::invalid_argument("failed to attest: join token does not exist or has already been used");
+        let (outcome, _) = run(&a, vec![challenge(b"a"), Err(refused)]).await;
+        assert_eq!(
+            outcome.unwrap_err().to_string(),
+            "rpc error: code = InvalidArgument desc = failed to attest: join token does not exist or has already been used"
+        );
+        let (outcome, _) = run(&a, vec![challenge(b"a")]).await;
+        assert_eq!(
+            outcome.unwrap_err().to_string(),
+            "unexpected response from the server: attestation stream ended without a result"
+        );
+        let (outcome, _) = run(&a, vec![result(vec![], false)]).await;
+        assert_eq!(outcome.unwrap_err().to_string(), "unexpected response from the server: empty SVID cert chain");
+        let (outcome, _) = run(&a, vec![Ok(agent_api::AttestAgentResponse { step: None })]).await;
+        assert!(matches!(outcome, Err(NodeError::Protocol(_))));
+    }
+
+    #[test]
+    fn statuses_read_as_grpc_go_prints_them() {
+        assert_eq!(
+            go_status(&Status::permission_denied("agent is banned")),
+            "rpc error: code = PermissionDenied desc = agent is banned"
+        );
+        assert_eq!(go_status(&Status::cancelled("")), "rpc error: code = Canceled desc = ");
+        assert_eq!(go_status(&Status::ok("")), "rpc error: code = OK desc = ");
     }
 
     #[test]

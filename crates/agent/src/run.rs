@@ -11,7 +11,8 @@ use tokio::net::UnixListener;
 
 use crate::manager::sync::{svid_id, svid_validity};
 use crate::manager::{Cache, Syncer};
-use crate::node::{NodeError, attest_join_token, fetch_bundle, renew};
+use crate::node::{AgentSvid, NodeError, attest, fetch_bundle, renew};
+use crate::node_attestor::NodeAttestor;
 use crate::peer::{PeerTracker, TrackedUnixStream};
 use crate::rotation::{Jitter, RotationPolicy};
 use crate::server_client::{AgentIdentity, ServerClient};
@@ -30,8 +31,13 @@ pub enum AgentError {
     /// Talking to the server failed.
     #[error(transparent)]
     Node(#[from] NodeError),
-    /// The server says this agent may not act any more.
-    #[error("agent is no longer authorized by the server (banned or evicted): {0}; re-attest with a new join token")]
+    /// Node attestation failed: the server refused (its status says why) or the node attestor could
+    /// not attest (its message says why).
+    #[error("node attestation failed: {0}")]
+    Attestation(#[source] NodeError),
+    /// The server says this agent may not act any more. The stored SVID is then removed, so the
+    /// agent must attest again: a join-token agent needs a new token.
+    #[error("agent is no longer authorized by the server (banned or evicted): {0}; it must attest again")]
     Revoked(String),
     /// Local storage failed.
     #[error(transparent)]
@@ -60,8 +66,9 @@ pub struct AgentSettings {
     pub data_dir: PathBuf,
     /// `socket_path`.
     pub socket_path: PathBuf,
-    /// `join_token` / `join_token_file` / `-joinToken`.
-    pub join_token: Option<String>,
+    /// How the node attests: `join_token` (from `join_token`, `join_token_file`, `-joinToken`,
+    /// which win over any plugin, as in SPIRE) or the configured NodeAttestor plugin.
+    pub node_attestor: Arc<dyn NodeAttestor>,
     /// Where the bootstrap bundle comes from (`trust_bundle_path`, `trust_bundle_url`,
     /// `trust_bundle_spiffe_workload_api`); `None` with `insecure_bootstrap`. Remote sources are only
     /// reached when the data directory has no bundle.
@@ -94,6 +101,7 @@ impl std::fmt::Debug for AgentSettings {
             .field("trust_domain", &self.trust_domain)
             .field("server_address", &self.server_address)
             .field("socket_path", &self.socket_path)
+            .field("node_attestor", &self.node_attestor.name())
             .finish_non_exhaustive()
     }
 }
@@ -177,12 +185,10 @@ pub async fn start(settings: AgentSettings) -> Result<Agent, AgentError> {
             identity
         }
         None => {
-            let token = settings.join_token.clone().ok_or_else(|| {
-                AgentError::Config("the agent has no valid SVID and no join token to attest with".into())
-            })?;
             let key_id = other_slot(&data.key_id);
             let key = settings.keys.generate_key(key_id, KeyType::EcP256).await?;
-            let svid = attest_join_token(&client, &token, &key).await?;
+            let attestor = settings.node_attestor.as_ref();
+            let svid = attest(&client, attestor, &key).await.map_err(AgentError::Attestation)?;
             data = AgentData {
                 svid: svid.chain.clone(),
                 bundle: data.bundle,
@@ -190,7 +196,7 @@ pub async fn start(settings: AgentSettings) -> Result<Agent, AgentError> {
                 key_id: key_id.into(),
             };
             storage.save(&data)?;
-            tracing::info!("node attestation succeeded");
+            tracing::info!(attestor = attestor.name(), reattestable = svid.reattestable, "node attestation succeeded");
             AgentIdentity { chain: svid.chain, key }
         }
     };
@@ -232,6 +238,7 @@ pub async fn start(settings: AgentSettings) -> Result<Agent, AgentError> {
     }
     tasks.push(tokio::spawn(rotate_agent_svid(
         client.clone(),
+        settings.node_attestor.clone(),
         settings.keys.clone(),
         storage,
         data,
@@ -298,6 +305,7 @@ fn bind(path: &std::path::Path) -> Result<UnixListener, AgentError> {
 /// target), with a fresh key in the other KeyManager slot.
 async fn rotate_agent_svid(
     client: ServerClient,
+    attestor: Arc<dyn NodeAttestor>,
     keys: Arc<dyn KeyManager>,
     storage: Storage,
     mut data: AgentData,
@@ -314,25 +322,43 @@ async fn rotate_agent_svid(
         let key_id = other_slot(&data.key_id);
         let result = async {
             let key = keys.generate_key(key_id, KeyType::EcP256).await.map_err(AgentError::Keys)?;
-            let chain = renew(&client, &key).await.map_err(revoked)?;
-            Ok::<_, AgentError>((key, chain))
+            let svid = new_agent_svid(&client, attestor.as_ref(), data.reattestable, &key).await.map_err(revoked)?;
+            Ok::<_, AgentError>((key, svid))
         }
         .await;
+        let how = if data.reattestable { "re-attestation" } else { "renewal" };
         match result {
-            Ok((key, chain)) => {
-                data.svid = chain.clone();
+            Ok((key, svid)) => {
+                data.svid = svid.chain.clone();
+                data.reattestable = svid.reattestable;
                 data.key_id = key_id.into();
                 if let Err(e) = storage.save(&data) {
                     tracing::error!(error = %e, "failed to persist the renewed agent SVID");
                 }
-                client.set_identity(AgentIdentity { chain, key });
-                tracing::info!("agent SVID renewed");
+                client.set_identity(AgentIdentity { chain: svid.chain, key });
+                tracing::info!("agent SVID renewed by {how}");
             }
             Err(AgentError::Revoked(m)) => {
                 let _ = done.send(AgentError::Revoked(m)).await;
                 return;
             }
-            Err(e) => tracing::warn!(error = %e, "agent SVID renewal failed; retrying"),
+            Err(e) => tracing::warn!(error = %e, "agent SVID {how} failed; retrying"),
         }
+    }
+}
+
+/// A new agent SVID for `key`. A re-attestable agent proves its node again, as SPIRE's rotator
+/// does (with a fresh token, for `k8s_psat`), and the server may answer that it is no longer
+/// re-attestable; the others ask for a renewal (RenewAgent) with their current SVID.
+async fn new_agent_svid(
+    client: &ServerClient,
+    attestor: &dyn NodeAttestor,
+    reattestable: bool,
+    key: &spire_identity::PrivateKey,
+) -> Result<AgentSvid, NodeError> {
+    if reattestable {
+        attest(client, attestor, key).await
+    } else {
+        Ok(AgentSvid { chain: renew(client, key).await?, reattestable: false })
     }
 }

@@ -1,0 +1,84 @@
+//! Node attestation plugins: what the agent proves about its node to get its first SVID.
+//!
+//! A plugin produces the attestation payload the server's plugin of the same name checks, and
+//! answers the challenges that server plugin may send back. Driving the `AttestAgent` stream (the
+//! CSR, the rounds, the result) is [`crate::node::attest`]'s job, the same for every plugin, so a new
+//! attestor (x509pop, tpm_devid) is one module here and one arm in `cli_run::node_attestor`. The wire
+//! formats shared with the server live in the `spire-attestation` crate.
+//!
+//! - [`join_token`]: the token issued by `spire-server token generate`; single use, not re-attestable.
+//! - [`k8s_psat`]: the cluster name and a projected service-account token read from a file.
+
+pub mod join_token;
+pub mod k8s_psat;
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+pub use join_token::JoinTokenAttestor;
+pub use k8s_psat::{K8sPsatAttestor, K8sPsatConfig};
+
+/// The agent half of a node attestor.
+///
+/// Attestation may run again while the agent runs (re-attestation, when the server says the
+/// agent's attestation is re-attestable), so implementations read what may change (a rotated token
+/// file) at each call rather than once at start.
+#[async_trait]
+pub trait NodeAttestor: Send + Sync + fmt::Debug {
+    /// The plugin name, sent as the attestation data type (`join_token`, `k8s_psat`).
+    fn name(&self) -> &str;
+
+    /// The attestation payload for this attempt.
+    async fn payload(&self) -> Result<Vec<u8>, NodeAttestorError>;
+
+    /// The response to a server challenge. Plugins whose server half never challenges keep the
+    /// default, which refuses with SPIRE's wording.
+    async fn challenge(&self, _challenge: &[u8]) -> Result<Vec<u8>, NodeAttestorError> {
+        Err(NodeAttestorError::UnexpectedChallenge)
+    }
+}
+
+/// Why a node attestor could not produce a payload or a challenge response.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeAttestorError {
+    /// The plugin failed; the message is the plugin's own.
+    #[error(transparent)]
+    Plugin(Box<dyn std::error::Error + Send + Sync>),
+    /// The server challenged a plugin that has nothing to answer with.
+    #[error("server issued unexpected challenge")]
+    UnexpectedChallenge,
+}
+
+impl NodeAttestorError {
+    /// A plugin failure from a plugin's own error type.
+    pub fn plugin(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Plugin(error.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Silent;
+
+    #[async_trait]
+    impl NodeAttestor for Silent {
+        fn name(&self) -> &str {
+            "silent"
+        }
+        async fn payload(&self) -> Result<Vec<u8>, NodeAttestorError> {
+            Ok(b"p".to_vec())
+        }
+    }
+
+    #[tokio::test]
+    async fn plugins_refuse_challenges_by_default() {
+        let err = Silent.challenge(b"nonce").await.unwrap_err();
+        assert!(matches!(err, NodeAttestorError::UnexpectedChallenge));
+        assert_eq!(err.to_string(), "server issued unexpected challenge");
+    }
+}

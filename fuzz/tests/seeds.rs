@@ -41,3 +41,13 @@ fn h2_authority_seeds() {
 fn k8s_psat_payload_seeds() {
     run("k8s_psat_payload", env!("CARGO_BIN_EXE_k8s_psat_payload"));
 }
+
+#[test]
+fn k8s_cgroups_seeds() {
+    run("k8s_cgroups", env!("CARGO_BIN_EXE_k8s_cgroups"));
+}
+
+#[test]
+fn kubelet_pod_list_seeds() {
+    run("kubelet_pod_list", env!("CARGO_BIN_EXE_kubelet_pod_list"));
+}

@@ -110,7 +110,17 @@ pub fn settings(config: &AgentConfig) -> Result<AgentSettings, String> {
                     workload_size_limit: cfg.workload_size_limit,
                 })));
             }
-            other => return Err(format!("unknown WorkloadAttestor plugin {other:?}: this build supports \"unix\"")),
+            "k8s" => {
+                use crate::workload_attestor::k8s::{K8sAttestor, K8sConfig};
+                let cfg = K8sConfig::from_plugin(plugin).map_err(|e| e.to_string())?;
+                let attestor = K8sAttestor::new(cfg).map_err(|e| format!("WorkloadAttestor \"k8s\": {e}"))?;
+                attestors.push(Arc::new(attestor));
+            }
+            other => {
+                return Err(format!(
+                    "unknown WorkloadAttestor plugin {other:?}: this build supports \"unix\" and \"k8s\""
+                ));
+            }
         }
     }
     // A file is read now, as SPIRE reads it with the configuration; remote sources wait until the

@@ -8,6 +8,7 @@
 //!
 //! The Workload API answers any [`AttestError`] with `Unavailable "workload attestation failed"`.
 
+pub mod k8s;
 pub mod unix;
 
 use std::fmt;
@@ -20,6 +21,7 @@ use tracing::Instrument;
 
 use crate::peer::{PeerError, Process, Watcher};
 
+pub use k8s::{K8sAttestor, K8sConfig};
 pub use unix::{UnixAttestor, UnixConfig};
 
 /// A workload attestor plugin.

@@ -58,6 +58,15 @@ fn go_code_name(code: tonic::Code) -> String {
 }
 
 impl NodeError {
+    /// Whether the server says this agent must attest again (its SVID expired, superseded or
+    /// unknown): SPIRE's `nodeutil.ShouldAgentReattest`. A banned agent is not among them.
+    pub fn should_reattest(&self) -> bool {
+        matches!(self, Self::Refused(s) if matches!(
+            agent_refusal(s),
+            Some(Reason::AgentExpired | Reason::AgentNotActive | Reason::AgentNotAttested | Reason::AgentMustReattest)
+        ))
+    }
+
     /// Whether the server says this agent may no longer act: a PermissionDenied carrying one of the
     /// `PermissionDeniedDetails` reasons SPIRE's agent acts on (banned; evicted, expired or superseded,
     /// which a join-token agent cannot fix by re-attesting). SPIRE's agent then removes its SVID and

@@ -226,23 +226,41 @@ pub async fn start(settings: AgentSettings) -> Result<Agent, AgentError> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let (done_tx, done) = tokio::sync::mpsc::channel(4);
     let mut tasks = Vec::new();
+    let (reattest_tx, reattest_rx) = tokio::sync::mpsc::channel(1);
     {
         let (done_tx, stopped) = (done_tx.clone(), stopped.clone());
         let interval = settings.sync_interval;
         tasks.push(tokio::spawn(async move {
-            let e = syncer.run(interval, stopped).await;
-            if e.is_permission_denied() {
+            loop {
+                let e = syncer.run(interval, stopped.clone()).await;
+                if !e.is_permission_denied() {
+                    return;
+                }
+                // As SPIRE's cache manager: an agent the server no longer knows by this SVID
+                // attests again and carries on; a banned one, or one that cannot, stops.
+                if e.should_reattest() {
+                    tracing::warn!(error = %e, "Agent needs to re-attest; will attempt to re-attest");
+                    let (reply, replied) = tokio::sync::oneshot::channel();
+                    if reattest_tx.send(reply).await.is_ok() && replied.await == Ok(true) {
+                        continue;
+                    }
+                    tracing::error!("Agent failed re-attestation; removing SVID and shutting down");
+                }
                 let _ = done_tx.send(revoked(e)).await;
+                return;
             }
         }));
     }
     tasks.push(tokio::spawn(rotate_agent_svid(
-        client.clone(),
-        settings.node_attestor.clone(),
-        settings.keys.clone(),
-        storage,
+        AgentSvidRotation {
+            client: client.clone(),
+            attestor: settings.node_attestor.clone(),
+            keys: settings.keys.clone(),
+            storage,
+            rotation,
+        },
         data,
-        rotation,
+        reattest_rx,
         done_tx.clone(),
     )));
 
@@ -301,48 +319,69 @@ fn bind(path: &std::path::Path) -> Result<UnixListener, AgentError> {
     })
 }
 
-/// Renews the agent SVID when `rotation` says so (SPIRE's jittered half-life, ±10%, or the availability
-/// target), with a fresh key in the other KeyManager slot.
-async fn rotate_agent_svid(
+/// What replacing the agent SVID needs.
+struct AgentSvidRotation {
     client: ServerClient,
     attestor: Arc<dyn NodeAttestor>,
     keys: Arc<dyn KeyManager>,
     storage: Storage,
-    mut data: AgentData,
     rotation: RotationPolicy,
+}
+
+/// Renews the agent SVID when `rotation` says so (SPIRE's jittered half-life, ±10%, or the availability
+/// target), or at once when the sync task asks (`forced`, answered with whether it worked), with a
+/// fresh key in the other KeyManager slot.
+async fn rotate_agent_svid(
+    r: AgentSvidRotation,
+    mut data: AgentData,
+    mut forced: tokio::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<bool>>,
     done: tokio::sync::mpsc::Sender<AgentError>,
 ) {
     let mut jitter_seed = u64::from(std::process::id());
     loop {
-        tokio::time::sleep(ROTATE_CHECK).await;
-        let Some((issued, expires)) = svid_validity(&data.svid) else { continue };
-        if !rotation.due(issued, expires, unix(SystemTime::now()), Jitter::draw(&mut jitter_seed)) {
-            continue;
+        let reply = tokio::select! {
+            _ = tokio::time::sleep(ROTATE_CHECK) => None,
+            Some(reply) = forced.recv() => Some(reply),
+        };
+        if reply.is_none() {
+            let Some((issued, expires)) = svid_validity(&data.svid) else { continue };
+            if !r.rotation.due(issued, expires, unix(SystemTime::now()), Jitter::draw(&mut jitter_seed)) {
+                continue;
+            }
         }
+        // No sync runs while the SVID changes hands: a re-attestation retires the old one at once.
+        let _no_sync = r.client.rotation_guard().await;
         let key_id = other_slot(&data.key_id);
         let result = async {
-            let key = keys.generate_key(key_id, KeyType::EcP256).await.map_err(AgentError::Keys)?;
-            let svid = new_agent_svid(&client, attestor.as_ref(), data.reattestable, &key).await.map_err(revoked)?;
+            let key = r.keys.generate_key(key_id, KeyType::EcP256).await.map_err(AgentError::Keys)?;
+            let svid =
+                new_agent_svid(&r.client, r.attestor.as_ref(), data.reattestable, &key).await.map_err(revoked)?;
             Ok::<_, AgentError>((key, svid))
         }
         .await;
         let how = if data.reattestable { "re-attestation" } else { "renewal" };
+        let ok = result.is_ok();
         match result {
             Ok((key, svid)) => {
                 data.svid = svid.chain.clone();
                 data.reattestable = svid.reattestable;
                 data.key_id = key_id.into();
-                if let Err(e) = storage.save(&data) {
+                if let Err(e) = r.storage.save(&data) {
                     tracing::error!(error = %e, "failed to persist the renewed agent SVID");
                 }
-                client.set_identity(AgentIdentity { chain: svid.chain, key });
+                r.client.set_identity(AgentIdentity { chain: svid.chain, key });
                 tracing::info!("agent SVID renewed by {how}");
             }
+            // Asked by the sync task, which decides what a failure means.
+            Err(e) if reply.is_some() => tracing::warn!(error = %e, "agent SVID {how} failed"),
             Err(AgentError::Revoked(m)) => {
                 let _ = done.send(AgentError::Revoked(m)).await;
                 return;
             }
             Err(e) => tracing::warn!(error = %e, "agent SVID {how} failed; retrying"),
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(ok);
         }
     }
 }

@@ -62,6 +62,9 @@ pub struct ServerClient {
     bundles: Arc<RwLock<BundleSet>>,
     identity: Arc<RwLock<Option<AgentIdentity>>>,
     insecure_bootstrap: Arc<RwLock<bool>>,
+    /// Held shared by a sync and exclusively while the agent SVID is replaced: a re-attestation
+    /// retires the old SVID at once on the server (SPIRE's `RotMtx`), so a sync must not straddle it.
+    rotation: Arc<tokio::sync::RwLock<()>>,
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -152,7 +155,18 @@ impl ServerClient {
             bundles,
             identity: Arc::default(),
             insecure_bootstrap: Arc::new(RwLock::new(insecure_bootstrap)),
+            rotation: Arc::default(),
         }
+    }
+
+    /// Held for a sync: no SVID rotation happens meanwhile.
+    pub async fn sync_guard(&self) -> tokio::sync::OwnedRwLockReadGuard<()> {
+        self.rotation.clone().read_owned().await
+    }
+
+    /// Held while the agent SVID is replaced: waits for the sync in flight, if any.
+    pub async fn rotation_guard(&self) -> tokio::sync::OwnedRwLockWriteGuard<()> {
+        self.rotation.clone().write_owned().await
     }
 
     /// Uses `identity` as the client certificate from now on.

@@ -33,3 +33,28 @@ async fn our_agent_attests_to_spire_server_with_k8s_psat() {
 async fn our_server_refuses_bad_k8s_psat_evidence() {
     k8s::refuses_bad_evidence::<OurServer, OurAgent>("bad").await;
 }
+
+/// Our k8s_psat agent renews its SVID by re-attesting to our server, with a rotated token.
+#[tokio::test(flavor = "multi_thread")]
+async fn our_agent_reattests_to_our_server() {
+    k8s::reattests_instead_of_renewing::<OurServer, OurAgent>("reattest").await;
+}
+
+/// SPIRE's k8s_psat agent re-attests to our server.
+#[tokio::test(flavor = "multi_thread")]
+async fn spire_agent_reattests_to_our_server() {
+    k8s::reattests_instead_of_renewing::<OurServer, UpstreamAgent>("reattest-spire-agent").await;
+}
+
+/// Our k8s_psat agent re-attests to SPIRE's server.
+#[tokio::test(flavor = "multi_thread")]
+async fn our_agent_reattests_to_spire_server() {
+    k8s::reattests_instead_of_renewing::<UpstreamServer, OurAgent>("reattest-spire-server").await;
+}
+
+/// A container under a pod's cgroup that is not one of the pod's containers, and a pod of another
+/// node, get nothing from our agent.
+#[tokio::test(flavor = "multi_thread")]
+async fn our_agent_gives_borrowed_cgroups_nothing() {
+    k8s::pods_cannot_borrow_identities::<OurServer, OurAgent>("borrow").await;
+}

@@ -278,6 +278,7 @@ impl Syncer {
 
     /// One sync cycle at `now`.
     pub async fn sync_once(&self, now: SystemTime) -> Result<(), NodeError> {
+        let _no_rotation = self.client.sync_guard().await;
         let previous = self.cache.snapshot();
         let channel = self.client.channel().await?;
         let entries = sync_entries(channel.clone(), &previous.entries).await?;
@@ -394,7 +395,7 @@ impl Syncer {
 
     /// Syncs every `interval` (±10%), backing off as SPIRE's agent does while the server is
     /// unreachable ([`SyncBackoff`]); the cache keeps serving what it has meanwhile.
-    pub async fn run(self, interval: Duration, stop: tokio::sync::watch::Receiver<bool>) -> NodeError {
+    pub async fn run(&self, interval: Duration, stop: tokio::sync::watch::Receiver<bool>) -> NodeError {
         let mut backoff = SyncBackoff::new(interval, u64::from(std::process::id()));
         loop {
             let delay = match self.sync_once(SystemTime::now()).await {

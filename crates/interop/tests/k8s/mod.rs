@@ -409,8 +409,148 @@ pub(crate) async fn refuses_bad_evidence<S: ServerUnderTest, A: AgentUnderTest>(
         let status = agent.wait_exit(Duration::from_secs(30)).await;
         let log = agent.log();
         assert!(status.is_some_and(|s| !s.success()), "{case}: {} did not fail:\n{log}", A::NAME);
-        assert!(log.contains(says), "{case}: {} does not say {says:?}:\n{log}\n--- server ---\n{}", A::NAME, server.log());
+        assert!(
+            log.contains(says),
+            "{case}: {} does not say {says:?}:\n{log}\n--- server ---\n{}",
+            A::NAME,
+            server.log()
+        );
     }
     let listed = server.cli(&["agent", "list"]);
     assert!(!listed.contains("k8s_psat"), "no agent may have attested:\n{listed}");
+}
+
+/// The `Serial number` line of `agent show`.
+fn serial(shown: &str) -> String {
+    shown.lines().find(|l| l.starts_with("Serial number")).unwrap_or_default().to_owned()
+}
+
+/// A k8s_psat agent renews its short-lived SVID by attesting again with its (re-read) projected
+/// token, not with RenewAgent: the server shows the same agent ID with a new serial number, still
+/// re-attestable, and workloads keep getting their SVIDs.
+pub(crate) async fn reattests_instead_of_renewing<S: ServerUnderTest, A: AgentUnderTest>(tag: &str) {
+    let Some(mut world) = World::new(tag).await else { return };
+    let (Some(server_bin), Some(agent_bin)) = (S::binary(), A::binary()) else { return };
+    let mut setup = world.server_setup();
+    setup.extra_config = "agent_ttl = \"20s\"".into();
+    let server = S::start(&server_bin, &setup).await;
+    let agent_pod = world.agent_pod(&format!("spire-agent-{tag}"), "spire-agent").await;
+    let token = world.cluster.pod_token("spire-agent", &agent_pod, &[AUDIENCE], 3600).await;
+    let token_path = world.token_file("agent-token", &token);
+    let kubelet_token = cluster_token(&world, &agent_pod).await;
+    let options = world.agent_options(&world.name, &token_path, &kubelet_token);
+    let agent = A::start(&agent_bin, &world.dir.path().join("agent"), server.port, &options).await;
+
+    let agent_id = world.agent_id();
+    let first = server.cli(&["agent", "show", "-spiffeID", &agent_id]);
+    assert!(first.contains("Can re-attest     : true"), "{first}");
+    // The kubelet rotates projected tokens; the agent must read the file again when it re-attests.
+    let fresh = world.cluster.pod_token("spire-agent", &agent_pod, &[AUDIENCE], 3600).await;
+    std::fs::write(&token_path, fresh).expect("rotate the token");
+
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let second = loop {
+        let shown = server.cli(&["agent", "show", "-spiffeID", &agent_id]);
+        if serial(&shown) != serial(&first) {
+            break shown;
+        }
+        assert!(Instant::now() < deadline, "{} never re-attested:\n{}", A::NAME, agent.log());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(second.contains("Can re-attest     : true"), "{second}");
+    assert!(second.contains("k8s_psat:agent_sa:spire-agent"), "{second}");
+
+    let alias = format!("spiffe://example.org/k8s-cluster/{}", world.name);
+    server.cli(&[
+        "entry",
+        "create",
+        "-node",
+        "-spiffeID",
+        &alias,
+        "-selector",
+        &format!("k8s_psat:cluster:{}", world.name),
+    ]);
+    let web_id = format!("spiffe://example.org/{tag}/web");
+    server.cli(&["entry", "create", "-parentID", &alias, "-spiffeID", &web_id, "-selector", "k8s:ns:default"]);
+    let socket_name = agent.socket.file_name().expect("socket name").to_string_lossy().into_owned();
+    let (_, web) = world.workload("default", &format!("web-{tag}"), "default", &[], &agent.socket).await;
+    if let Err(said) = world.fetch_until(&web, &socket_name, &web_id).await {
+        panic!("after re-attesting, {} serves nothing: {said}\n{}", A::NAME, agent.log());
+    }
+}
+
+/// Workload attestation cannot be fooled by a cgroup path: a container placed under a pod's cgroup
+/// that the kubelet does not list among that pod's containers gets no k8s selectors (so no SVID),
+/// and neither does a pod on another node, which this node's kubelet does not list at all.
+pub(crate) async fn pods_cannot_borrow_identities<S: ServerUnderTest, A: AgentUnderTest>(tag: &str) {
+    let Some(mut world) = World::new(tag).await else { return };
+    let (Some(server_bin), Some(agent_bin)) = (S::binary(), A::binary()) else { return };
+    let server = S::start(&server_bin, &world.server_setup()).await;
+    let agent_pod = world.agent_pod(&format!("spire-agent-{tag}"), "spire-agent").await;
+    let token = world.cluster.pod_token("spire-agent", &agent_pod, &[AUDIENCE], 3600).await;
+    let token_path = world.token_file("agent-token", &token);
+    let kubelet_token = cluster_token(&world, &agent_pod).await;
+    let options = world.agent_options(&world.name, &token_path, &kubelet_token);
+    let agent = A::start(&agent_bin, &world.dir.path().join("agent"), server.port, &options).await;
+
+    let alias = format!("spiffe://example.org/k8s-cluster/{}", world.name);
+    server.cli(&[
+        "entry",
+        "create",
+        "-node",
+        "-spiffeID",
+        &alias,
+        "-selector",
+        &format!("k8s_psat:cluster:{}", world.name),
+    ]);
+    let web_id = format!("spiffe://example.org/{tag}/web");
+    server.cli(&["entry", "create", "-parentID", &alias, "-spiffeID", &web_id, "-selector", "k8s:pod-label:app:web"]);
+    let socket_name = agent.socket.file_name().expect("socket name").to_string_lossy().into_owned();
+    let (web_pod, web) =
+        world.workload("default", &format!("web-{tag}"), "default", &[("app", "web")], &agent.socket).await;
+    if let Err(said) = world.fetch_until(&web, &socket_name, &web_id).await {
+        panic!("{} serves nothing to the real pod: {said}\n{}", A::NAME, agent.log());
+    }
+
+    // An imposter in the web pod's cgroup, not among its container statuses.
+    let parent = format!("/kubepods/besteffort/pod{}", web_pod.metadata.uid.as_deref().expect("uid"));
+    let socket_dir = agent.socket.parent().expect("socket dir").display().to_string();
+    let imposter = world.docker.run_sleeping(&Container {
+        image: WORKLOAD_IMAGE,
+        name: &format!("{}-imposter", world.name),
+        volumes: &[format!("{socket_dir}:{SOCKET_DIR}")],
+        cgroup_parent: Some(&parent),
+        lifetime: Duration::from_secs(600),
+    });
+    world.containers.push(imposter.clone());
+    let out = world.fetch_x509(&imposter, &socket_name);
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success() && !said.contains(&web_id), "the imposter got an identity: {said}");
+
+    // A pod with the right label on another node: this node's kubelet does not know it.
+    let elsewhere = world.cluster.create_node(&format!("node-{tag}-2"), &[]).await;
+    let pod = world
+        .cluster
+        .create_pod(PodSpec {
+            namespace: "default",
+            name: &format!("web-{tag}-elsewhere"),
+            service_account: "default",
+            node: elsewhere.metadata.name.as_deref().expect("name"),
+            labels: &[("app", "web")],
+            containers: &[("main", WORKLOAD_IMAGE)],
+        })
+        .await;
+    let parent = format!("/kubepods/besteffort/pod{}", pod.metadata.uid.as_deref().expect("uid"));
+    let stray = world.docker.run_sleeping(&Container {
+        image: WORKLOAD_IMAGE,
+        name: &format!("{}-elsewhere", world.name),
+        volumes: &[format!("{socket_dir}:{SOCKET_DIR}")],
+        cgroup_parent: Some(&parent),
+        lifetime: Duration::from_secs(600),
+    });
+    world.containers.push(stray.clone());
+    world.cluster.set_pod_running(&pod, &[("main", &format!("docker://{stray}"), &world.image_id)]).await;
+    let out = world.fetch_x509(&stray, &socket_name);
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success() && !said.contains(&web_id), "a pod of another node got an identity: {said}");
 }

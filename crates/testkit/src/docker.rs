@@ -23,6 +23,8 @@ use crate::peers;
 #[derive(Debug)]
 pub struct Dockerd {
     dir: PathBuf,
+    /// Kept so the engine is never a zombie of ours; it dies with the test process.
+    _process: std::process::Child,
 }
 
 impl Dockerd {
@@ -45,20 +47,20 @@ impl Dockerd {
             }
         }
         let dir = tempfile::Builder::new().prefix("spire-rs-docker-").tempdir().expect("temp dir").keep();
-        let d = Dockerd { dir };
-        let log = std::fs::File::create(d.dir.join("dockerd.log")).expect("dockerd log");
+        let log = std::fs::File::create(dir.join("dockerd.log")).expect("dockerd log");
         let mut cmd = Command::new("setpriv");
         cmd.args(["--pdeathsig", "KILL", "--"])
             .arg(which("dockerd").expect("checked"))
-            .arg(format!("--data-root={}", d.dir.join("data").display()))
-            .arg(format!("--exec-root={}", d.dir.join("exec").display()))
-            .arg(format!("--pidfile={}", d.dir.join("dockerd.pid").display()))
-            .arg(format!("--host=unix://{}", d.socket().display()))
+            .arg(format!("--data-root={}", dir.join("data").display()))
+            .arg(format!("--exec-root={}", dir.join("exec").display()))
+            .arg(format!("--pidfile={}", dir.join("dockerd.pid").display()))
+            .arg(format!("--host=unix://{}", dir.join("docker.sock").display()))
             .args(["--iptables=false", "--bridge=none", "--ip-forward=false"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
-        crate::databases::spawn_tied(cmd).expect("start dockerd");
+        let process = crate::databases::spawn_tied(cmd).expect("start dockerd");
+        let d = Dockerd { dir, _process: process };
         let deadline = Instant::now() + Duration::from_secs(60);
         while !d.docker(&["version"]).status.success() {
             assert!(Instant::now() < deadline, "dockerd did not start:\n{}", d.log());

@@ -46,7 +46,7 @@ impl Dockerd {
                 return None;
             }
         }
-        let dir = tempfile::Builder::new().prefix("spire-rs-docker-").tempdir().expect("temp dir").keep();
+        let dir = crate::scratch::owned_dir("spire-rs-docker-");
         let log = std::fs::File::create(dir.join("dockerd.log")).expect("dockerd log");
         let mut cmd = Command::new("setpriv");
         cmd.args(["--pdeathsig", "KILL", "--"])
@@ -67,6 +67,12 @@ impl Dockerd {
             std::thread::sleep(Duration::from_millis(100));
         }
         Some(d)
+    }
+
+    /// The engine's scratch directory (removed by a later test process once this one exits): a
+    /// place for files that go into images.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     fn socket(&self) -> PathBuf {

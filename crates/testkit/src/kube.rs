@@ -109,7 +109,7 @@ impl Cluster {
     /// A cluster of its own, stopped on drop.
     pub async fn start() -> Option<Cluster> {
         let [etcd, apiserver, kcm] = binaries()?;
-        let dir = tempfile::Builder::new().prefix("spire-rs-kube-").tempdir().expect("temp dir").keep();
+        let dir = crate::scratch::owned_dir("spire-rs-kube-");
         let port = free_port();
         let ca = TestCa::new("spire-rs test cluster CA");
         let sa_key = KeyPair::generate().expect("service-account key");

@@ -26,6 +26,7 @@ pub mod peers;
 pub mod pki;
 pub mod process;
 pub mod proxy;
+mod scratch;
 pub mod tls;
 pub mod upstream;
 pub mod workload_api;

@@ -62,7 +62,7 @@ async fn shared() -> Option<(&'static Cluster, &'static Dockerd, String)> {
     let image = IMAGE
         .get_or_init(|| async move {
             tokio::task::spawn_blocking(move || {
-                let stripped = docker_dir().join("spire-agent");
+                let stripped = docker.dir().join("spire-agent");
                 let status = std::process::Command::new("strip")
                     .arg("-o")
                     .arg(&stripped)
@@ -78,12 +78,6 @@ async fn shared() -> Option<(&'static Cluster, &'static Dockerd, String)> {
         .await
         .clone();
     Some((cluster, docker, image))
-}
-
-fn docker_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("spire-rs-k8s-image-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("image dir");
-    dir
 }
 
 impl World {

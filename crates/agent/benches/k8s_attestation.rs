@@ -9,7 +9,8 @@
 //! - unix alone (the baseline): `/proc/<pid>/status`, user and group names;
 //! - k8s alone: `/proc/<pid>/mountinfo` and `cgroup`, then the pod list (warm: fetched once, reused
 //!   for half of `poll_retry_interval`, here one hour) and the selectors of the pod;
-//! - k8s and unix together, as a Kubernetes agent is configured.
+//! - k8s and unix together, as a Kubernetes agent is configured;
+//! - k8s with `use_new_container_locator = false` (SPIRE's older locator: `/proc/<pid>/cgroup` only).
 //!
 //! The cases take turns in blocks; medians and p99 per case, and the ratios to unix alone.
 //!
@@ -73,13 +74,16 @@ async fn main() {
         poll_retry_interval: Duration::from_secs(3600),
         ..K8sConfig::default()
     };
+    let legacy_config = K8sConfig { use_new_container_locator: false, ..k8s_config.clone() };
     let k8s_alone = Arc::new(K8sAttestor::new(k8s_config).expect("k8s attestor"));
+    let legacy: Arc<dyn WorkloadAttestor> = Arc::new(K8sAttestor::new(legacy_config).expect("k8s attestor"));
     let k8s: Arc<dyn WorkloadAttestor> = k8s_alone.clone();
     let unix: Arc<dyn WorkloadAttestor> = Arc::new(UnixAttestor::new(UnixConfig::default()));
     let cases = [
         ("unix alone (baseline)", WorkloadAttestors::new([unix.clone()])),
         ("k8s alone, warm pod list", WorkloadAttestors::new([k8s.clone()])),
         ("k8s + unix, warm pod list", WorkloadAttestors::new([k8s, unix])),
+        ("k8s, legacy locator", WorkloadAttestors::new([legacy])),
     ];
     // Warm up, and check that k8s really attests the container.
     for (name, attestors) in &cases {

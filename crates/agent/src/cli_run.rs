@@ -11,7 +11,9 @@ use spire_config::plugin_data::{DiskKeyManagerAgentConfig, UnixWorkloadAttestorC
 use spire_keymanager::{DiskKeyManager, KeyManager, MemoryKeyManager};
 
 use crate::bootstrap::{TrustBootstrap, UrlSource, parse_bundle};
+use crate::node_attestor::{JoinTokenAttestor, K8sPsatAttestor, K8sPsatConfig, NodeAttestor, join_token, k8s_psat};
 use crate::run::AgentSettings;
+use crate::workload_attestor::k8s::{K8sAttestor, K8sConfig};
 use crate::workload_attestor::unix::{UnixAttestor, UnixConfig};
 use crate::workload_attestor::{WorkloadAttestor, WorkloadAttestors};
 
@@ -89,39 +91,97 @@ pub fn load(args: &[String]) -> Result<AgentConfig, String> {
         .map_err(|e| e.to_string())
 }
 
+/// `validate`: loads the configuration and decodes its plugins as `run` does ([`Plugins::decode`]),
+/// opening and connecting nothing.
+pub fn validate(args: &[String]) -> Result<AgentConfig, String> {
+    let config = load(args)?;
+    Plugins::decode(&config)?;
+    Ok(config)
+}
+
+/// The configured plugins with their `plugin_data` decoded, before anything is opened or
+/// connected. `validate` stops here and `run` ([`settings`]) builds from it, so the two cannot
+/// disagree about a configuration.
+#[derive(Debug)]
+pub struct Plugins {
+    key_manager: KeyManagerPlugin,
+    node_attestor: NodeAttestorPlugin,
+    workload_attestors: Vec<WorkloadAttestorPlugin>,
+}
+
+#[derive(Debug)]
+enum KeyManagerPlugin {
+    Disk(DiskKeyManagerAgentConfig),
+    Memory,
+}
+
+#[derive(Debug)]
+enum NodeAttestorPlugin {
+    /// The built-in join_token attestor, with the configured token if there is one.
+    JoinToken(Option<String>),
+    K8sPsat(K8sPsatConfig),
+}
+
+#[derive(Debug)]
+enum WorkloadAttestorPlugin {
+    Unix(UnixWorkloadAttestorConfig),
+    K8s(K8sConfig),
+}
+
+impl Plugins {
+    /// Decodes every plugin `run` would configure, one arm per plugin this build has; a plugin it
+    /// does not have is refused. Reads no file but a `plugin_data_file`.
+    pub fn decode(config: &AgentConfig) -> Result<Self, String> {
+        let key_manager = match config.key_manager().name.as_str() {
+            "disk" => KeyManagerPlugin::Disk(
+                DiskKeyManagerAgentConfig::from_plugin(config.key_manager()).map_err(|e| e.to_string())?,
+            ),
+            "memory" => KeyManagerPlugin::Memory,
+            other => return Err(format!("unknown KeyManager plugin {other:?}: use \"disk\" or \"memory\"")),
+        };
+        let node_attestor = node_attestor(config)?;
+        let mut workload_attestors = Vec::new();
+        for plugin in config.workload_attestors() {
+            workload_attestors.push(match plugin.name.as_str() {
+                "unix" => WorkloadAttestorPlugin::Unix(
+                    UnixWorkloadAttestorConfig::from_plugin(plugin).map_err(|e| e.to_string())?,
+                ),
+                "k8s" => WorkloadAttestorPlugin::K8s(K8sConfig::from_plugin(plugin).map_err(|e| e.to_string())?),
+                other => {
+                    return Err(format!(
+                        "unknown WorkloadAttestor plugin {other:?}: this build supports \"unix\" and \"k8s\""
+                    ));
+                }
+            });
+        }
+        Ok(Self { key_manager, node_attestor, workload_attestors })
+    }
+}
+
 /// Builds the agent's settings and plugins from its configuration.
 pub fn settings(config: &AgentConfig) -> Result<AgentSettings, String> {
-    let keys: Arc<dyn KeyManager> = match config.key_manager().name.as_str() {
-        "disk" => {
-            let cfg = DiskKeyManagerAgentConfig::from_plugin(config.key_manager()).map_err(|e| e.to_string())?;
+    let plugins = Plugins::decode(config)?;
+    let keys: Arc<dyn KeyManager> = match plugins.key_manager {
+        KeyManagerPlugin::Disk(cfg) => {
             Arc::new(DiskKeyManager::open(cfg.directory.join("keys.json")).map_err(|e| e.to_string())?)
         }
-        "memory" => Arc::new(MemoryKeyManager::new()),
-        other => return Err(format!("unknown KeyManager plugin {other:?}: use \"disk\" or \"memory\"")),
+        KeyManagerPlugin::Memory => Arc::new(MemoryKeyManager::new()),
     };
-    let node_attestor = node_attestor(config)?;
+    let node_attestor: Arc<dyn NodeAttestor> = match plugins.node_attestor {
+        NodeAttestorPlugin::JoinToken(token) => Arc::new(JoinTokenAttestor::new(token)),
+        NodeAttestorPlugin::K8sPsat(cfg) => Arc::new(K8sPsatAttestor::new(cfg)),
+    };
     let mut attestors: Vec<Arc<dyn WorkloadAttestor>> = Vec::new();
-    for plugin in config.workload_attestors() {
-        match plugin.name.as_str() {
-            "unix" => {
-                let cfg = UnixWorkloadAttestorConfig::from_plugin(plugin).map_err(|e| e.to_string())?;
-                attestors.push(Arc::new(UnixAttestor::new(UnixConfig {
-                    discover_workload_path: cfg.discover_workload_path,
-                    workload_size_limit: cfg.workload_size_limit,
-                })));
+    for plugin in plugins.workload_attestors {
+        attestors.push(match plugin {
+            WorkloadAttestorPlugin::Unix(cfg) => Arc::new(UnixAttestor::new(UnixConfig {
+                discover_workload_path: cfg.discover_workload_path,
+                workload_size_limit: cfg.workload_size_limit,
+            })),
+            WorkloadAttestorPlugin::K8s(cfg) => {
+                Arc::new(K8sAttestor::new(cfg).map_err(|e| format!("WorkloadAttestor \"k8s\": {e}"))?)
             }
-            "k8s" => {
-                use crate::workload_attestor::k8s::{K8sAttestor, K8sConfig};
-                let cfg = K8sConfig::from_plugin(plugin).map_err(|e| e.to_string())?;
-                let attestor = K8sAttestor::new(cfg).map_err(|e| format!("WorkloadAttestor \"k8s\": {e}"))?;
-                attestors.push(Arc::new(attestor));
-            }
-            other => {
-                return Err(format!(
-                    "unknown WorkloadAttestor plugin {other:?}: this build supports \"unix\" and \"k8s\""
-                ));
-            }
-        }
+        });
     }
     // A file is read now, as SPIRE reads it with the configuration; remote sources wait until the
     // agent knows it needs them (`run::start`).
@@ -164,16 +224,15 @@ pub fn settings(config: &AgentConfig) -> Result<AgentSettings, String> {
 
 /// The node attestor the agent attests with: a configured join token wins over the plugin, as in
 /// SPIRE; otherwise the NodeAttestor plugin, one arm per plugin this build has.
-fn node_attestor(config: &AgentConfig) -> Result<Arc<dyn crate::node_attestor::NodeAttestor>, String> {
-    use crate::node_attestor::{JoinTokenAttestor, K8sPsatAttestor, K8sPsatConfig, join_token, k8s_psat};
+fn node_attestor(config: &AgentConfig) -> Result<NodeAttestorPlugin, String> {
     let plugin = match config.node_attestation() {
-        NodeAttestation::JoinToken(token) => return Ok(Arc::new(JoinTokenAttestor::new(Some(token.to_owned())))),
+        NodeAttestation::JoinToken(token) => return Ok(NodeAttestorPlugin::JoinToken(Some(token.to_owned()))),
         NodeAttestation::Plugin(plugin) => plugin,
     };
     Ok(match plugin.name.as_str() {
-        join_token::PLUGIN_NAME => Arc::new(JoinTokenAttestor::new(None)),
+        join_token::PLUGIN_NAME => NodeAttestorPlugin::JoinToken(None),
         k8s_psat::PLUGIN_NAME => {
-            Arc::new(K8sPsatAttestor::new(K8sPsatConfig::from_plugin(plugin).map_err(|e| e.to_string())?))
+            NodeAttestorPlugin::K8sPsat(K8sPsatConfig::from_plugin(plugin).map_err(|e| e.to_string())?)
         }
         other => {
             return Err(format!(
@@ -242,12 +301,12 @@ plugins {{
     #[test]
     fn node_attestors_by_name() {
         let psat = r#"NodeAttestor "k8s_psat" { plugin_data { cluster = "prod" } }"#;
-        assert_eq!(node_attestor(&agent_config("", psat)).unwrap().name(), "k8s_psat");
-        assert_eq!(settings(&agent_config("", psat)).unwrap().node_attestor.name(), "k8s_psat");
+        let name = |agent_extra: &str, node: &str| settings(&agent_config(agent_extra, node)).unwrap().node_attestor;
+        assert_eq!(name("", psat).name(), "k8s_psat");
         let plain = r#"NodeAttestor "join_token" {}"#;
-        assert_eq!(node_attestor(&agent_config("", plain)).unwrap().name(), "join_token");
+        assert_eq!(name("", plain).name(), "join_token");
         // A join token wins over the plugin, as in SPIRE.
-        assert_eq!(node_attestor(&agent_config(r#"join_token = "abc""#, psat)).unwrap().name(), "join_token");
+        assert_eq!(name(r#"join_token = "abc""#, psat).name(), "join_token");
 
         let missing = r#"NodeAttestor "k8s_psat" { plugin_data {} }"#;
         let err = node_attestor(&agent_config("", missing)).unwrap_err();
@@ -255,5 +314,78 @@ plugins {{
         let other = r#"NodeAttestor "x509pop" { plugin_data {} }"#;
         let err = node_attestor(&agent_config("", other)).unwrap_err();
         assert_eq!(err, "unknown NodeAttestor plugin \"x509pop\": this build supports \"join_token\" and \"k8s_psat\"");
+    }
+
+    /// `validate -config <file>` on an agent config whose `plugins` block is `plugins`, and what
+    /// `run` makes of the same file when building its settings.
+    fn validate_and_run(plugins: &str) -> (Result<AgentConfig, String>, Result<AgentSettings, String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("agent.conf");
+        let text = format!(
+            r#"agent {{
+    trust_domain = "example.org"
+    server_address = "127.0.0.1"
+    server_port = 8081
+    insecure_bootstrap = true
+}}
+plugins {{
+    KeyManager "memory" {{}}
+{plugins}
+}}
+"#
+        );
+        std::fs::write(&conf, text).unwrap();
+        let args = ["-config".to_owned(), conf.display().to_string()];
+        (validate(&args), load(&args).and_then(|c| settings(&c)))
+    }
+
+    #[test]
+    fn validate_decodes_every_plugin_as_run_does() {
+        let ok = r#"NodeAttestor "k8s_psat" { plugin_data { cluster = "prod" token_path = "/no/such/token" } }
+    WorkloadAttestor "unix" {}
+    WorkloadAttestor "k8s" { plugin_data { kubelet_ca_path = "/no/such/ca.pem" node_name = "n1" } }"#;
+        let (validated, run) = validate_and_run(ok);
+        validated.unwrap();
+        // Only `run` reads the files the plugins name: the kubelet's CA is missing.
+        assert!(run.unwrap_err().starts_with("WorkloadAttestor \"k8s\": "));
+
+        let refused = [
+            (
+                r#"NodeAttestor "k8s_psat" { plugin_data { cluster = "prod" clusterr = "x" } }
+    WorkloadAttestor "unix" {}"#,
+                &["unknown configuration key \"clusterr\"", "(in plugins.NodeAttestor.k8s_psat.plugin_data)"][..],
+            ),
+            (
+                r#"NodeAttestor "k8s_psat" { plugin_data { token_path = "/t" } }
+    WorkloadAttestor "unix" {}"#,
+                &["plugins.NodeAttestor.k8s_psat.plugin_data: missing required cluster block"],
+            ),
+            (
+                r#"NodeAttestor "join_token" {}
+    WorkloadAttestor "k8s" { plugin_data { kubelet_secure_prot = 10250 } }"#,
+                &["unknown configuration key \"kubelet_secure_prot\"", "(in plugins.WorkloadAttestor.k8s.plugin_data)"],
+            ),
+            (
+                r#"NodeAttestor "join_token" {}
+    WorkloadAttestor "k8s" { plugin_data { experimental { sigstore {} } } }"#,
+                &["plugins.WorkloadAttestor.k8s.plugin_data.experimental.sigstore: "],
+            ),
+            (
+                r#"NodeAttestor "x509pop" {}
+    WorkloadAttestor "unix" {}"#,
+                &["unknown NodeAttestor plugin \"x509pop\": this build supports \"join_token\" and \"k8s_psat\""],
+            ),
+            (
+                r#"NodeAttestor "join_token" {}
+    WorkloadAttestor "docker" {}"#,
+                &["unknown WorkloadAttestor plugin \"docker\": this build supports \"unix\" and \"k8s\""],
+            ),
+        ];
+        for (plugins, messages) in refused {
+            let (validated, run) = validate_and_run(plugins);
+            let err = validated.unwrap_err();
+            assert!(messages.iter().all(|m| err.contains(m)), "{plugins}: {err}");
+            assert_eq!(run.unwrap_err(), err, "validate and run give the same message");
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use spire_agent::cli_run::{load, settings};
+use spire_agent::cli_run::{load, settings, validate};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -13,7 +13,7 @@ fn main() -> ExitCode {
         }
         // Settings this build accepts without acting on them go to stderr; stdout and the exit
         // status stay SPIRE's.
-        Some("validate") => match load(&args[2..]) {
+        Some("validate") => match validate(&args[2..]) {
             Ok(config) => {
                 for setting in spire_agent::inert_settings::find(&config) {
                     eprintln!("Warning: {setting}");

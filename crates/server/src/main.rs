@@ -25,8 +25,7 @@ fn main() -> ExitCode {
 /// SPIRE's `validate`; settings this build accepts without acting on them are listed on stderr
 /// (stdout and the exit status stay SPIRE's), since they are what a SPIRE user checks a config for.
 fn validate(args: &[String]) -> ExitCode {
-    let result = parse_flags(args).map_err(|e| e.to_string()).and_then(|f| load_config(&f).map_err(|e| e.to_string()));
-    match result {
+    match spire_server::cli_run::validate(args) {
         Ok(config) => {
             for setting in spire_server::inert_settings::find(&config) {
                 eprintln!("Warning: {setting}");

@@ -9,8 +9,8 @@ use spire_config::ServerConfig;
 use spire_config::plugin_data::{DatabaseType, DiskKeyManagerConfig, DiskUpstreamAuthorityConfig, SqlDataStoreConfig};
 use spire_datastore::sql_connection::{DbTls, convert};
 use spire_datastore::{DataStore, SqlOptions, SqlStore, SqliteOptions};
-use spire_identity::BundleSet;
 use spire_identity::x509::Subject;
+use spire_identity::{BundleSet, TrustDomain};
 use tonic::service::Routes;
 
 use crate::api::debug::DebugService;
@@ -93,45 +93,97 @@ pub async fn open_datastore(config: &SqlDataStoreConfig) -> Result<Arc<dyn DataS
     }
 }
 
-fn key_manager(config: &ServerConfig) -> Result<Arc<dyn KeyManager>, RunError> {
-    let plugin = config.key_manager();
-    let err = |e: spire_config::ConfigError| RunError::Plugin(e.to_string());
-    match plugin.name.as_str() {
-        "disk" => {
-            let cfg = DiskKeyManagerConfig::from_plugin(plugin).map_err(err)?;
-            Ok(Arc::new(DiskKeyManager::open(cfg.keys_path).map_err(|e| RunError::Plugin(e.to_string()))?))
-        }
-        "memory" => Ok(Arc::new(MemoryKeyManager::new())),
-        other => Err(RunError::Plugin(format!("unknown KeyManager plugin {other:?}: use \"disk\" or \"memory\""))),
-    }
+/// The configured plugins with their `plugin_data` decoded, before anything is opened or
+/// connected. `validate` stops here and [`start`] builds from it, so the two cannot disagree about a
+/// configuration. (The DataStore's is decoded with the configuration itself.)
+#[derive(Debug)]
+pub struct Plugins {
+    key_manager: KeyManagerPlugin,
+    upstream_authority: Option<DiskUpstreamAuthorityConfig>,
+    node_attestors: Vec<NodeAttestorPlugin>,
 }
 
-fn upstream_authority(config: &ServerConfig) -> Result<Option<Arc<dyn UpstreamAuthority>>, RunError> {
-    let Some(plugin) = config.upstream_authority().filter(|p| p.enabled) else { return Ok(None) };
-    match plugin.name.as_str() {
-        "disk" => {
-            let cfg = DiskUpstreamAuthorityConfig::from_plugin(plugin).map_err(|e| RunError::Plugin(e.to_string()))?;
-            let ua = DiskUpstreamAuthority::new(cfg.cert_file_path, cfg.key_file_path, cfg.bundle_file_path)
-                .map_err(|e| RunError::Plugin(e.to_string()))?;
-            Ok(Some(Arc::new(ua)))
-        }
-        other => Err(RunError::Plugin(format!("unknown UpstreamAuthority plugin {other:?}: use \"disk\""))),
-    }
+#[derive(Debug)]
+enum KeyManagerPlugin {
+    Disk(DiskKeyManagerConfig),
+    Memory,
 }
 
-/// The configured NodeAttestor plugins, one row per plugin this build has. `join_token` needs no
-/// instance here: the Agent service always has it, as SPIRE's does.
-async fn node_attestors(config: &ServerConfig) -> Result<NodeAttestors, RunError> {
-    let mut attestors = NodeAttestors::new();
-    let td = &config.trust_domain;
-    for plugin in config.node_attestors().filter(|p| p.enabled) {
-        let attestor: Arc<dyn NodeAttestor> = match plugin.name.as_str() {
-            nodeattestor::join_token::NAME => continue,
-            k8s_psat::NAME => Arc::new(K8sPsatAttestor::from_plugin(plugin, td.clone()).await.map_err(plugin_error)?),
+/// A NodeAttestor with an instance of its own. `join_token` has none: the Agent service always
+/// has it, as SPIRE's does.
+#[derive(Debug)]
+enum NodeAttestorPlugin {
+    K8sPsat(k8s_psat::K8sPsatConfig),
+}
+
+impl Plugins {
+    /// Decodes every plugin [`start`] configures, one arm per plugin this build has; a plugin it
+    /// does not have is refused. Reads no file but a `plugin_data_file`, connects nowhere.
+    pub fn decode(config: &ServerConfig) -> Result<Self, RunError> {
+        let key_manager = match config.key_manager().name.as_str() {
+            "disk" => {
+                KeyManagerPlugin::Disk(DiskKeyManagerConfig::from_plugin(config.key_manager()).map_err(plugin_error)?)
+            }
+            "memory" => KeyManagerPlugin::Memory,
             other => {
                 return Err(RunError::Plugin(format!(
-                    "unknown NodeAttestor plugin {other:?}: this build supports \"join_token\" and \"k8s_psat\""
+                    "unknown KeyManager plugin {other:?}: use \"disk\" or \"memory\""
                 )));
+            }
+        };
+        let upstream_authority = match config.upstream_authority().filter(|p| p.enabled) {
+            None => None,
+            Some(plugin) if plugin.name == "disk" => {
+                Some(DiskUpstreamAuthorityConfig::from_plugin(plugin).map_err(plugin_error)?)
+            }
+            Some(plugin) => {
+                return Err(RunError::Plugin(format!(
+                    "unknown UpstreamAuthority plugin {:?}: use \"disk\"",
+                    plugin.name
+                )));
+            }
+        };
+        let mut node_attestors = Vec::new();
+        for plugin in config.node_attestors().filter(|p| p.enabled) {
+            node_attestors.push(match plugin.name.as_str() {
+                nodeattestor::join_token::NAME => continue,
+                k8s_psat::NAME => NodeAttestorPlugin::K8sPsat(
+                    k8s_psat::K8sPsatConfig::from_plugin(plugin, &config.trust_domain).map_err(plugin_error)?,
+                ),
+                other => {
+                    return Err(RunError::Plugin(format!(
+                        "unknown NodeAttestor plugin {other:?}: this build supports \"join_token\" and \"k8s_psat\""
+                    )));
+                }
+            });
+        }
+        Ok(Self { key_manager, upstream_authority, node_attestors })
+    }
+}
+
+fn key_manager(plugin: KeyManagerPlugin) -> Result<Arc<dyn KeyManager>, RunError> {
+    Ok(match plugin {
+        KeyManagerPlugin::Disk(cfg) => Arc::new(DiskKeyManager::open(cfg.keys_path).map_err(plugin_error)?),
+        KeyManagerPlugin::Memory => Arc::new(MemoryKeyManager::new()),
+    })
+}
+
+fn upstream_authority(
+    plugin: Option<DiskUpstreamAuthorityConfig>,
+) -> Result<Option<Arc<dyn UpstreamAuthority>>, RunError> {
+    let Some(cfg) = plugin else { return Ok(None) };
+    let ua = DiskUpstreamAuthority::new(cfg.cert_file_path, cfg.key_file_path, cfg.bundle_file_path)
+        .map_err(plugin_error)?;
+    Ok(Some(Arc::new(ua)))
+}
+
+/// The NodeAttestor instances; kube clients are built here, not in [`Plugins::decode`].
+async fn node_attestors(plugins: Vec<NodeAttestorPlugin>, td: &TrustDomain) -> Result<NodeAttestors, RunError> {
+    let mut attestors = NodeAttestors::new();
+    for plugin in plugins {
+        let attestor: Arc<dyn NodeAttestor> = match plugin {
+            NodeAttestorPlugin::K8sPsat(cfg) => {
+                Arc::new(K8sPsatAttestor::from_config(cfg, td.clone()).await.map_err(plugin_error)?)
             }
         };
         attestors.register(attestor);
@@ -191,10 +243,11 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
     }
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| RunError::Config(format!("cannot create data_dir {}: {e}", config.data_dir.display())))?;
-    let attestors = node_attestors(config).await?;
+    let plugins = Plugins::decode(config)?;
+    let attestors = node_attestors(plugins.node_attestors, &config.trust_domain).await?;
     let ds = open_datastore(&config.datastore).await?;
-    let keys = key_manager(config)?;
-    let upstream = upstream_authority(config)?;
+    let keys = key_manager(plugins.key_manager)?;
+    let upstream = upstream_authority(plugins.upstream_authority)?;
 
     let td = config.trust_domain.clone();
     let ca = Arc::new(Ca::new(td.clone(), config.jwt_issuer.clone()));
@@ -302,9 +355,14 @@ plugins {{
         ServerConfig::from_str(&text, false).unwrap()
     }
 
+    /// What `start` makes of the NodeAttestors `config` names.
+    async fn built(config: &ServerConfig) -> Result<NodeAttestors, RunError> {
+        node_attestors(Plugins::decode(config)?.node_attestors, &config.trust_domain).await
+    }
+
     #[tokio::test]
     async fn node_attestors_are_built_from_the_table() {
-        let attestors = node_attestors(&config(r#"NodeAttestor "join_token" {}"#)).await.unwrap();
+        let attestors = built(&config(r#"NodeAttestor "join_token" {}"#)).await.unwrap();
         assert_eq!(attestors.names().count(), 0, "join_token is the Agent service's own");
 
         let dir = tempfile::tempdir().unwrap();
@@ -324,20 +382,56 @@ plugins {{
             }} }} }} }}"#,
             kubeconfig.display()
         );
-        let attestors = node_attestors(&config(&psat)).await.unwrap();
+        let attestors = built(&config(&psat)).await.unwrap();
         assert_eq!(attestors.names().collect::<Vec<_>>(), ["k8s_psat"]);
 
-        let err = node_attestors(&config(r#"NodeAttestor "k8s_psat" { plugin_data { clusters = { "c" = {} } } }"#))
-            .await
-            .unwrap_err();
+        let err =
+            built(&config(r#"NodeAttestor "k8s_psat" { plugin_data { clusters = { "c" = {} } } }"#)).await.unwrap_err();
         assert!(err.to_string().contains("service_account_allow_list"), "{err}");
 
-        let err = node_attestors(&config(r#"NodeAttestor "x509pop" {}"#)).await.unwrap_err();
+        let err = built(&config(r#"NodeAttestor "x509pop" {}"#)).await.unwrap_err();
         assert_eq!(
             err.to_string(),
             "unknown NodeAttestor plugin \"x509pop\": this build supports \"join_token\" and \"k8s_psat\""
         );
-        let disabled = node_attestors(&config(r#"NodeAttestor "x509pop" { enabled = false }"#)).await.unwrap();
+        let disabled = built(&config(r#"NodeAttestor "x509pop" { enabled = false }"#)).await.unwrap();
         assert_eq!(disabled.names().count(), 0);
+    }
+
+    /// `validate`'s check is [`Plugins::decode`]: the `plugin_data` of a k8s_psat block is decoded
+    /// with its keys named, an unknown plugin is refused with `start`'s message, and no kubeconfig
+    /// is read.
+    #[tokio::test]
+    async fn validate_decodes_without_building() {
+        let psat = |cluster: &str| {
+            format!(r#"NodeAttestor "k8s_psat" {{ plugin_data {{ clusters = {{ "c" = {{ {cluster} }} }} }} }}"#)
+        };
+        let missing_kubeconfig = config(&psat(
+            r#"service_account_allow_list = ["spire:spire-agent"]
+               kube_config_file = "/no/such/kubeconfig""#,
+        ));
+        Plugins::decode(&missing_kubeconfig).unwrap();
+        let err = built(&missing_kubeconfig).await.unwrap_err().to_string();
+        assert!(err.starts_with("plugins.NodeAttestor.k8s_psat.plugin_data.clusters[\"c\"]: "), "{err}");
+
+        let refused = [
+            (
+                psat(r#"service_account_allow_list = ["a:b"] audiences = ["x"]"#),
+                "unknown configuration key \"audiences\" at line 8 (in plugins.NodeAttestor.k8s_psat.plugin_data.clusters[\"c\"])",
+            ),
+            (
+                psat(r#"audience = ["x"]"#),
+                "plugins.NodeAttestor.k8s_psat.plugin_data.clusters[\"c\"].service_account_allow_list: ",
+            ),
+            (
+                r#"NodeAttestor "x509pop" {}"#.to_owned(),
+                "unknown NodeAttestor plugin \"x509pop\": this build supports \"join_token\" and \"k8s_psat\"",
+            ),
+            (r#"UpstreamAuthority "vault" {}"#.to_owned(), "unknown UpstreamAuthority plugin \"vault\": use \"disk\""),
+        ];
+        for (plugins, message) in refused {
+            let err = Plugins::decode(&config(&plugins)).unwrap_err().to_string();
+            assert!(err.contains(message), "{plugins}: {err}");
+        }
     }
 }

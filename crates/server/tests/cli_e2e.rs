@@ -1352,6 +1352,45 @@ fn validate_config() {
     let stderr = out.failed();
     assert!(stderr.starts_with("SPIRE server configuration file is invalid: "), "{stderr}");
     assert!(stderr.contains("bogus_key") && stderr.contains("line 8"), "names the key and its line: {stderr}");
+
+    // Plugins are decoded as `run` decodes them: k8s_psat's keys are checked, its kubeconfig is not
+    // read, and a plugin this build lacks is refused with `run`'s message.
+    let validate = |name: &str, plugin: &str| {
+        // Closes the server block, adds to `plugins`, and opens `server` again (blocks merge).
+        let conf = server_conf(tmp.path(), 8081, &format!("}}\nplugins {{\n{plugin}\n}}\nserver {{"));
+        spire_server(&["validate", "-config", &write_file(tmp.path(), name, &conf)], None)
+    };
+    let psat = |cluster: &str| {
+        format!(r#"NodeAttestor "k8s_psat" {{ plugin_data {{ clusters = {{ "c" = {{ {cluster} }} }} }} }}"#)
+    };
+    let out = validate(
+        "psat.conf",
+        &psat(r#"service_account_allow_list = ["spire:spire-agent"] kube_config_file = "/no/such/kubeconfig""#),
+    );
+    assert_eq!((out.code, out.stdout.as_str()), (0, "SPIRE server configuration file is valid.\n"), "{}", out.stderr);
+    for (name, plugin, message) in [
+        (
+            "unknown_key.conf",
+            psat(r#"service_account_allow_list = ["a:b"] audiences = ["x"]"#),
+            r#"unknown configuration key "audiences" at line 10 (in plugins.NodeAttestor.k8s_psat.plugin_data.clusters["c"])"#,
+        ),
+        (
+            "missing_key.conf",
+            psat(r#"audience = ["x"]"#),
+            r#"plugins.NodeAttestor.k8s_psat.plugin_data.clusters["c"].service_account_allow_list: "#,
+        ),
+        (
+            "unknown_plugin.conf",
+            r#"NodeAttestor "x509pop" {}"#.to_owned(),
+            r#"unknown NodeAttestor plugin "x509pop": this build supports "join_token" and "k8s_psat""#,
+        ),
+    ] {
+        let out = validate(name, &plugin);
+        assert_eq!(out.stdout, "");
+        let stderr = out.failed();
+        assert!(stderr.starts_with("SPIRE server configuration file is invalid: "), "{stderr}");
+        assert!(stderr.contains(message), "{name}: {stderr}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -70,10 +70,16 @@ pub struct K8sPsatAttestor {
 }
 
 impl K8sPsatAttestor {
-    /// The attestor `plugin` configures, with one kube-rs client per cluster (created now, connecting
-    /// on first use). Needs a Tokio runtime.
+    /// The attestor `plugin` configures: [`K8sPsatConfig::from_plugin`], then [`Self::from_config`].
     pub async fn from_plugin(plugin: &PluginConfig, trust_domain: TrustDomain) -> Result<Self, SetupError> {
         let config = K8sPsatConfig::from_plugin(plugin, &trust_domain)?;
+        Self::from_config(config, trust_domain).await
+    }
+
+    /// The attestor for a decoded `config`, with one kube-rs client per cluster (created now,
+    /// connecting on first use; a kubeconfig file is read now). Separate from the decoding so that
+    /// `validate` can check the `plugin_data` without building clients. Needs a Tokio runtime.
+    pub async fn from_config(config: K8sPsatConfig, trust_domain: TrustDomain) -> Result<Self, SetupError> {
         if config.clusters.is_empty() {
             // SPIRE accepts this too, with the same note.
             tracing::warn!("No clusters configured, PSAT attestation is effectively disabled");

@@ -1,7 +1,8 @@
 //! The k8s workload attestor's reading of `/proc/<pid>/mountinfo` and `/proc/<pid>/cgroup` (the
 //! input is the two files, split at the first NUL byte; without one it is the cgroup file alone):
 //! never panics, and a container ID or pod UID found is one the input spells out, in the shape
-//! Kubernetes gives it.
+//! Kubernetes gives it. The container locator's pod UID is written in the input (with `-` or the
+//! systemd driver's `_`), and comes from a path that names no other pod.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -30,6 +31,10 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(found) = cgroup::locate(mountinfo, "/proc/1/mountinfo", || Ok(Some(cgroups.to_owned()))) {
         check(&text, &found);
+        if !found.pod_uid.is_empty() {
+            let written = [found.pod_uid.clone(), found.pod_uid.replace('-', "_")];
+            assert!(written.iter().any(|uid| text.contains(&format!("pod{uid}"))), "{found:?}");
+        }
     }
     if let Ok(found) = cgroup::legacy_locate(cgroups) {
         check(cgroups, &found);

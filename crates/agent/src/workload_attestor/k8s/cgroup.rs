@@ -11,7 +11,11 @@
 //!
 //! - the *container locator* (SPIRE's default): the cgroup mount roots of `/proc/<pid>/mountinfo`,
 //!   then the paths of `/proc/<pid>/cgroup` if those name no container, each path walked backwards
-//!   for the last 64-hex segment and, before it, a `pod<uid>`;
+//!   for the last 64-hex segment and, before it, a `pod<uid>`. Unlike SPIRE, a path naming two
+//!   different pods is refused: the layouts above name one (kind's node container adds a container
+//!   ID above the pod, not a pod), so `.../pod<A>/<id>/pod<B>/<id>` is most likely a workload of pod
+//!   A that can write its cgroupfs and has nested cgroups to be taken for pod B. (A kind cluster
+//!   inside another cluster's pod, without cgroup namespaces, looks the same and is refused too.)
 //! - the *legacy* matcher (`use_new_container_locator = false`): SPIRE's two regular expressions over
 //!   the paths of `/proc/<pid>/cgroup`.
 //!
@@ -60,6 +64,17 @@ pub enum LocateError {
     /// Two cgroups name different containers (container locator).
     #[error("multiple container IDs found ({0:?}, {1:?})")]
     ContainerIds(String, String),
+    /// One cgroup path names two different pods (container locator), as a process that can write
+    /// its cgroupfs could make it by nesting a `pod<uid>/<id>` of another pod under its own.
+    #[error("multiple pod UIDs found in cgroup path {path:?} ({first:?}, {second:?})")]
+    NestedPodUids {
+        /// The path (or mount root).
+        path: String,
+        /// The first pod UID in it, in its Kubernetes form.
+        first: String,
+        /// A later, different one.
+        second: String,
+    },
     /// Two cgroups name different containers (legacy matcher).
     #[error("multiple container IDs found in cgroups ({0}, {1})")]
     LegacyContainerIds(String, String),
@@ -170,7 +185,7 @@ struct Extractor {
 
 impl Extractor {
     fn add(&mut self, path: &str) -> Result<(), LocateError> {
-        let (pod_uid, container_id) = extract(path);
+        let (pod_uid, container_id) = extract(path)?;
         let current = &mut self.location;
         if !current.pod_uid.is_empty() && pod_uid.is_empty() {
             return Ok(());
@@ -196,8 +211,24 @@ impl Extractor {
 /// One path (or mount root), walked backwards segment by segment: the first segment holding a
 /// container ID gives it; what precedes the ID in that segment, then the earlier segments, are
 /// searched for the pod UID. An empty segment (`//`, or a trailing `/`) ends the walk, as Go's
-/// `path.Split` loop does.
-fn extract(path: &str) -> (String, &str) {
+/// `path.Split` loop does. A path that names two different pods anywhere is an error.
+fn extract(path: &str) -> Result<(String, &str), LocateError> {
+    let mut pods = pod_uids(path);
+    if let Some(first) = pods.next()
+        && let Some(second) = pods.find(|uid| !same_pod_uid(uid, first))
+    {
+        let canonical = |uid: &str| uid.replace('_', "-");
+        return Err(LocateError::NestedPodUids {
+            path: path.to_owned(),
+            first: canonical(first),
+            second: canonical(second),
+        });
+    }
+    Ok(walk(path))
+}
+
+/// [`extract`]'s walk, once the path is known to name at most one pod.
+fn walk(path: &str) -> (String, &str) {
     let (mut rest, mut segment) = split_last(path);
     let mut container_id = "";
     while !segment.is_empty() {
@@ -256,9 +287,15 @@ fn find_container_id(segment: &str) -> Option<usize> {
 
 /// The UID of the leftmost `\bpod<8>[-_]<4>[-_]<4>[-_]<4>[-_]<12>\b` (hex groups), as written.
 fn find_pod_uid(segment: &str) -> Option<&str> {
+    pod_uids(segment).next()
+}
+
+/// The UIDs of every `\bpod<8>[-_]<4>[-_]<4>[-_]<4>[-_]<12>\b` (hex groups) in `text`, left to
+/// right, as written. A match never spans a `/`, so over a whole path these are its segments' pods.
+fn pod_uids(text: &str) -> impl Iterator<Item = &str> {
     const GROUPS: [usize; 5] = [8, 4, 4, 4, 12];
-    let bytes = segment.as_bytes();
-    let fits = |start: usize| -> bool {
+    let bytes = text.as_bytes();
+    let fits = move |start: usize| -> bool {
         let mut at = start;
         for (n, len) in GROUPS.iter().enumerate() {
             if n > 0 {
@@ -274,10 +311,16 @@ fn find_pod_uid(segment: &str) -> Option<&str> {
         }
         bytes.get(at).is_none_or(|b| !is_word(*b))
     };
-    (0..bytes.len()).find_map(|i| {
+    (0..bytes.len()).filter_map(move |i| {
         let starts_word = i == 0 || !is_word(bytes[i - 1]);
-        (starts_word && bytes[i..].starts_with(b"pod") && fits(i + 3)).then(|| &segment[i + 3..i + 3 + 36])
+        (starts_word && bytes[i..].starts_with(b"pod") && fits(i + 3)).then(|| &text[i + 3..i + 3 + 36])
     })
+}
+
+/// Whether two UIDs as written name the same pod: equal once the systemd driver's `_` are `-`.
+fn same_pod_uid(a: &str, b: &str) -> bool {
+    let canonical = |c: u8| if c == b'_' { b'-' } else { c };
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| canonical(x) == canonical(y))
 }
 
 // --- the legacy matcher ---------------------------------------------------------------------------
@@ -459,7 +502,7 @@ mod tests {
             ),
         ];
         for (name, path, want, want_legacy) in cases {
-            let (pod_uid, container_id) = extract(&path);
+            let (pod_uid, container_id) = extract(&path).unwrap_or_else(|e| panic!("{name}: {path}: {e}"));
             assert_eq!(loc(&pod_uid, container_id), want, "{name}: {path}");
             assert_eq!(legacy_extract(&path), want_legacy, "{name} (legacy): {path}");
         }
@@ -522,6 +565,64 @@ mod tests {
         let text = format!("1:a:/kubepods/pod{UID}/{CID}\n2:b:/kubepods/pod{}/{CID}\n", UID.replace('-', "_"));
         assert_eq!(legacy_locate(&text).unwrap(), loc(UID, CID));
         assert_eq!(locate_in_cgroups(&text).unwrap(), loc(UID, CID));
+    }
+
+    /// Defence in depth: a workload that can write its cgroupfs (and hide its cgroup mount) could
+    /// nest another pod's `pod<uid>/<id>` under its own; SPIRE would take the inner pair.
+    #[test]
+    fn a_path_naming_two_pods_is_refused() {
+        let uid_b = "11111111-2222-3333-4444-555555555555";
+        let cid_b = "a55d9ac3b312d8a2627824b6d6dd8af66fbec439bf4e0ec22d6d9945ad337a38";
+        let (us, us_b) = (UID.replace('-', "_"), uid_b.replace('-', "_"));
+        let refused = [
+            ("cgroupfs", format!("/kubepods/burstable/pod{UID}/{CID}/pod{uid_b}/{cid_b}")),
+            ("cgroupfs, inner without QoS", format!("/kubepods/pod{UID}/{CID}/kubepods/besteffort/pod{uid_b}/{cid_b}")),
+            (
+                "systemd",
+                format!(
+                    "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{us}.slice/cri-containerd-{CID}.scope\
+                     /kubepods-burstable-pod{us_b}.slice/cri-containerd-{cid_b}.scope"
+                ),
+            ),
+            ("mixed spellings", format!("/kubepods/pod{us}/{CID}/pod{uid_b}/{cid_b}")),
+            ("in a namespace", format!("/../../pod{UID}/{CID}/pod{uid_b}/{cid_b}")),
+            ("the other pod after the container", format!("/kubepods/pod{UID}/{CID}/pod{uid_b}")),
+            ("two pods in one segment", format!("/kubepods/pod{UID}.pod{uid_b}/{cid_b}")),
+            ("two pods, no container", format!("/kubepods/pod{UID}/pod{uid_b}")),
+            ("kind, nested", format!("/docker/{cid_b}/kubepods/besteffort/pod{UID}/{CID}/kubepods/pod{uid_b}/{cid_b}")),
+        ];
+        for (name, path) in refused {
+            let want = LocateError::NestedPodUids { path: path.clone(), first: UID.into(), second: uid_b.into() };
+            assert_eq!(extract(&path), Err(want.clone()), "{name}: {path}");
+            assert_eq!(
+                want.to_string(),
+                format!("multiple pod UIDs found in cgroup path {path:?} (\"{UID}\", \"{uid_b}\")")
+            );
+            // Whichever file it comes from, in whatever line: no location, hence no selectors.
+            let cgroups = format!("12:pids:/user.slice\n11:memory:{path}\n0::/\n");
+            assert_eq!(locate_in_cgroups(&cgroups), Err(want.clone()), "{name}");
+            assert_eq!(locate(None, "", || Ok(Some(cgroups.clone()))), Err(want.clone()), "{name}");
+            let mountinfo = format!("30 25 0:26 {path} /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw\n");
+            assert_eq!(locate(Some(&mountinfo), "", || panic!("cgroup read")), Err(want), "{name}");
+        }
+        // One pod named twice (the same UID in either spelling) is one pod: kind's node container
+        // and the systemd driver's slices, across cgroup v1 lines repeating one path.
+        let kind_node = "93529524695bb00d91c1f6dba692ea8d3550c3b94fb2463af7bc9ec82f992d26";
+        let allowed = [
+            format!("/docker/{kind_node}/kubepods/besteffort/pod{UID}/{CID}"),
+            format!("/kubepods/pod{UID}/pod{us}/{CID}"),
+            format!("/kubepods.slice/kubepods-pod{us}.slice/pod{UID}/cri-containerd-{CID}.scope"),
+            format!("/kubepods/pod{UID}/{CID}/pod{UID}"),
+        ];
+        for path in allowed {
+            assert_eq!(extract(&path).map(|(uid, cid)| loc(&uid, cid)), Ok(loc(UID, CID)), "{path}");
+            let cgroups = format!("3:cpu:{path}\n2:memory:{path}\n1:pids:{path}\n");
+            assert_eq!(locate_in_cgroups(&cgroups), Ok(loc(UID, CID)), "{path}");
+        }
+        // The legacy matcher (SPIRE's expressions, unchanged) takes the outer pod, the workload's
+        // own, with the inner container, which that pod does not have: nothing is gained there.
+        let path = format!("/kubepods/pod{UID}/{CID}/pod{uid_b}/{cid_b}");
+        assert_eq!(legacy_extract(&path), Some(loc(UID, cid_b)));
     }
 
     #[test]

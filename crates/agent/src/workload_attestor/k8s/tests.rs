@@ -609,6 +609,41 @@ async fn attesting_pids_through_their_cgroups() {
 }
 
 #[tokio::test]
+async fn a_workload_nesting_another_pod_s_cgroups_is_refused() {
+    let kubelet = StandIn::start(None).await;
+    kubelet.serve("pod_list.json");
+    let proc = tempfile::tempdir().unwrap();
+    let write = |pid: i32, cgroups: &[u8]| {
+        std::fs::create_dir_all(proc.path().join(pid.to_string())).unwrap();
+        std::fs::write(proc.path().join(pid.to_string()).join("cgroup"), cgroups).unwrap();
+    };
+    // A process of another pod (in the list) that made `pod<blog>/<blog container>` cgroups under
+    // its own and moved into them: SPIRE's walk would attest it as the blog container.
+    let own = "/kubepods/burstable/podd488cae9-b2a0-11e7-9350-020968147796/\
+               34a2062fd26c805aa8cf814cdfe479322b791f80afb9ea4db02d50375df14b41";
+    let nested = format!("{own}/kubepods/burstable/pod{BLOG_UID}/{BLOG_CID}");
+    write(127, format!("12:pids:{nested}\n11:memory:{nested}\n").as_bytes());
+    // Bytes that are not UTF-8 in another cgroup's name do not keep a real one from being read.
+    write(
+        128,
+        &[b"2:name=x:/user.slice/\xff\xfe\n1:pids:/kubepods/pod", BLOG_UID.as_bytes(), b"/", BLOG_CID.as_bytes()]
+            .concat(),
+    );
+    let config = K8sConfig { kubelet_read_only_port: Some(kubelet.port()), ..K8sConfig::default() };
+    let attestor = K8sAttestor::with_proc_root(config, ProcRoot::new(proc.path())).unwrap();
+    let error = attestor.attest(Process::from_pid(127)).await.unwrap_err().to_string();
+    assert_eq!(
+        error,
+        format!(
+            "multiple pod UIDs found in cgroup path {nested:?} (\"d488cae9-b2a0-11e7-9350-020968147796\", \"{BLOG_UID}\")"
+        )
+    );
+    assert_eq!(attestor.locate(Process::from_pid(128)).unwrap(), blog());
+    let values = attestor.attest(Process::from_pid(128)).await.unwrap();
+    assert!(values.contains(&"container-name:blog".to_owned()), "{values:?}");
+}
+
+#[tokio::test]
 async fn the_agent_s_own_process() {
     // The test process is in no pod, or in a container the pod list lacks: either no selectors or
     // the attestor gives up; the real /proc files parse either way.

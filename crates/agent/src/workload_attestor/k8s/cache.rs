@@ -5,13 +5,16 @@
 //! their own (SPIRE's `singleflight`). So a burst of Workload API calls from a node's pods costs one
 //! kubelet request, and a caller polling for a container that is not there yet sees a list at most
 //! half an interval old on each attempt. The fetch runs as a task of its own, so that it completes
-//! and fills the cache even if the callers waiting for it go away.
+//! and fills the cache even if the callers waiting for it go away. The answer (up to 256 MiB of
+//! JSON) is parsed on Tokio's blocking pool, so that a large list does not hold up the async worker
+//! serving other Workload API calls meanwhile.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
+use hyper::body::Bytes;
 use tokio::time::Instant;
 
 use super::kubelet::{KubeletClient, KubeletError};
@@ -84,7 +87,7 @@ impl PodListCache {
         let (state, cache_for) = (self.state.clone(), self.cache_for);
         let task = tokio::spawn(async move {
             let result = match client.get_pod_list().await {
-                Ok(body) => Pods::parse(&body).map(Arc::new).map_err(|e| FetchError::Parse(e.to_string())),
+                Ok(body) => parse(body).await,
                 Err(e) => Err(e.into()),
             };
             let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
@@ -104,5 +107,27 @@ impl PodListCache {
         }
         .boxed()
         .shared()
+    }
+}
+
+/// The pod list in `body`, parsed on the blocking pool (a big list takes a while).
+async fn parse(body: Bytes) -> Result<Arc<Pods>, FetchError> {
+    let parsed = tokio::task::spawn_blocking(move || Pods::parse(&body))
+        .await
+        .map_err(|e| FetchError::Aborted(e.to_string()))?;
+    parsed.map(Arc::new).map_err(|e| FetchError::Parse(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lists_are_parsed_on_the_blocking_pool() {
+        let body = Bytes::from_static(br#"{"items":[{"metadata":{"uid":"u1","name":"p","namespace":"n"}}]}"#);
+        assert_eq!(parse(body).await.unwrap().len(), 1);
+        let err = parse(Bytes::from_static(b"{")).await.unwrap_err();
+        assert!(matches!(&err, FetchError::Parse(_)), "{err:?}");
+        assert!(err.to_string().starts_with("unable to parse kubelet response: "), "{err}");
     }
 }

@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
+use spire_cli::goerror::{chain, errno_text};
 use spire_config::agent::TrustBundleFormat;
 use spire_identity::bundle::BundleError;
 use spire_identity::{Bundle, TrustDomain};
@@ -413,20 +414,20 @@ async fn download(source: &UrlSource, td: &TrustDomain, now: SystemTime) -> Resu
 async fn get(target: &Target, unix_socket: Option<&Path>) -> Result<hyper::Response<hyper::body::Incoming>, String> {
     let stream: Pin<Box<dyn Io>> = match unix_socket {
         Some(path) => Box::pin(
-            UnixStream::connect(path).await.map_err(|e| format!("dial unix {}: {}", path.display(), os_error(&e)))?,
+            UnixStream::connect(path).await.map_err(|e| format!("dial unix {}: {}", path.display(), errno_text(&e)))?,
         ),
         None => {
             let dial = TcpStream::connect((target.host.as_str(), target.port));
             let tcp = tokio::time::timeout(DIAL_TIMEOUT, dial)
                 .await
                 .map_err(|_| format!("dial tcp {}:{}: i/o timeout", target.host, target.port))?
-                .map_err(|e| format!("dial tcp {}:{}: {}", target.host, target.port, os_error(&e)))?;
+                .map_err(|e| format!("dial tcp {}:{}: {}", target.host, target.port, errno_text(&e)))?;
             Box::pin(tcp)
         }
     };
     let stream = if target.https { tls(stream, &target.host).await? } else { stream };
     let (mut sender, conn) =
-        hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await.map_err(chain)?;
+        hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await.map_err(|e| chain(&e))?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "trust bundle connection ended");
@@ -437,7 +438,7 @@ async fn get(target: &Target, unix_socket: Option<&Path>) -> Result<hyper::Respo
         .header(hyper::header::USER_AGENT, USER_AGENT)
         .body(Empty::new())
         .map_err(|e| e.to_string())?;
-    sender.send_request(request).await.map_err(chain)
+    sender.send_request(request).await.map_err(|e| chain(&e))
 }
 
 /// TLS to `host`, checked against the system roots (or `SSL_CERT_FILE` / `SSL_CERT_DIR`).
@@ -462,30 +463,6 @@ async fn tls(stream: Pin<Box<dyn Io>>, host: &str) -> Result<Pin<Box<dyn Io>>, S
         .map_err(|_| "net/http: TLS handshake timeout".to_owned())?
         .map_err(|e| format!("tls: {e}"))?;
     Ok(Box::pin(tls))
-}
-
-/// An I/O error's text without Rust's ` (os error N)` suffix, as Go words it.
-fn os_error(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" (os error ") {
-        Some(i) => text[..i].to_lowercase(),
-        None => text,
-    }
-}
-
-/// `e` and its sources, joined as Go joins wrapped errors.
-fn chain(e: impl std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let next = cause.to_string();
-        if !text.ends_with(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 // --- trust_bundle_spiffe_workload_api -----------------------------------------------------------
@@ -534,7 +511,7 @@ async fn fetch_from_workload_api(address: &str, td: &TrustDomain) -> Result<Bund
             Endpoint::from_shared(format!("http://{host_port}")).map_err(|e| error(e.to_string()))?.connect().await
         }
     }
-    .map_err(|e| error(chain(e)))?;
+    .map_err(|e| error(chain(&e)))?;
     let mut request = tonic::Request::new(X509BundlesRequest {});
     request.metadata_mut().insert("workload.spiffe.io", tonic::metadata::MetadataValue::from_static("true"));
     let first = async {

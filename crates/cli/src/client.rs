@@ -12,13 +12,14 @@ use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use crate::error::{CliError, go_errno_text};
+use crate::error::CliError;
+use crate::goerror::errno_text;
 
 /// Connects to the gRPC server listening on the Unix socket at `path`.
 pub(crate) async fn connect_unix(path: &str) -> Result<Channel, CliError> {
     let first = UnixStream::connect(path)
         .await
-        .map_err(|e| CliError::Dial { path: path.to_owned(), reason: go_errno_text(&e) })?;
+        .map_err(|e| CliError::Dial { path: path.to_owned(), reason: errno_text(&e) })?;
     let first = Arc::new(Mutex::new(Some(first)));
     let path = path.to_owned();
     // The authority is never used for routing: every request goes to the socket.

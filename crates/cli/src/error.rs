@@ -4,6 +4,8 @@ use std::io;
 
 use tonic::{Code, Status};
 
+use crate::goerror::errno_text;
+
 /// Why a command failed. `Display` is the text after `Error: `.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -87,24 +89,9 @@ pub(crate) fn go_code_name(code: i32) -> String {
     name.to_owned()
 }
 
-/// An OS error as Go's `syscall.Errno` prints it: the C library's text in lower case, without Rust's
-/// `(os error N)` suffix.
-pub(crate) fn go_errno_text(err: &io::Error) -> String {
-    let text = err.to_string();
-    let text = match text.rfind(" (os error ") {
-        Some(at) if err.raw_os_error().is_some() => text[..at].to_owned(),
-        _ => text,
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => text,
-    }
-}
-
 /// Go's `*fs.PathError` text: `open /x: no such file or directory`.
 pub(crate) fn go_path_error(op: &str, path: &str, err: &io::Error) -> CliError {
-    CliError::msg(format!("{op} {path}: {}", go_errno_text(err)))
+    CliError::msg(format!("{op} {path}: {}", errno_text(err)))
 }
 
 #[cfg(test)]
@@ -133,11 +120,8 @@ mod tests {
     }
 
     #[test]
-    fn errno_like_go() {
+    fn path_errors_like_go() {
         let err = io::Error::from_raw_os_error(2);
-        assert_eq!(go_errno_text(&err), "no such file or directory");
         assert_eq!(go_path_error("open", "/x", &err).to_string(), "open /x: no such file or directory");
-        let err = io::Error::from_raw_os_error(111);
-        assert_eq!(go_errno_text(&err), "connection refused");
     }
 }

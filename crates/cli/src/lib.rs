@@ -12,6 +12,7 @@ pub mod agent;
 mod client;
 pub mod error;
 pub mod flags;
+pub mod goerror;
 pub mod gotime;
 pub mod logging;
 pub mod output;

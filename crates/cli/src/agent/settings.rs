@@ -99,7 +99,7 @@ fn go_abs(path: &str) -> Result<String, String> {
         return Ok(go_clean(path));
     }
     let cwd = std::env::current_dir()
-        .map_err(|e| format!("failed to get absolute path for socket path: {}", crate::error::go_errno_text(&e)))?;
+        .map_err(|e| format!("failed to get absolute path for socket path: {}", crate::goerror::errno_text(&e)))?;
     Ok(go_join(&cwd.to_string_lossy(), path))
 }
 

@@ -27,6 +27,7 @@ use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use spire_cli::goerror::{chain, errno_text};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -285,7 +286,7 @@ impl KubeletClient {
     async fn connect(&self) -> Result<SendRequest<Empty<Bytes>>, KubeletError> {
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
-            .map_err(|e| self.request_error(&format!("dial tcp {}: connect: {}", self.authority, os_error(&e))))?;
+            .map_err(|e| self.request_error(&format!("dial tcp {}: connect: {}", self.authority, errno_text(&e))))?;
         let _ = tcp.set_nodelay(true);
         let stream: Box<dyn Io> = match &self.tls {
             Some((connector, name)) => Box::new(
@@ -328,7 +329,7 @@ async fn body_start(mut body: hyper::body::Incoming) -> String {
 
 /// A file for a credential, with Go's wording for a failed open.
 fn read(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("open {}: {}", path.display(), os_error(&e)))
+    std::fs::read(path).map_err(|e| format!("open {}: {}", path.display(), errno_text(&e)))
 }
 
 fn load_ca(path: &Path) -> Result<RootCertStore, KubeletError> {
@@ -486,28 +487,4 @@ impl ServerCertVerifier for AnyCertificate {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
     }
-}
-
-/// An I/O error's text without Rust's ` (os error N)` suffix, as Go words it.
-fn os_error(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" (os error ") {
-        Some(i) => text[..i].to_lowercase(),
-        None => text,
-    }
-}
-
-/// `e` and its sources, joined as Go joins wrapped errors.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let next = cause.to_string();
-        if !text.ends_with(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = cause.source();
-    }
-    text
 }

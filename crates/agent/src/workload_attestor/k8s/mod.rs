@@ -27,6 +27,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use spire_cli::goerror::errno_text;
 use spire_config::plugin_data::decode;
 use spire_config::{ConfigError, PluginConfig, Reader};
 
@@ -262,7 +263,7 @@ impl K8sAttestor {
         let cgroup_path = root.pid_file(process.pid(), "cgroup").display().to_string();
         let read_cgroups = || {
             let text = read_proc_file(process, root, "cgroup")
-                .map_err(|e| LocateError::Cgroups(format!("open {cgroup_path}: {}", os_error(&e))))?;
+                .map_err(|e| LocateError::Cgroups(format!("open {cgroup_path}: {}", errno_text(&e))))?;
             if verbose && let Some(text) = &text {
                 for (i, path) in cgroup::parse_cgroups(text).unwrap_or_default().iter().enumerate() {
                     tracing::debug!(index = i + 1, path, "PID cgroup enumerated");
@@ -276,7 +277,7 @@ impl K8sAttestor {
         let mountinfo_path = root.pid_file(process.pid(), "mountinfo").display().to_string();
         let mountinfo = read_proc_file(process, root, "mountinfo").map_err(|e| LocateError::MountInfo {
             path: mountinfo_path.clone(),
-            reason: format!("open {mountinfo_path}: {}", os_error(&e)),
+            reason: format!("open {mountinfo_path}: {}", errno_text(&e)),
         })?;
         if verbose && let Some(text) = &mountinfo {
             for (i, (fs_type, mount_root)) in cgroup::parse_mountinfo(text).unwrap_or_default().iter().enumerate() {
@@ -349,13 +350,4 @@ fn read_proc_file(process: Process<'_>, root: &ProcRoot, name: &str) -> io::Resu
     }
     buf.truncate(len);
     Ok(Some(String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())))
-}
-
-/// An I/O error's text without Rust's ` (os error N)` suffix, as Go words it.
-fn os_error(e: &io::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" (os error ") {
-        Some(i) => text[..i].to_lowercase(),
-        None => text,
-    }
 }

@@ -15,8 +15,8 @@ use super::svid::{Cert, X509Svid};
 use super::{ApiCtx, CallError, CmdError, printer, protojson, recv, svid, with_header, within};
 use crate::agent::settings::go_join;
 use crate::agent::vars::VarFlags;
-use crate::error::go_errno_text;
 use crate::flags::FlagSet;
+use crate::goerror::errno_text;
 use crate::gotime::GoDuration;
 use crate::output::OutputFormat;
 
@@ -107,6 +107,6 @@ fn write_file(path: &str, data: &[u8], mode: u32) -> Result<(), CmdError> {
         .truncate(true)
         .mode(mode)
         .open(path)
-        .map_err(|e| format!("open {path}: {}", go_errno_text(&e)))?;
-    file.write_all(data).map_err(|e| format!("write {path}: {}", go_errno_text(&e)))
+        .map_err(|e| format!("open {path}: {}", errno_text(&e)))?;
+    file.write_all(data).map_err(|e| format!("write {path}: {}", errno_text(&e)))
 }

@@ -130,7 +130,7 @@ pub(crate) struct ApiCtx<'a> {
 impl ApiCtx<'_> {
     /// Writes to stdout.
     pub(crate) fn out(&mut self, text: &str) -> Result<(), CmdError> {
-        self.stdout.write_all(text.as_bytes()).map_err(|e| crate::error::go_errno_text(&e))
+        self.stdout.write_all(text.as_bytes()).map_err(|e| crate::goerror::errno_text(&e))
     }
 
     /// The `-output` format.

@@ -6,8 +6,9 @@ use spire_identity::SpiffeId;
 use spire_proto::spire::api::types::federation_relationship::BundleEndpointProfile;
 use spire_proto::spire::api::types::{Bundle, FederationRelationship, HttpsWebProfile, HttpsspiffeProfile};
 
-use crate::error::{CliError, go_errno_text};
+use crate::error::CliError;
 use crate::flags::{FlagSet, Parsed, go_quote};
+use crate::goerror::errno_text;
 use crate::server::bundle::{self, format};
 
 const PROFILE_HTTPS_WEB: &str = "https_web";
@@ -132,11 +133,7 @@ fn to_proto(c: &RelationshipConfig) -> Result<FederationRelationship, CliError> 
     let format_text = if c.trust_domain_bundle_format.is_empty() { "pem" } else { &c.trust_domain_bundle_format };
     let trust_domain_bundle = if !c.trust_domain_bundle_path.is_empty() {
         let data = std::fs::read(&c.trust_domain_bundle_path).map_err(|e| {
-            CliError::msg(format!(
-                "cannot read bundle file: open {}: {}",
-                c.trust_domain_bundle_path,
-                go_errno_text(&e)
-            ))
+            CliError::msg(format!("cannot read bundle file: open {}: {}", c.trust_domain_bundle_path, errno_text(&e)))
         })?;
         let fmt = bundle::parse_format(format_text)?;
         Some(format::parse(&data, fmt, &bundle_trust_domain).map_err(|e| e.context("cannot parse bundle file"))?)

@@ -14,8 +14,9 @@ use spire_proto::spire::api::server::bundle::v1::bundle_client::BundleClient;
 use spire_proto::spire::api::server::svid::v1::MintX509svidRequest;
 use spire_proto::spire::api::server::svid::v1::svid_client::SvidClient;
 
-use crate::error::{CliError, go_errno_text};
+use crate::error::CliError;
 use crate::flags::{FlagSet, Parsed};
+use crate::goerror::errno_text;
 use crate::gotime::GoDuration;
 use crate::output::JsonValue;
 use crate::server::ctx::Ctx;
@@ -135,8 +136,8 @@ pub(crate) fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), Strin
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let open = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(path);
-    let mut file = open.map_err(|e| format!("open {}: {}", path.display(), go_errno_text(&e)))?;
-    file.write_all(text.as_bytes()).map_err(|e| format!("write {}: {}", path.display(), go_errno_text(&e)))
+    let mut file = open.map_err(|e| format!("open {}: {}", path.display(), errno_text(&e)))?;
+    file.write_all(text.as_bytes()).map_err(|e| format!("write {}: {}", path.display(), errno_text(&e)))
 }
 
 /// Warns on stderr when the server issued a shorter lifetime than `-ttl` asked for.

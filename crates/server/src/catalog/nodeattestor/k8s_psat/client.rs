@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::PostParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
+use spire_cli::goerror::chain;
 
 /// How long one request to an API server may take. Attestation makes three in a row inside the
 /// Agent service's overall deadline; a hung API server should fail one of them with a message naming
@@ -124,48 +125,25 @@ impl ClusterApi for KubeClusterApi {
 fn api_error(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
+        // Its text already shows the status, which is also its source.
+        kube::Error::Api(_) => e.to_string(),
         other => chain(other),
     }
-}
-
-/// An error and its sources, `: `-separated, leaving out a source whose text the message already
-/// contains (kube-rs repeats some).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[derive(Debug, thiserror::Error)]
-    #[error("outer: inner")]
-    struct Outer(#[source] Inner);
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("inner")]
-    struct Inner(#[source] std::io::Error);
-
-    #[test]
-    fn chains_skip_repeated_sources() {
-        let e = Outer(Inner(std::io::Error::other("refused")));
-        assert_eq!(chain(&e), "outer: inner: refused");
-    }
-
     #[test]
     fn api_errors_read_like_client_go() {
         let status = kube::core::Status::failure("pods \"agent-x\" not found", "NotFound").with_code(404);
         assert_eq!(api_error(&kube::Error::Api(status.boxed())), "pods \"agent-x\" not found");
+        // Without a message: kube-rs's text, which shows the status once (it is also the source).
+        let err = kube::Error::Api(kube::core::Status::failure("", "NotFound").with_code(404).boxed());
+        let text = api_error(&err);
+        assert_eq!(text, err.to_string());
+        assert_eq!(text.matches("NotFound").count(), 2, "{text}"); // reason, then the Debug form's
     }
 
     #[tokio::test]
@@ -173,7 +151,7 @@ mod tests {
         let err = KubeClusterApi::connect(Some(Path::new("/nonexistent/kubeconfig"))).await.unwrap_err();
         let text = err.to_string();
         assert!(text.starts_with("cannot use kube_config_file /nonexistent/kubeconfig: "), "{text}");
-        assert!(text.contains("No such file"), "{text}");
+        assert_eq!(text.matches("No such file").count(), 1, "{text}");
     }
 
     #[tokio::test]

@@ -339,7 +339,18 @@ impl Watcher {
 
 /// Reads a small procfs file whole with `read(buf, offset)` from offset 0, without first asking for
 /// its size (procfs reports 0): one read for the usual few KiB, then the one that finds the end.
-pub(crate) fn read_to_end_at(mut read: impl FnMut(&mut [u8], u64) -> io::Result<usize>) -> io::Result<String> {
+pub(crate) fn read_to_end_at(read: impl FnMut(&mut [u8], u64) -> io::Result<usize>) -> io::Result<String> {
+    String::from_utf8(read_bytes_to_end_at(read)?).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// [`read_to_end_at`] for a file that may hold bytes that are not UTF-8 (a cgroup name may): they
+/// are replaced by U+FFFD.
+pub(crate) fn read_to_end_at_lossy(read: impl FnMut(&mut [u8], u64) -> io::Result<usize>) -> io::Result<String> {
+    let bytes = read_bytes_to_end_at(read)?;
+    Ok(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+}
+
+fn read_bytes_to_end_at(mut read: impl FnMut(&mut [u8], u64) -> io::Result<usize>) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; 4096];
     let mut len = 0;
     loop {
@@ -354,7 +365,7 @@ pub(crate) fn read_to_end_at(mut read: impl FnMut(&mut [u8], u64) -> io::Result<
         }
     }
     buf.truncate(len);
-    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    Ok(buf)
 }
 
 /// The process a workload attestor looks at: a PID and, for a Workload API caller, the [`Watcher`]
@@ -555,6 +566,28 @@ mod tests {
         assert_eq!(parse_start_time(&format!("42 (a b) c)) {tail}")), Some(123456));
         assert_eq!(parse_start_time("42 (sleep) S 1 2"), None);
         assert_eq!(parse_start_time("garbage"), None);
+    }
+
+    /// A `read(buf, offset)` over `data`, at most `chunk` bytes at a time.
+    fn reader(data: &[u8], chunk: usize) -> impl FnMut(&mut [u8], u64) -> io::Result<usize> + '_ {
+        move |buf, at| {
+            let rest = &data[usize::try_from(at).unwrap().min(data.len())..];
+            let n = buf.len().min(rest.len()).min(chunk);
+            buf[..n].copy_from_slice(&rest[..n]);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn files_are_read_whole_strictly_or_lossily() {
+        let text: String = (0..10_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        assert_eq!(read_to_end_at(reader(text.as_bytes(), 3000)).unwrap(), text);
+        assert_eq!(read_to_end_at_lossy(reader(text.as_bytes(), 5000)).unwrap(), text);
+        let bytes = b"0::/a\xffb\n";
+        assert_eq!(read_to_end_at(reader(bytes, 100)).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert_eq!(read_to_end_at_lossy(reader(bytes, 100)).unwrap(), "0::/a\u{fffd}b\n");
+        let failing = |_: &mut [u8], _: u64| Err(io::Error::from_raw_os_error(13));
+        assert_eq!(read_to_end_at_lossy(failing).unwrap_err().raw_os_error(), Some(13));
     }
 
     #[test]

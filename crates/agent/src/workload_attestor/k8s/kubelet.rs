@@ -201,7 +201,7 @@ impl KubeletClient {
         if let Some((name, check_name)) = secure_name {
             let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
             let verifier: Arc<dyn ServerCertVerifier> = if settings.skip_verification {
-                Arc::new(AnyCertificate { algorithms: provider.signature_verification_algorithms })
+                Arc::new(IgnoringName { roots: None, algorithms: provider.signature_verification_algorithms })
             } else {
                 let roots = Arc::new(load_ca(&settings.ca_path)?);
                 if check_name {
@@ -209,7 +209,10 @@ impl KubeletClient {
                         .build()
                         .map_err(|e| KubeletError::ParseCa(e.to_string()))?
                 } else {
-                    Arc::new(ChainOnly { roots, algorithms: provider.signature_verification_algorithms })
+                    Arc::new(IgnoringName {
+                        roots: Some(roots),
+                        algorithms: provider.signature_verification_algorithms,
+                    })
                 }
             };
             let (client_auth, token) = load_credentials(settings)?;
@@ -396,15 +399,17 @@ fn client_config(
     Ok(config)
 }
 
-/// Checks that the kubelet's certificate chains to the CA, whatever name it is for: towards
-/// 127.0.0.1 the agent knows it talks to its own node's kubelet, whose certificate names the node.
+/// A kubelet certificate check that ignores the name: with `roots`, the certificate must chain to
+/// the CA (towards 127.0.0.1 the agent knows it talks to its own node's kubelet, whose certificate
+/// names the node); without, for `skip_kubelet_verification`, any certificate is accepted. Either
+/// way the handshake itself is checked, so the peer holds the key of the certificate it shows.
 #[derive(Debug)]
-struct ChainOnly {
-    roots: Arc<RootCertStore>,
+struct IgnoringName {
+    roots: Option<Arc<RootCertStore>>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for IgnoringName {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -413,56 +418,16 @@ impl ServerCertVerifier for ChainOnly {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
-        rustls::client::verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            &self.roots,
-            intermediates,
-            now,
-            self.algorithms.all,
-        )?;
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-/// `skip_kubelet_verification`: any certificate is accepted (the handshake itself is still checked,
-/// so the peer holds the key of the certificate it shows).
-#[derive(Debug)]
-struct AnyCertificate {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Some(roots) = &self.roots {
+            let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
+            rustls::client::verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                roots,
+                intermediates,
+                now,
+                self.algorithms.all,
+            )?;
+        }
         Ok(ServerCertVerified::assertion())
     }
 

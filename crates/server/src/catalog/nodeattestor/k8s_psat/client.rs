@@ -52,7 +52,14 @@ pub enum ConnectError {
 }
 
 /// A [`ClusterApi`] over a kube-rs client. The client connects on first use and keeps its
-/// connections, and kube-rs rereads rotating credentials (the in-cluster token, exec plugins).
+/// connections.
+///
+/// Its configuration is read once, by [`connect`](Self::connect). Of the credentials, kube-rs renews
+/// only bearer tokens: a token file (the in-cluster service account token, a kubeconfig `tokenFile`)
+/// is read again as it ages, and an exec plugin is run again when its token expires. A client
+/// certificate, key or CA in `kube_config_file` (or in files it names) is loaded into the TLS
+/// configuration once: if it is rotated, the server keeps using the old one until it restarts.
+/// SPIRE reads `kube_config_file` again for each call, so it picks up such a rotation at once.
 #[derive(Clone)]
 pub struct KubeClusterApi {
     client: Client,
@@ -132,7 +139,7 @@ fn api_error(e: &kube::Error) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -154,10 +161,9 @@ mod tests {
         assert_eq!(text.matches("No such file").count(), 1, "{text}");
     }
 
-    #[tokio::test]
-    async fn a_kube_config_file_gives_a_client_without_connecting() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("kubeconfig");
+    /// A kubeconfig file in `dir` for an API server at `https://127.0.0.1:1`, where nothing listens.
+    pub(crate) fn write_kubeconfig(dir: &Path) -> std::path::PathBuf {
+        let path = dir.join("kubeconfig");
         std::fs::write(
             &path,
             "apiVersion: v1\nkind: Config\ncurrent-context: c\n\
@@ -166,6 +172,13 @@ mod tests {
              contexts: [{name: c, context: {cluster: k, user: u}}]\n",
         )
         .unwrap();
+        path
+    }
+
+    #[tokio::test]
+    async fn a_kube_config_file_gives_a_client_without_connecting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_kubeconfig(dir.path());
         let api = KubeClusterApi::connect(Some(&path)).await.unwrap();
         // Nothing listens on port 1: the failure comes with the call, with its cause.
         let err = api.get_node("n").await.unwrap_err();

@@ -7,6 +7,7 @@ use k8s_openapi::api::authentication::v1::TokenReviewStatus;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use tonic::Code;
 
+use super::client::tests::write_kubeconfig;
 use super::config::test_plugin;
 use super::review::tests::{NODE_UID, POD_UID, cluster, node, pod, review};
 use super::*;
@@ -215,15 +216,7 @@ async fn an_empty_node_uid_is_refused() {
 #[tokio::test]
 async fn from_plugin_builds_one_client_per_cluster() {
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        "apiVersion: v1\nkind: Config\ncurrent-context: c\n\
-         clusters: [{name: k, cluster: {server: \"https://127.0.0.1:1\"}}]\n\
-         users: [{name: u, user: {token: abc}}]\n\
-         contexts: [{name: c, context: {cluster: k, user: u}}]\n",
-    )
-    .unwrap();
+    let kubeconfig = write_kubeconfig(dir.path());
     let data = format!(
         r#"clusters = {{
   "a" = {{ service_account_allow_list = ["spire:spire-agent"], kube_config_file = "{0}" }}

@@ -1,6 +1,9 @@
 //! The agent's side of the node APIs: attestation (any [`NodeAttestor`], challenges included),
 //! renewal and the trust bundle.
 
+use std::future::Future;
+use std::time::Duration;
+
 use futures_util::{Stream, StreamExt};
 use spire_identity::x509::certificate_request;
 use spire_identity::{Bundle, JwtAuthority, PrivateKey, TrustDomain};
@@ -32,6 +35,14 @@ pub enum NodeError {
     /// A CSR could not be made.
     #[error("failed to create a CSR: {0}")]
     Csr(String),
+    /// The server did not answer within `limit` ([`RPC_TIMEOUT`]); retried like an unreachable server.
+    #[error("{what}: no answer from the server within {limit:?}")]
+    Timeout {
+        /// The call that was given up.
+        what: &'static str,
+        /// How long it was given.
+        limit: Duration,
+    },
     /// The node attestor plugin failed (SPIRE's `nodeattestor(<name>): ...`).
     #[error("nodeattestor({plugin}): {source}")]
     Attestor {
@@ -41,6 +52,20 @@ pub enum NodeError {
         #[source]
         source: NodeAttestorError,
     },
+}
+
+/// How long one exchange with the server may take (SPIRE's `rpcTimeout`, 30 s). A server that
+/// accepts connections but never answers must not hold the agent, nor the rotation lock a sync or a
+/// re-attestation holds, forever.
+pub const RPC_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `call`, given up after `limit` as [`NodeError::Timeout`] naming it `what`.
+pub async fn within<T>(
+    limit: Duration,
+    what: &'static str,
+    call: impl Future<Output = Result<T, NodeError>>,
+) -> Result<T, NodeError> {
+    tokio::time::timeout(limit, call).await.unwrap_or(Err(NodeError::Timeout { what, limit }))
 }
 
 /// A status as grpc-go's `Error()` prints it: `rpc error: code = PermissionDenied desc = ...`.
@@ -117,7 +142,9 @@ fn csr(key: &PrivateKey) -> Result<Vec<u8>, NodeError> {
 
 /// Attests with `attestor`: sends its payload with a CSR for `key`, answers the server's challenges
 /// until the server issues the agent SVID (SPIRE's `ServerStream`). A server that closes the stream
-/// early is reported with its status.
+/// early is reported with its status. The connection presents no client certificate, as SPIRE's
+/// (the node is proven by its attestation data; the agent SVID, when re-attesting, may have expired
+/// and would fail the handshake).
 pub async fn attest(
     client: &ServerClient,
     attestor: &dyn NodeAttestor,
@@ -131,7 +158,7 @@ pub async fn attest(
     // Room for the first request before the call starts, so that the server sees it at once.
     let (requests, outbound) = mpsc::channel(1);
     let _ = requests.send(request(agent_api::attest_agent_request::Step::Params(params))).await;
-    let mut agent = AgentClient::new(client.channel().await?);
+    let mut agent = AgentClient::new(client.channel_without_identity().await?);
     let inbound = agent
         .attest_agent(tokio_stream::wrappers::ReceiverStream::new(outbound))
         .await
@@ -324,6 +351,30 @@ mod tests {
         assert_eq!(outcome.unwrap_err().to_string(), "unexpected response from the server: empty SVID cert chain");
         let (outcome, _) = run(&a, vec![Ok(agent_api::AttestAgentResponse { step: None })]).await;
         assert!(matches!(outcome, Err(NodeError::Protocol(_))));
+    }
+
+    /// An agent whose SVID expired while the server was down must still be able to attest again:
+    /// AttestAgent never presents the SVID, which both servers would refuse in the handshake.
+    #[tokio::test]
+    async fn attestation_presents_no_client_certificate_even_with_an_svid() {
+        use crate::server_client::testing;
+        let pki = spire_testkit::pki::Pki::new(spire_identity::KeyType::EcP256);
+        let (addr, mut presented) = testing::recording_server(&pki).await;
+        let client = testing::client_with_expired_svid(&addr, &pki);
+        let key = PrivateKey::generate(spire_identity::KeyType::EcP256).unwrap();
+        let attesting = tokio::spawn(async move { attest(&client, &Reverser::default(), &key).await });
+        assert_eq!(testing::next(&mut presented).await, 0);
+        attesting.abort();
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_is_given_up_on() {
+        let limit = Duration::from_millis(20);
+        let silent = within(limit, "AttestAgent", std::future::pending::<Result<(), NodeError>>()).await;
+        let e = silent.unwrap_err();
+        assert_eq!(e.to_string(), "AttestAgent: no answer from the server within 20ms");
+        assert!(!e.is_permission_denied(), "retried");
+        assert_eq!(within(limit, "x", async { Ok(7) }).await.unwrap(), 7);
     }
 
     #[test]

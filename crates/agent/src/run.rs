@@ -11,7 +11,7 @@ use tokio::net::UnixListener;
 
 use crate::manager::sync::{svid_id, svid_validity};
 use crate::manager::{Cache, Syncer};
-use crate::node::{AgentSvid, NodeError, attest, fetch_bundle, renew};
+use crate::node::{AgentSvid, NodeError, RPC_TIMEOUT, attest, fetch_bundle, renew, within};
 use crate::node_attestor::NodeAttestor;
 use crate::peer::{PeerTracker, TrackedUnixStream};
 use crate::rotation::{Jitter, RotationPolicy};
@@ -240,11 +240,12 @@ pub async fn start(settings: AgentSettings) -> Result<Agent, AgentError> {
                 // attests again and carries on; a banned one, or one that cannot, stops.
                 if e.should_reattest() {
                     tracing::warn!(error = %e, "Agent needs to re-attest; will attempt to re-attest");
-                    let (reply, replied) = tokio::sync::oneshot::channel();
-                    if reattest_tx.send(reply).await.is_ok() && replied.await == Ok(true) {
-                        continue;
+                    match request_reattestation(&reattest_tx).await {
+                        Ok(()) => continue,
+                        Err(why) => {
+                            tracing::error!(error = %why, "Agent failed re-attestation; removing SVID and shutting down")
+                        }
                     }
-                    tracing::error!("Agent failed re-attestation; removing SVID and shutting down");
                 }
                 let _ = done_tx.send(revoked(e)).await;
                 return;
@@ -306,6 +307,13 @@ pub async fn start(settings: AgentSettings) -> Result<Agent, AgentError> {
     Ok(Agent { id, cache, stop, done, tasks })
 }
 
+/// Asks the rotation task to attest again at once and waits for the outcome.
+async fn request_reattestation(rotation: &tokio::sync::mpsc::Sender<ReattestReply>) -> Result<(), String> {
+    let (reply, replied) = tokio::sync::oneshot::channel();
+    rotation.send(reply).await.map_err(|_| "the rotation task has stopped".to_owned())?;
+    replied.await.unwrap_or_else(|_| Err("the rotation task has stopped".into()))
+}
+
 fn revoked(e: NodeError) -> AgentError {
     if e.is_permission_denied() { AgentError::Revoked(e.to_string()) } else { AgentError::Node(e) }
 }
@@ -328,13 +336,21 @@ struct AgentSvidRotation {
     rotation: RotationPolicy,
 }
 
+/// The rotation task's answer to a forced re-attestation: why it failed, if it did.
+type ReattestReply = tokio::sync::oneshot::Sender<Result<(), String>>;
+
+/// Why a forced re-attestation of an agent that cannot attest again (join token) fails at once, as
+/// SPIRE's `Reattest` says.
+const NOT_REATTESTABLE: &str = "attestation method is not re-attestable";
+
 /// Renews the agent SVID when `rotation` says so (SPIRE's jittered half-life, ±10%, or the availability
-/// target), or at once when the sync task asks (`forced`, answered with whether it worked), with a
+/// target), or at once when the sync task asks (`forced`, answered with why it failed, if it did;
+/// an agent that cannot re-attest is refused at once, as SPIRE's `Reattest` refuses it), with a
 /// fresh key in the other KeyManager slot.
 async fn rotate_agent_svid(
     r: AgentSvidRotation,
     mut data: AgentData,
-    mut forced: tokio::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<bool>>,
+    mut forced: tokio::sync::mpsc::Receiver<ReattestReply>,
     done: tokio::sync::mpsc::Sender<AgentError>,
 ) {
     let mut jitter_seed = u64::from(std::process::id());
@@ -343,47 +359,60 @@ async fn rotate_agent_svid(
             _ = tokio::time::sleep(ROTATE_CHECK) => None,
             Some(reply) = forced.recv() => Some(reply),
         };
-        if reply.is_none() {
-            let Some((issued, expires)) = svid_validity(&data.svid) else { continue };
-            if !r.rotation.due(issued, expires, unix(SystemTime::now()), Jitter::draw(&mut jitter_seed)) {
+        match reply {
+            None if !rotation_due(&r, &data, &mut jitter_seed) => continue,
+            // Not even RenewAgent: the server wants this node proven again, which it cannot be.
+            Some(reply) if !data.reattestable => {
+                tracing::warn!(error = NOT_REATTESTABLE, "agent SVID re-attestation failed");
+                let _ = reply.send(Err(NOT_REATTESTABLE.into()));
                 continue;
             }
+            _ => {}
         }
-        // No sync runs while the SVID changes hands: a re-attestation retires the old one at once.
-        let _no_sync = r.client.rotation_guard().await;
-        let key_id = other_slot(&data.key_id);
-        let result = async {
-            let key = r.keys.generate_key(key_id, KeyType::EcP256).await.map_err(AgentError::Keys)?;
-            let svid =
-                new_agent_svid(&r.client, r.attestor.as_ref(), data.reattestable, &key).await.map_err(revoked)?;
-            Ok::<_, AgentError>((key, svid))
-        }
-        .await;
         let how = if data.reattestable { "re-attestation" } else { "renewal" };
-        let ok = result.is_ok();
-        match result {
-            Ok((key, svid)) => {
-                data.svid = svid.chain.clone();
-                data.reattestable = svid.reattestable;
-                data.key_id = key_id.into();
-                if let Err(e) = r.storage.save(&data) {
-                    tracing::error!(error = %e, "failed to persist the renewed agent SVID");
-                }
-                r.client.set_identity(AgentIdentity { chain: svid.chain, key });
-                tracing::info!("agent SVID renewed by {how}");
-            }
+        let result = replace_agent_svid(&r, &mut data).await;
+        match &result {
+            Ok(()) => tracing::info!("agent SVID renewed by {how}"),
             // Asked by the sync task, which decides what a failure means.
             Err(e) if reply.is_some() => tracing::warn!(error = %e, "agent SVID {how} failed"),
             Err(AgentError::Revoked(m)) => {
-                let _ = done.send(AgentError::Revoked(m)).await;
+                let _ = done.send(AgentError::Revoked(m.clone())).await;
                 return;
             }
             Err(e) => tracing::warn!(error = %e, "agent SVID {how} failed; retrying"),
         }
         if let Some(reply) = reply {
-            let _ = reply.send(ok);
+            let _ = reply.send(result.map_err(|e| e.to_string()));
         }
     }
+}
+
+/// Whether the agent SVID in `data` is due for renewal now.
+fn rotation_due(r: &AgentSvidRotation, data: &AgentData, jitter_seed: &mut u64) -> bool {
+    svid_validity(&data.svid).is_some_and(|(issued, expires)| {
+        r.rotation.due(issued, expires, unix(SystemTime::now()), Jitter::draw(jitter_seed))
+    })
+}
+
+/// Replaces the agent SVID in `data` and in the client, with a fresh key in the other KeyManager
+/// slot. No sync runs meanwhile: a re-attestation retires the old SVID at once. The exchange with
+/// the server is bounded by [`RPC_TIMEOUT`], so that a silent server cannot hold up syncs forever.
+async fn replace_agent_svid(r: &AgentSvidRotation, data: &mut AgentData) -> Result<(), AgentError> {
+    let _no_sync = r.client.rotation_guard().await;
+    let key_id = other_slot(&data.key_id);
+    let key = r.keys.generate_key(key_id, KeyType::EcP256).await?;
+    let what = if data.reattestable { "AttestAgent" } else { "RenewAgent" };
+    let svid = within(RPC_TIMEOUT, what, new_agent_svid(&r.client, r.attestor.as_ref(), data.reattestable, &key))
+        .await
+        .map_err(revoked)?;
+    data.svid = svid.chain.clone();
+    data.reattestable = svid.reattestable;
+    data.key_id = key_id.into();
+    if let Err(e) = r.storage.save(data) {
+        tracing::error!(error = %e, "failed to persist the renewed agent SVID");
+    }
+    r.client.set_identity(AgentIdentity { chain: svid.chain, key });
+    Ok(())
 }
 
 /// A new agent SVID for `key`. A re-attestable agent proves its node again, as SPIRE's rotator
@@ -399,5 +428,36 @@ async fn new_agent_svid(
         attest(client, attestor, key).await
     } else {
         Ok(AgentSvid { chain: renew(client, key).await?, reattestable: false })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SPIRE's `Reattest` refuses a join-token agent at once: no new key, no RenewAgent.
+    #[tokio::test]
+    async fn a_forced_reattestation_of_a_join_token_agent_fails_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let td = TrustDomain::parse("example.org").unwrap();
+        // Nothing listens there: an attempt would fail with a connection error instead.
+        let client = ServerClient::new("127.0.0.1:1".into(), &td, Arc::new(RwLock::new(BundleSet::new())), true);
+        let keys = Arc::new(spire_keymanager::MemoryKeyManager::new());
+        let r = AgentSvidRotation {
+            client,
+            attestor: Arc::new(crate::node_attestor::JoinTokenAttestor::new(None)),
+            keys: keys.clone(),
+            storage: Storage::new(dir.path()),
+            rotation: RotationPolicy::default(),
+        };
+        let (forced, requests) = tokio::sync::mpsc::channel(1);
+        let (done, _stopped) = tokio::sync::mpsc::channel(1);
+        let task = tokio::spawn(rotate_agent_svid(r, AgentData::default(), requests, done));
+        let outcome = tokio::time::timeout(Duration::from_secs(5), request_reattestation(&forced)).await;
+        assert_eq!(outcome.expect("an answer at once"), Err(NOT_REATTESTABLE.to_owned()));
+        for slot in crate::storage::KEY_SLOTS {
+            assert!(keys.get_key(slot).await.unwrap().is_none(), "{slot} was generated");
+        }
+        task.abort();
     }
 }

@@ -1,6 +1,6 @@
 //! The agent's connection to the server: TLS that accepts only a server presenting
 //! `spiffe://<td>/spire/server` with a chain to the agent's trust bundle, and that presents the agent's
-//! own SVID once it has one.
+//! own SVID once it has one (except for attestation: [`ServerClient::channel_without_identity`]).
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
@@ -159,12 +159,14 @@ impl ServerClient {
         }
     }
 
-    /// Held for a sync: no SVID rotation happens meanwhile.
+    /// Held for a call that authenticates with the agent SVID (a sync, a JWT-SVID mint): no SVID
+    /// rotation happens meanwhile.
     pub async fn sync_guard(&self) -> tokio::sync::OwnedRwLockReadGuard<()> {
         self.rotation.clone().read_owned().await
     }
 
-    /// Held while the agent SVID is replaced: waits for the sync in flight, if any.
+    /// Held while the agent SVID is replaced: waits for the sync in flight, if any (each of which
+    /// gives up on a silent server after SPIRE's 30 s, so this wait is bounded).
     pub async fn rotation_guard(&self) -> tokio::sync::OwnedRwLockWriteGuard<()> {
         self.rotation.clone().write_owned().await
     }
@@ -189,28 +191,23 @@ impl ServerClient {
         &self.bundles
     }
 
-    /// A fresh connection with the current bundle and identity.
+    /// A fresh connection with the current bundle, presenting the current identity (if any).
     pub async fn channel(&self) -> Result<Channel, ClientError> {
-        let verifier = ServerVerifier {
-            server_id: self.server_id.clone(),
-            bundles: self.bundles.read().expect("bundle lock").clone(),
-            insecure: *self.insecure_bootstrap.read().expect("bootstrap lock"),
-            algorithms: provider().signature_verification_algorithms,
-        };
-        let builder = rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier));
-        let mut config = match self.identity() {
-            Some(id) => {
-                let certs = id.chain.iter().map(|c| CertificateDer::from(c.clone())).collect();
-                let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(id.key.pkcs8_der().to_vec()));
-                builder.with_client_auth_cert(certs, key)?
-            }
-            None => builder.with_no_client_auth(),
-        };
-        config.alpn_protocols = vec![b"h2".to_vec()];
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        self.connect(self.identity()).await
+    }
+
+    /// A fresh connection with the current bundle that presents no client certificate: for
+    /// AttestAgent, which proves the node by its attestation data. The agent SVID may have expired
+    /// (the server was down for over half its TTL), and both servers refuse an expired client
+    /// certificate in the handshake, so presenting it would stop the agent from ever recovering
+    /// (SPIRE's rotator re-attests over such a connection, `serverConn`).
+    pub async fn channel_without_identity(&self) -> Result<Channel, ClientError> {
+        self.connect(None).await
+    }
+
+    /// Connects, presenting `identity` as the client certificate when there is one.
+    async fn connect(&self, identity: Option<AgentIdentity>) -> Result<Channel, ClientError> {
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(self.tls_config(identity)?));
         let addr = self.addr.clone();
         let connect_addr = addr.clone();
         Endpoint::try_from(format!("http://{addr}"))
@@ -227,6 +224,31 @@ impl ServerClient {
             }))
             .await
             .map_err(|source| ClientError::Connect { addr, source })
+    }
+
+    /// TLS verifying the server against the current bundle, with `identity` as the client
+    /// certificate when there is one.
+    fn tls_config(&self, identity: Option<AgentIdentity>) -> Result<rustls::ClientConfig, ClientError> {
+        let verifier = ServerVerifier {
+            server_id: self.server_id.clone(),
+            bundles: self.bundles.read().expect("bundle lock").clone(),
+            insecure: *self.insecure_bootstrap.read().expect("bootstrap lock"),
+            algorithms: provider().signature_verification_algorithms,
+        };
+        let builder = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier));
+        let mut config = match identity {
+            Some(id) => {
+                let certs = id.chain.iter().map(|c| CertificateDer::from(c.clone())).collect();
+                let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(id.key.pkcs8_der().to_vec()));
+                builder.with_client_auth_cert(certs, key)?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(config)
     }
 }
 
@@ -250,5 +272,126 @@ mod tests {
         let addr = listener.local_addr().unwrap().to_string();
         let tcp = connect_tcp(&addr).await.unwrap();
         assert!(tcp.nodelay().unwrap());
+    }
+
+    #[tokio::test]
+    async fn only_the_identity_less_channel_keeps_the_svid_to_itself() {
+        let pki = spire_testkit::pki::Pki::new(spire_identity::KeyType::EcP256);
+        let (addr, mut presented) = testing::recording_server(&pki).await;
+        let client = testing::client_with_expired_svid(&addr, &pki);
+        let c = client.clone();
+        let with = tokio::spawn(async move { c.channel().await });
+        assert_eq!(testing::next(&mut presented).await, 2, "leaf and intermediate");
+        let without = tokio::spawn(async move { client.channel_without_identity().await });
+        assert_eq!(testing::next(&mut presented).await, 0);
+        with.abort();
+        without.abort();
+    }
+}
+
+/// A TLS server that answers nothing, to see what the client presents.
+#[cfg(test)]
+pub(crate) mod testing {
+    use rustls::DistinguishedName;
+    use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+    use spire_testkit::pki::{Pki, leaf_params, sign_with};
+
+    use super::*;
+
+    /// Accepts any client certificate, and none, so that the client's choice shows.
+    #[derive(Debug)]
+    struct AnyClient(WebPkiSupportedAlgorithms);
+
+    impl ClientCertVerifier for AnyClient {
+        fn offer_client_auth(&self) -> bool {
+            true
+        }
+
+        fn client_auth_mandatory(&self) -> bool {
+            false
+        }
+
+        fn root_hint_subjects(&self) -> &[DistinguishedName] {
+            &[]
+        }
+
+        fn verify_client_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: UnixTime,
+        ) -> Result<ClientCertVerified, rustls::Error> {
+            Ok(ClientCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.supported_schemes()
+        }
+    }
+
+    /// A server for `spiffe://example.org/spire/server` issued by `pki`: its address, and how many
+    /// certificates each client presented in its handshake (connections are held open, unanswered).
+    pub(crate) async fn recording_server(pki: &Pki) -> (String, tokio::sync::mpsc::UnboundedReceiver<usize>) {
+        let (chain, key) = pki.leaf("spiffe://example.org/spire/server", &[]);
+        let certs = chain.into_iter().map(CertificateDer::from).collect();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.pkcs8_der().to_vec()));
+        let config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(Arc::new(AnyClient(provider().signature_verification_algorithms)))
+            .with_single_cert(certs, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (presented, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((tcp, _)) = listener.accept().await {
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    let _ = presented.send(tls.get_ref().1.peer_certificates().map_or(0, <[_]>::len));
+                    open.push(tls);
+                }
+            }
+        });
+        (addr, rx)
+    }
+
+    /// A client of `addr` trusting `pki`, holding an agent SVID from `pki` that expired in 2020.
+    pub(crate) fn client_with_expired_svid(addr: &str, pki: &Pki) -> ServerClient {
+        let td = TrustDomain::parse("example.org").unwrap();
+        let client = ServerClient::new(addr.into(), &td, Arc::new(RwLock::new(pki.bundles())), false);
+        let mut params = leaf_params("spiffe://example.org/spire/agent/k8s_psat/c/node");
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2020, 1, 2);
+        let (leaf, key) = sign_with(&mut params, &pki.intermediate);
+        client.set_identity(AgentIdentity { chain: vec![leaf, pki.intermediate.cert_der().to_vec()], key });
+        client
+    }
+
+    /// The next handshake's certificate count, failing after 10 s.
+    pub(crate) async fn next(presented: &mut tokio::sync::mpsc::UnboundedReceiver<usize>) -> usize {
+        tokio::time::timeout(Duration::from_secs(10), presented.recv())
+            .await
+            .expect("a handshake within 10 s")
+            .expect("the server runs")
     }
 }

@@ -25,6 +25,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::manager::{AgentEntry, Cache, Identity, Snapshot, SubscriberGuard};
+use crate::node::{NodeError, RPC_TIMEOUT, within};
 use crate::peer::PeerInfo;
 use crate::server_client::ServerClient;
 use crate::workload_attestor::WorkloadAttestors;
@@ -241,15 +242,7 @@ impl WorkloadApi {
         {
             return Ok(c.token.clone());
         }
-        let channel = self.client.channel().await.map_err(|e| Status::unavailable(e.to_string()))?;
-        let req = svid_api::NewJwtsvidRequest { entry_id: entry.id.clone(), audience: audience.to_vec() };
-        let svid = SvidClient::new(channel)
-            .new_jwtsvid(req)
-            .await
-            .map_err(|e| Status::unavailable(format!("could not mint a JWT-SVID: {}", e.message())))?
-            .into_inner()
-            .svid
-            .ok_or_else(|| Status::internal("server answered without a JWT-SVID"))?;
+        let svid = self.new_jwt_svid(entry, audience).await?;
         let mut cache = self.jwt_cache.lock().expect("jwt cache lock");
         if cache.len() >= self.jwt_cache_max {
             cache.retain(|_, c| c.expires_at > now);
@@ -262,6 +255,30 @@ impl WorkloadApi {
             CachedJwt { token: svid.token.clone(), issued_at: svid.issued_at, expires_at: svid.expires_at },
         );
         Ok(svid.token)
+    }
+
+    /// NewJWTSVID for `entry`, as SPIRE's client makes it: not while the agent SVID changes hands
+    /// (the read side of the rotation lock, held for this call only), and given up after
+    /// [`RPC_TIMEOUT`] so that a silent server holds neither the caller nor a rotation forever.
+    async fn new_jwt_svid(
+        &self,
+        entry: &AgentEntry,
+        audience: &[String],
+    ) -> Result<spire_proto::spire::api::types::Jwtsvid, Status> {
+        let _no_rotation = self.client.sync_guard().await;
+        let req = svid_api::NewJwtsvidRequest { entry_id: entry.id.clone(), audience: audience.to_vec() };
+        let call = async {
+            let channel = self.client.channel().await?;
+            SvidClient::new(channel).new_jwtsvid(req).await.map_err(NodeError::Refused)
+        };
+        let svid = match within(RPC_TIMEOUT, "NewJWTSVID", call).await {
+            Ok(response) => response.into_inner().svid,
+            Err(NodeError::Refused(e)) => {
+                return Err(Status::unavailable(format!("could not mint a JWT-SVID: {}", e.message())));
+            }
+            Err(e) => return Err(Status::unavailable(e.to_string())),
+        };
+        svid.ok_or_else(|| Status::internal("server answered without a JWT-SVID"))
     }
 }
 

@@ -20,7 +20,7 @@ use spire_proto::spire::api::types as pb;
 use tonic::transport::Channel;
 
 use super::cache::{AgentEntry, Cache, Snapshot, X509Svid};
-use crate::node::{NodeError, bundle_from_proto, fetch_bundle};
+use crate::node::{NodeError, RPC_TIMEOUT, bundle_from_proto, fetch_bundle, within};
 use crate::rotation::RotationPolicy;
 use crate::server_client::ServerClient;
 
@@ -88,6 +88,8 @@ pub struct Syncer {
     pub access: Arc<Mutex<Access>>,
     /// When SVIDs are renewed.
     pub rotation: RotationPolicy,
+    /// How long each exchange of a sync may take ([`RPC_TIMEOUT`]).
+    pub rpc_timeout: Duration,
 }
 
 /// LRU bookkeeping: the current sync generation and the generation each entry's SVID was last
@@ -267,6 +269,7 @@ impl Syncer {
             max_svids,
             access: Arc::default(),
             rotation: RotationPolicy::default(),
+            rpc_timeout: RPC_TIMEOUT,
         }
     }
 
@@ -276,28 +279,15 @@ impl Syncer {
         self
     }
 
-    /// One sync cycle at `now`.
+    /// One sync cycle at `now`, holding off any agent SVID rotation meanwhile. Each exchange with
+    /// the server is bounded by [`Self::rpc_timeout`] as in SPIRE's client (the entries and bundles
+    /// together, then each batch of SVIDs), so a silent server cannot hold the rotation lock forever;
+    /// returning drops the lock.
     pub async fn sync_once(&self, now: SystemTime) -> Result<(), NodeError> {
         let _no_rotation = self.client.sync_guard().await;
         let previous = self.cache.snapshot();
-        let channel = self.client.channel().await?;
-        let entries = sync_entries(channel.clone(), &previous.entries).await?;
-
-        // Bundles: ours, and every federated one an entry asks for.
-        let own = fetch_bundle(&self.client, &self.trust_domain).await?;
-        *self.client.bundles().write().expect("bundle lock") = BundleSet::from(own.clone());
-        let mut bundles = BundleSet::from(own);
-        let federated: HashSet<&TrustDomain> = entries.values().flat_map(|e| e.federates_with.iter()).collect();
-        let mut bundle_client = BundleClient::new(channel.clone());
-        for td in federated {
-            let req = GetFederatedBundleRequest { trust_domain: td.to_string(), output_mask: None };
-            match bundle_client.get_federated_bundle(req).await {
-                Ok(b) => bundles.insert(bundle_from_proto(td, b.get_ref())),
-                Err(e) => {
-                    tracing::warn!(trust_domain = %td, error = %e.message(), "failed to fetch a federated bundle")
-                }
-            }
-        }
+        let (channel, entries, bundles) =
+            within(self.rpc_timeout, "sync of entries and bundles", self.fetch_updates(&previous.entries)).await?;
 
         // SVIDs: within the cache limit, keep current ones and mint the rest.
         let t = unix(now);
@@ -337,11 +327,12 @@ impl Syncer {
                     Ok(svid_api::NewX509svidParams { entry_id: e.id.clone(), csr })
                 })
                 .collect::<Result<Vec<_>, NodeError>>()?;
-            let resp = svid_client
-                .batch_new_x509svid(svid_api::BatchNewX509svidRequest { params })
-                .await
-                .map_err(NodeError::Refused)?
-                .into_inner();
+            let request = svid_api::BatchNewX509svidRequest { params };
+            let resp = within(self.rpc_timeout, "BatchNewX509SVID", async {
+                svid_client.batch_new_x509svid(request).await.map_err(NodeError::Refused)
+            })
+            .await?
+            .into_inner();
             for ((entry, key), result) in batch.iter().zip(keys).zip(resp.results) {
                 let ok = result.status.as_ref().is_some_and(|s| s.code == 0);
                 match result.svid {
@@ -391,6 +382,31 @@ impl Syncer {
         let snapshot = Snapshot { trust_domain: self.trust_domain.clone(), entries, svids, bundles, ready: true };
         self.cache.publish(snapshot);
         Ok(())
+    }
+
+    /// SPIRE's `SyncUpdates`: the authorized entries, then our bundle (which the client trusts from
+    /// now on) and every federated bundle an entry asks for; the connection is kept for minting.
+    async fn fetch_updates(
+        &self,
+        known: &BTreeMap<String, AgentEntry>,
+    ) -> Result<(Channel, BTreeMap<String, AgentEntry>, BundleSet), NodeError> {
+        let channel = self.client.channel().await?;
+        let entries = sync_entries(channel.clone(), known).await?;
+        let own = fetch_bundle(&self.client, &self.trust_domain).await?;
+        *self.client.bundles().write().expect("bundle lock") = BundleSet::from(own.clone());
+        let mut bundles = BundleSet::from(own);
+        let federated: HashSet<&TrustDomain> = entries.values().flat_map(|e| e.federates_with.iter()).collect();
+        let mut bundle_client = BundleClient::new(channel.clone());
+        for td in federated {
+            let req = GetFederatedBundleRequest { trust_domain: td.to_string(), output_mask: None };
+            match bundle_client.get_federated_bundle(req).await {
+                Ok(b) => bundles.insert(bundle_from_proto(td, b.get_ref())),
+                Err(e) => {
+                    tracing::warn!(trust_domain = %td, error = %e.message(), "failed to fetch a federated bundle")
+                }
+            }
+        }
+        Ok((channel, entries, bundles))
     }
 
     /// Syncs every `interval` (±10%), backing off as SPIRE's agent does while the server is
@@ -652,6 +668,33 @@ mod tests {
         // Minted a day after its (backdated) notBefore: the half-life still counts from notBefore.
         assert_eq!(rotation_lifetime(&chain, 1_893_542_400, 0), (1_893_456_000, 1_893_628_800));
         assert_eq!(rotation_lifetime(&[b"junk".to_vec()], 100, 200), (100, 200));
+    }
+
+    /// A server that accepts connections and never answers: the sync gives up, as SPIRE's after its
+    /// RPC timeout, and lets a waiting rotation through.
+    #[tokio::test]
+    async fn a_silent_server_does_not_hold_the_rotation_lock() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((tcp, _)) = listener.accept().await {
+                open.push(tcp);
+            }
+        });
+        let td = TrustDomain::parse("example.org").unwrap();
+        let client = ServerClient::new(addr, &td, Arc::new(std::sync::RwLock::new(BundleSet::new())), true);
+        let mut syncer = Syncer::new(client.clone(), Cache::new(td.clone()), KeyType::EcP256, td, 0);
+        syncer.rpc_timeout = Duration::from_secs(2);
+        let sync = tokio::spawn(async move { syncer.sync_once(SystemTime::now()).await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let early = tokio::time::timeout(Duration::from_millis(300), client.rotation_guard()).await;
+        assert!(early.is_err(), "the sync holds the rotation lock while it waits for the server");
+        let rotation = tokio::time::timeout(Duration::from_secs(10), client.rotation_guard()).await;
+        assert!(rotation.is_ok(), "the rotation lock is still held");
+        let e = sync.await.unwrap().unwrap_err();
+        assert!(matches!(e, NodeError::Timeout { .. }), "{e}");
+        assert!(!e.is_permission_denied(), "retried");
     }
 
     #[test]

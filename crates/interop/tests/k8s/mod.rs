@@ -304,7 +304,23 @@ pub(crate) async fn attests_and_serves_pods<S: ServerUnderTest, A: AgentUnderTes
     }
     assert!(shown.contains("k8s_psat"), "{shown}");
     let listed = server.cli(&["agent", "list"]);
-    assert!(listed.contains(&agent_id), "{listed}");
+    assert!(listed.contains(&agent_id) && listed.contains("k8s_psat"), "{listed}");
+    // Listed by its selectors too: the node's label, the cluster and the agent's namespace.
+    let by_selectors = server.cli(&[
+        "agent",
+        "list",
+        "-selector",
+        &format!("k8s_psat:cluster:{}", world.name),
+        "-selector",
+        &format!("k8s_psat:agent_node_label:zone:{tag}"),
+        "-selector",
+        "k8s_psat:agent_ns:spire",
+        "-matchSelectorsOn",
+        "superset",
+    ]);
+    assert!(by_selectors.contains(&agent_id), "{by_selectors}");
+    let none = server.cli(&["agent", "list", "-selector", "k8s_psat:agent_ns:kube-system"]);
+    assert!(!none.contains(&agent_id), "{none}");
 
     // A node alias for every agent of the cluster, and a workload entry under it.
     let alias = format!("spiffe://example.org/k8s-cluster/{}", world.name);

@@ -216,26 +216,73 @@ impl World {
                 containers: &[("main", WORKLOAD_IMAGE)],
             })
             .await;
-        let uid = pod.metadata.uid.clone().expect("pod uid");
-        let parent = format!("/kubepods/besteffort/pod{uid}");
+        let id = self.container_in(&pod, &format!("{ns}-{name}"), agent_socket);
+        let pod = self.cluster.set_pod_running(&pod, &[("main", &format!("docker://{id}"), &self.image_id)]).await;
+        (pod, id)
+    }
+
+    /// A container of the workload image in `pod`'s cgroup (whether or not the pod's status lists
+    /// it), with the agent's socket directory mounted at [`SOCKET_DIR`]; removed with the world.
+    pub(crate) fn container_in(&mut self, pod: &Pod, name: &str, agent_socket: &Path) -> String {
+        let parent = format!("/kubepods/besteffort/pod{}", pod.metadata.uid.as_deref().expect("pod uid"));
         let socket_dir = agent_socket.parent().expect("socket dir").display().to_string();
-        let container_name = format!("{}-{ns}-{name}", self.name);
         let id = self.docker.run_sleeping(&Container {
             image: WORKLOAD_IMAGE,
-            name: &container_name,
+            name: &format!("{}-{name}", self.name),
             volumes: &[format!("{socket_dir}:{SOCKET_DIR}")],
             cgroup_parent: Some(&parent),
             lifetime: Duration::from_secs(600),
         });
         self.containers.push(id.clone());
-        let pod = self.cluster.set_pod_running(&pod, &[("main", &format!("docker://{id}"), &self.image_id)]).await;
-        (pod, id)
+        id
     }
 
     /// `spire-agent api fetch x509` inside container `id`, against the mounted agent socket.
     pub(crate) fn fetch_x509(&self, id: &str, socket_name: &str) -> Output {
         let socket = format!("{SOCKET_DIR}/{socket_name}");
         self.docker.exec(id, &["/opt/spire/bin/spire-agent", "api", "fetch", "x509", "-socketPath", &socket])
+    }
+
+    /// [`World::fetch_x509`]: whether it succeeded, and all it printed.
+    pub(crate) fn fetch_output(&self, id: &str, socket_name: &str) -> (bool, String) {
+        let out = self.fetch_x509(id, socket_name);
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    }
+
+    /// Starts `S` with this world's k8s_psat cluster (and `extra_config` in its `server` block), and
+    /// `A` in a pod `spire/spire-agent-<tag>` of service account `spire-agent`, attesting with that
+    /// pod's projected token (file `agent-token`, audience [`AUDIENCE`]); the kubelet takes the pod's
+    /// ordinary token (the API server's own audience), as the default `token_path`, the mounted
+    /// service-account token, is. `None` when a binary is a missing peer (skipped).
+    pub(crate) async fn start_pair<S: ServerUnderTest, A: AgentUnderTest>(
+        &self,
+        tag: &str,
+        extra_config: &str,
+    ) -> Option<(S, A, Pod)> {
+        let (server_bin, agent_bin) = (S::binary()?, A::binary()?);
+        let mut setup = self.server_setup();
+        setup.extra_config = extra_config.to_owned();
+        let server = S::start(&server_bin, &setup).await;
+        let agent_pod = self.agent_pod(&format!("spire-agent-{tag}"), "spire-agent").await;
+        let token = self.cluster.pod_token("spire-agent", &agent_pod, &[AUDIENCE], 3600).await;
+        let token_path = self.token_file("agent-token", &token);
+        let kubelet_token = self.cluster.pod_token("spire-agent", &agent_pod, &[], 3600).await;
+        let kubelet_token = self.token_file("kubelet-token", &kubelet_token);
+        let options = self.agent_options(&self.name, &token_path, &kubelet_token);
+        let agent = A::start(&agent_bin, &self.dir.path().join("agent"), server.port, &options).await;
+        Some((server, agent, agent_pod))
+    }
+
+    /// Registers `spiffe://example.org/k8s-cluster/<cluster>`, a node alias for every agent this
+    /// world's cluster attests (`k8s_psat:cluster:<cluster>`), and returns it.
+    pub(crate) fn node_alias<S: ServerUnderTest>(&self, server: &S) -> String {
+        let alias = format!("spiffe://example.org/k8s-cluster/{}", self.name);
+        let selector = format!("k8s_psat:cluster:{}", self.name);
+        server.cli(&["entry", "create", "-node", "-spiffeID", &alias, "-selector", &selector]);
+        alias
     }
 
     /// Retries [`World::fetch_x509`] until it prints `spiffe_id` (the entry reached the agent), for
@@ -256,13 +303,6 @@ impl World {
     }
 }
 
-/// A token for the agent pod's service account with the API server's default audience, as mounted
-/// at `/var/run/secrets/kubernetes.io/serviceaccount/token`, written to a file.
-async fn cluster_token(world: &World, agent_pod: &Pod) -> PathBuf {
-    let token = world.cluster.pod_token("spire-agent", agent_pod, &[], 3600).await;
-    world.token_file("kubelet-token", &token)
-}
-
 /// The whole flow on one pairing: the agent attests through k8s_psat with its pod's projected
 /// token; `agent show` lists its k8s_psat ID and selectors; a node alias on the cluster and an entry
 /// selecting `k8s:ns:default`, `k8s:sa:default` and `k8s:pod-label:app:web` give that SVID to a
@@ -270,18 +310,7 @@ async fn cluster_token(world: &World, agent_pod: &Pod) -> PathBuf {
 /// namespace.
 pub(crate) async fn attests_and_serves_pods<S: ServerUnderTest, A: AgentUnderTest>(tag: &str) {
     let Some(mut world) = World::new(tag).await else { return };
-    let (Some(server_bin), Some(agent_bin)) = (S::binary(), A::binary()) else { return };
-    let server = S::start(&server_bin, &world.server_setup()).await;
-
-    let agent_pod = world.agent_pod(&format!("spire-agent-{tag}"), "spire-agent").await;
-    let token = world.cluster.pod_token("spire-agent", &agent_pod, &[AUDIENCE], 3600).await;
-    let token_path = world.token_file("agent-token", &token);
-    // The kubelet takes the pod's ordinary service-account token (the API server's own audience),
-    // as the agent's default `token_path`, the mounted service-account token, is.
-    let kubelet_token = cluster_token(&world, &agent_pod).await;
-    let options = world.agent_options(&world.name, &token_path, &kubelet_token);
-    let agent_dir = world.dir.path().join("agent");
-    let agent = A::start(&agent_bin, &agent_dir, server.port, &options).await;
+    let Some((server, agent, agent_pod)) = world.start_pair::<S, A>(tag, "").await else { return };
 
     // The agent, as the server knows it.
     let agent_id = world.agent_id();
@@ -323,9 +352,7 @@ pub(crate) async fn attests_and_serves_pods<S: ServerUnderTest, A: AgentUnderTes
     assert!(!none.contains(&agent_id), "{none}");
 
     // A node alias for every agent of the cluster, and a workload entry under it.
-    let alias = format!("spiffe://example.org/k8s-cluster/{}", world.name);
-    let cluster_selector = format!("k8s_psat:cluster:{}", world.name);
-    server.cli(&["entry", "create", "-node", "-spiffeID", &alias, "-selector", &cluster_selector]);
+    let alias = world.node_alias(&server);
     let web_id = format!("spiffe://example.org/{tag}/web");
     server.cli(&[
         "entry",
@@ -350,9 +377,8 @@ pub(crate) async fn attests_and_serves_pods<S: ServerUnderTest, A: AgentUnderTes
 
     // Same labels and service account name, another namespace: no identity.
     let (_, other) = world.workload("other", &format!("api-{tag}"), "default", &[("app", "web")], &agent.socket).await;
-    let out = world.fetch_x509(&other, &socket_name);
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!out.status.success() && said.contains("PermissionDenied"), "{said}\n{}", agent.log());
+    let (ok, said) = world.fetch_output(&other, &socket_name);
+    assert!(!ok && said.contains("PermissionDenied"), "{said}\n{}", agent.log());
     assert!(!said.contains(&web_id), "{said}");
 }
 
@@ -440,16 +466,8 @@ fn serial(shown: &str) -> String {
 /// re-attestable, and workloads keep getting their SVIDs.
 pub(crate) async fn reattests_instead_of_renewing<S: ServerUnderTest, A: AgentUnderTest>(tag: &str) {
     let Some(mut world) = World::new(tag).await else { return };
-    let (Some(server_bin), Some(agent_bin)) = (S::binary(), A::binary()) else { return };
-    let mut setup = world.server_setup();
-    setup.extra_config = "agent_ttl = \"20s\"".into();
-    let server = S::start(&server_bin, &setup).await;
-    let agent_pod = world.agent_pod(&format!("spire-agent-{tag}"), "spire-agent").await;
-    let token = world.cluster.pod_token("spire-agent", &agent_pod, &[AUDIENCE], 3600).await;
-    let token_path = world.token_file("agent-token", &token);
-    let kubelet_token = cluster_token(&world, &agent_pod).await;
-    let options = world.agent_options(&world.name, &token_path, &kubelet_token);
-    let agent = A::start(&agent_bin, &world.dir.path().join("agent"), server.port, &options).await;
+    let Some((server, agent, agent_pod)) = world.start_pair::<S, A>(tag, "agent_ttl = \"20s\"").await else { return };
+    let token_path = world.dir.path().join("agent-token");
 
     let agent_id = world.agent_id();
     let first = server.cli(&["agent", "show", "-spiffeID", &agent_id]);
@@ -470,16 +488,7 @@ pub(crate) async fn reattests_instead_of_renewing<S: ServerUnderTest, A: AgentUn
     assert!(second.contains("Can re-attest     : true"), "{second}");
     assert!(second.contains("k8s_psat:agent_sa:spire-agent"), "{second}");
 
-    let alias = format!("spiffe://example.org/k8s-cluster/{}", world.name);
-    server.cli(&[
-        "entry",
-        "create",
-        "-node",
-        "-spiffeID",
-        &alias,
-        "-selector",
-        &format!("k8s_psat:cluster:{}", world.name),
-    ]);
+    let alias = world.node_alias(&server);
     let web_id = format!("spiffe://example.org/{tag}/web");
     server.cli(&["entry", "create", "-parentID", &alias, "-spiffeID", &web_id, "-selector", "k8s:ns:default"]);
     let socket_name = agent.socket.file_name().expect("socket name").to_string_lossy().into_owned();
@@ -494,25 +503,8 @@ pub(crate) async fn reattests_instead_of_renewing<S: ServerUnderTest, A: AgentUn
 /// and neither does a pod on another node, which this node's kubelet does not list at all.
 pub(crate) async fn pods_cannot_borrow_identities<S: ServerUnderTest, A: AgentUnderTest>(tag: &str) {
     let Some(mut world) = World::new(tag).await else { return };
-    let (Some(server_bin), Some(agent_bin)) = (S::binary(), A::binary()) else { return };
-    let server = S::start(&server_bin, &world.server_setup()).await;
-    let agent_pod = world.agent_pod(&format!("spire-agent-{tag}"), "spire-agent").await;
-    let token = world.cluster.pod_token("spire-agent", &agent_pod, &[AUDIENCE], 3600).await;
-    let token_path = world.token_file("agent-token", &token);
-    let kubelet_token = cluster_token(&world, &agent_pod).await;
-    let options = world.agent_options(&world.name, &token_path, &kubelet_token);
-    let agent = A::start(&agent_bin, &world.dir.path().join("agent"), server.port, &options).await;
-
-    let alias = format!("spiffe://example.org/k8s-cluster/{}", world.name);
-    server.cli(&[
-        "entry",
-        "create",
-        "-node",
-        "-spiffeID",
-        &alias,
-        "-selector",
-        &format!("k8s_psat:cluster:{}", world.name),
-    ]);
+    let Some((server, agent, _)) = world.start_pair::<S, A>(tag, "").await else { return };
+    let alias = world.node_alias(&server);
     let web_id = format!("spiffe://example.org/{tag}/web");
     server.cli(&["entry", "create", "-parentID", &alias, "-spiffeID", &web_id, "-selector", "k8s:pod-label:app:web"]);
     let socket_name = agent.socket.file_name().expect("socket name").to_string_lossy().into_owned();
@@ -523,19 +515,9 @@ pub(crate) async fn pods_cannot_borrow_identities<S: ServerUnderTest, A: AgentUn
     }
 
     // An imposter in the web pod's cgroup, not among its container statuses.
-    let parent = format!("/kubepods/besteffort/pod{}", web_pod.metadata.uid.as_deref().expect("uid"));
-    let socket_dir = agent.socket.parent().expect("socket dir").display().to_string();
-    let imposter = world.docker.run_sleeping(&Container {
-        image: WORKLOAD_IMAGE,
-        name: &format!("{}-imposter", world.name),
-        volumes: &[format!("{socket_dir}:{SOCKET_DIR}")],
-        cgroup_parent: Some(&parent),
-        lifetime: Duration::from_secs(600),
-    });
-    world.containers.push(imposter.clone());
-    let out = world.fetch_x509(&imposter, &socket_name);
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!out.status.success() && !said.contains(&web_id), "the imposter got an identity: {said}");
+    let imposter = world.container_in(&web_pod, "imposter", &agent.socket);
+    let (ok, said) = world.fetch_output(&imposter, &socket_name);
+    assert!(!ok && !said.contains(&web_id), "the imposter got an identity: {said}");
 
     // A pod with the right label on another node: this node's kubelet does not know it.
     let elsewhere = world.cluster.create_node(&format!("node-{tag}-2"), &[]).await;
@@ -550,17 +532,8 @@ pub(crate) async fn pods_cannot_borrow_identities<S: ServerUnderTest, A: AgentUn
             containers: &[("main", WORKLOAD_IMAGE)],
         })
         .await;
-    let parent = format!("/kubepods/besteffort/pod{}", pod.metadata.uid.as_deref().expect("uid"));
-    let stray = world.docker.run_sleeping(&Container {
-        image: WORKLOAD_IMAGE,
-        name: &format!("{}-elsewhere", world.name),
-        volumes: &[format!("{socket_dir}:{SOCKET_DIR}")],
-        cgroup_parent: Some(&parent),
-        lifetime: Duration::from_secs(600),
-    });
-    world.containers.push(stray.clone());
+    let stray = world.container_in(&pod, "elsewhere", &agent.socket);
     world.cluster.set_pod_running(&pod, &[("main", &format!("docker://{stray}"), &world.image_id)]).await;
-    let out = world.fetch_x509(&stray, &socket_name);
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!out.status.success() && !said.contains(&web_id), "a pod of another node got an identity: {said}");
+    let (ok, said) = world.fetch_output(&stray, &socket_name);
+    assert!(!ok && !said.contains(&web_id), "a pod of another node got an identity: {said}");
 }

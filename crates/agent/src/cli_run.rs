@@ -245,6 +245,7 @@ fn node_attestor(config: &AgentConfig) -> Result<NodeAttestorPlugin, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_config::agent_conf;
 
     #[test]
     fn rebootstrap_flags_override_the_file() {
@@ -280,22 +281,8 @@ plugins {
 
     /// An agent config whose `agent` block ends with `agent_extra` and whose NodeAttestor is `node`.
     fn agent_config(agent_extra: &str, node: &str) -> AgentConfig {
-        let text = format!(
-            r#"agent {{
-    trust_domain = "example.org"
-    server_address = "127.0.0.1"
-    server_port = 8081
-    insecure_bootstrap = true
-    {agent_extra}
-}}
-plugins {{
-    {node}
-    KeyManager "memory" {{}}
-    WorkloadAttestor "unix" {{}}
-}}
-"#
-        );
-        AgentConfig::from_str(&text, false).unwrap()
+        let plugins = format!("    {node}\n    KeyManager \"memory\" {{}}\n    WorkloadAttestor \"unix\" {{}}");
+        AgentConfig::from_str(&agent_conf(agent_extra, &plugins), false).unwrap()
     }
 
     #[test]
@@ -321,19 +308,7 @@ plugins {{
     fn validate_and_run(plugins: &str) -> (Result<AgentConfig, String>, Result<AgentSettings, String>) {
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("agent.conf");
-        let text = format!(
-            r#"agent {{
-    trust_domain = "example.org"
-    server_address = "127.0.0.1"
-    server_port = 8081
-    insecure_bootstrap = true
-}}
-plugins {{
-    KeyManager "memory" {{}}
-{plugins}
-}}
-"#
-        );
+        let text = agent_conf("", &format!("    KeyManager \"memory\" {{}}\n{plugins}"));
         std::fs::write(&conf, text).unwrap();
         let args = ["-config".to_owned(), conf.display().to_string()];
         (validate(&args), load(&args).and_then(|c| settings(&c)))

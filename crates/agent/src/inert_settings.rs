@@ -88,6 +88,7 @@ fn experimental(config: &AgentConfig, out: &mut Vec<InertSetting>) {
 
 #[cfg(test)]
 mod tests {
+    use crate::test_config::agent_conf;
     use spire_config::AgentOverrides;
 
     use super::*;
@@ -95,24 +96,11 @@ mod tests {
     /// A valid config with `agent_extra` in the agent block, `plugins_extra` in the plugins block
     /// and `rest` at the top level.
     fn config_with(agent_extra: &str, plugins_extra: &str, rest: &str, flags: &AgentOverrides) -> AgentConfig {
-        let text = format!(
-            r#"agent {{
-    trust_domain = "example.org"
-    server_address = "127.0.0.1"
-    server_port = 8081
-    insecure_bootstrap = true
-    socket_path = "/tmp/inert/public/api.sock"
-    {agent_extra}
-}}
-plugins {{
-    NodeAttestor "join_token" {{}}
-    KeyManager "memory" {{}}
-    WorkloadAttestor "unix" {{}}
-    {plugins_extra}
-}}
-{rest}
-"#
+        let agent_extra = format!("socket_path = \"/tmp/inert/public/api.sock\"\n    {agent_extra}");
+        let plugins = format!(
+            "    NodeAttestor \"join_token\" {{}}\n    KeyManager \"memory\" {{}}\n    WorkloadAttestor \"unix\" {{}}\n    {plugins_extra}"
         );
+        let text = format!("{}{rest}\n", agent_conf(&agent_extra, &plugins));
         AgentConfig::load_str(&text, false, flags).unwrap()
     }
 

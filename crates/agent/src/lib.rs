@@ -26,3 +26,6 @@ pub mod server_client;
 pub mod storage;
 pub mod workload_api;
 pub mod workload_attestor;
+
+#[cfg(test)]
+mod test_config;

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Pod;
 use spire_agent::manager::sync::svid_validity;
 use spire_agent::storage::Storage;
 use spire_testkit::agent::{AgentOptions, TestAgent};
-use spire_testkit::kube::{Cluster, PodSpec};
+use spire_testkit::kube::{Cluster, PodSpec, agent_k8s_psat_plugin};
 use spire_testkit::peers;
 use spire_testkit::process::{TestServer, server_conf};
 use spire_testkit::upstream::{ServerOptions, UpstreamServer};
@@ -58,37 +58,14 @@ impl World {
 
     /// The server's `NodeAttestor "k8s_psat"` block for this world's cluster.
     fn server_plugin(&self) -> String {
-        format!(
-            r#"    NodeAttestor "k8s_psat" {{
-        plugin_data {{
-            clusters = {{
-                "{name}" = {{
-                    service_account_allow_list = ["spire:spire-agent"]
-                    kube_config_file = "{kubeconfig}"
-                }}
-            }}
-        }}
-    }}
-"#,
-            name = self.name,
-            kubeconfig = self.cluster.kubeconfig_path().display(),
-        )
+        self.cluster.server_k8s_psat_plugin(&self.name, "")
     }
 
     /// Agent options attesting through k8s_psat with this world's token.
     fn agent_options(&self) -> AgentOptions {
         let attestors = format!(
-            r#"    NodeAttestor "k8s_psat" {{
-        plugin_data {{
-            cluster = "{cluster}"
-            token_path = "{token}"
-        }}
-    }}
-    WorkloadAttestor "unix" {{
-        plugin_data {{}}
-    }}"#,
-            cluster = self.name,
-            token = self.token_path.display(),
+            "{}    WorkloadAttestor \"unix\" {{\n        plugin_data {{}}\n    }}",
+            agent_k8s_psat_plugin(&self.name, &self.token_path)
         );
         AgentOptions {
             sync_interval: "500ms".into(),

@@ -320,6 +320,27 @@ impl Cluster {
         Some(out)
     }
 
+    /// The server's `NodeAttestor "k8s_psat"` block knowing this control plane as cluster `name`
+    /// (through the admin kubeconfig) and allowing the `spire:spire-agent` service account;
+    /// `extra` lines go into the cluster's block (`allowed_node_label_keys = [...]`, say).
+    pub fn server_k8s_psat_plugin(&self, name: &str, extra: &str) -> String {
+        format!(
+            r#"    NodeAttestor "k8s_psat" {{
+        plugin_data {{
+            clusters = {{
+                "{name}" = {{
+                    service_account_allow_list = ["spire:spire-agent"]
+                    kube_config_file = "{kubeconfig}"
+                    {extra}
+                }}
+            }}
+        }}
+    }}
+"#,
+            kubeconfig = self.kubeconfig_path().display(),
+        )
+    }
+
     /// Creates namespace `name` unless it exists.
     pub async fn ensure_namespace(&self, name: &str) {
         let api: Api<Namespace> = Api::all(self.client().await);
@@ -430,6 +451,14 @@ impl Cluster {
         let created = api.create_token_request(sa, &PostParams::default(), &request).await.expect("TokenRequest");
         created.status.and_then(|s| s.token).expect("a token in the TokenRequest status")
     }
+}
+
+/// The agent's `NodeAttestor "k8s_psat"` block: cluster `cluster`, the projected token at `token_path`.
+pub fn agent_k8s_psat_plugin(cluster: &str, token_path: &Path) -> String {
+    format!(
+        "    NodeAttestor \"k8s_psat\" {{\n        plugin_data {{\n            cluster = \"{cluster}\"\n            token_path = \"{}\"\n        }}\n    }}\n",
+        token_path.display()
+    )
 }
 
 /// What [`Cluster::create_pod`] creates.

@@ -108,28 +108,15 @@ impl NodeAttestor for K8sPsatAttestor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_config::agent_conf;
     use spire_config::AgentConfig;
 
     /// The NodeAttestor block of a complete agent configuration with `plugin_data`.
     fn config(plugin_data: &str) -> Result<K8sPsatConfig, String> {
-        let text = format!(
-            r#"agent {{
-    trust_domain = "example.org"
-    server_address = "spire-server"
-    server_port = 8081
-    insecure_bootstrap = true
-}}
-plugins {{
-    NodeAttestor "k8s_psat" {{
-        plugin_data {{
-{plugin_data}
-        }}
-    }}
-    KeyManager "memory" {{}}
-    WorkloadAttestor "unix" {{}}
-}}
-"#
+        let plugins = format!(
+            "    NodeAttestor \"k8s_psat\" {{\n        plugin_data {{\n{plugin_data}\n        }}\n    }}\n    KeyManager \"memory\" {{}}\n    WorkloadAttestor \"unix\" {{}}"
         );
+        let text = agent_conf("", &plugins);
         let agent = AgentConfig::from_str(&text, false).map_err(|e| e.to_string())?;
         K8sPsatConfig::from_plugin(agent.node_attestor().expect("a NodeAttestor")).map_err(|e| e.to_string())
     }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use spire_testkit::agent::AgentOptions;
 use spire_testkit::docker::{Container, Dockerd};
-use spire_testkit::kube::{Cluster, PodSpec};
+use spire_testkit::kube::{Cluster, PodSpec, agent_k8s_psat_plugin};
 use spire_testkit::kubelet::Kubelet;
 use spire_testkit::peers;
 use tokio::sync::OnceCell;
@@ -115,23 +115,8 @@ impl World {
     /// The server's `NodeAttestor "k8s_psat"` block for this world's cluster: the agent service
     /// account allowed, the admin kubeconfig, node label `zone` and pod label `app` allowed.
     pub(crate) fn server_setup(&self) -> ServerSetup {
-        let plugin = format!(
-            r#"    NodeAttestor "k8s_psat" {{
-        plugin_data {{
-            clusters = {{
-                "{name}" = {{
-                    service_account_allow_list = ["spire:spire-agent"]
-                    kube_config_file = "{kubeconfig}"
-                    allowed_node_label_keys = ["zone"]
-                    allowed_pod_label_keys = ["app"]
-                }}
-            }}
-        }}
-    }}
-"#,
-            name = self.name,
-            kubeconfig = self.cluster.kubeconfig_path().display(),
-        );
+        let extra = "allowed_node_label_keys = [\"zone\"]\n                    allowed_pod_label_keys = [\"app\"]";
+        let plugin = self.cluster.server_k8s_psat_plugin(&self.name, extra);
         ServerSetup { extra_plugins: plugin, ..ServerSetup::default() }
     }
 
@@ -163,13 +148,7 @@ impl World {
     /// `kubelet_token`) and the unix one.
     pub(crate) fn agent_options(&self, cluster: &str, token_path: &Path, kubelet_token: &Path) -> AgentOptions {
         let attestors = format!(
-            r#"    NodeAttestor "k8s_psat" {{
-        plugin_data {{
-            cluster = "{cluster}"
-            token_path = "{token}"
-        }}
-    }}
-    WorkloadAttestor "k8s" {{
+            r#"{node_attestor}    WorkloadAttestor "k8s" {{
         plugin_data {{
             kubelet_secure_port = {port}
             kubelet_ca_path = "{ca}"
@@ -181,7 +160,7 @@ impl World {
     WorkloadAttestor "unix" {{
         plugin_data {{}}
     }}"#,
-            token = token_path.display(),
+            node_attestor = agent_k8s_psat_plugin(cluster, token_path),
             port = self.kubelet.port,
             ca = self.cluster.ca_path().display(),
             kubelet_token = kubelet_token.display(),

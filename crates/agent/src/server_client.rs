@@ -5,12 +5,10 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use rustls::DigitallySignedStruct;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use spire_identity::x509::verify_svid;
 use spire_identity::{BundleSet, PrivateKey, SpiffeId, TrustDomain};
+use spire_tls::{ServerCertCheck, provider, server_verifier};
 use tonic::transport::{Channel, Endpoint, Uri};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
@@ -67,17 +65,12 @@ pub struct ServerClient {
     rotation: Arc<tokio::sync::RwLock<()>>,
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
-
 /// Checks the server's certificate: its SPIFFE ID always, its chain unless bootstrapping insecurely.
 #[derive(Debug)]
 struct ServerVerifier {
     server_id: SpiffeId,
     bundles: BundleSet,
     insecure: bool,
-    algorithms: WebPkiSupportedAlgorithms,
 }
 
 fn uri_san(der: &[u8]) -> Option<String> {
@@ -89,15 +82,14 @@ fn uri_san(der: &[u8]) -> Option<String> {
     })
 }
 
-impl ServerCertVerifier for ServerVerifier {
-    fn verify_server_cert(
+impl ServerCertCheck for ServerVerifier {
+    fn check(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         _: &ServerName<'_>,
-        _: &[u8],
         now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
+    ) -> Result<(), rustls::Error> {
         let id = if self.insecure {
             uri_san(end_entity.as_ref())
         } else {
@@ -115,29 +107,7 @@ impl ServerCertVerifier for ServerVerifier {
                 id.unwrap_or_default()
             )));
         }
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.algorithms.supported_schemes()
+        Ok(())
     }
 }
 
@@ -233,12 +203,11 @@ impl ServerClient {
             server_id: self.server_id.clone(),
             bundles: self.bundles.read().expect("bundle lock").clone(),
             insecure: *self.insecure_bootstrap.read().expect("bootstrap lock"),
-            algorithms: provider().signature_verification_algorithms,
         };
         let builder = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier));
+            .with_custom_certificate_verifier(server_verifier(verifier));
         let mut config = match identity {
             Some(id) => {
                 let certs = id.chain.iter().map(|c| CertificateDer::from(c.clone())).collect();
@@ -292,58 +261,18 @@ mod tests {
 /// A TLS server that answers nothing, to see what the client presents.
 #[cfg(test)]
 pub(crate) mod testing {
-    use rustls::DistinguishedName;
-    use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
     use spire_testkit::pki::{Pki, leaf_params, sign_with};
+    use spire_tls::{ClientCertCheck, client_verifier};
 
     use super::*;
 
     /// Accepts any client certificate, and none, so that the client's choice shows.
     #[derive(Debug)]
-    struct AnyClient(WebPkiSupportedAlgorithms);
+    struct AnyClient;
 
-    impl ClientCertVerifier for AnyClient {
-        fn offer_client_auth(&self) -> bool {
-            true
-        }
-
-        fn client_auth_mandatory(&self) -> bool {
-            false
-        }
-
-        fn root_hint_subjects(&self) -> &[DistinguishedName] {
-            &[]
-        }
-
-        fn verify_client_cert(
-            &self,
-            _: &CertificateDer<'_>,
-            _: &[CertificateDer<'_>],
-            _: UnixTime,
-        ) -> Result<ClientCertVerified, rustls::Error> {
-            Ok(ClientCertVerified::assertion())
-        }
-
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-            self.0.supported_schemes()
+    impl ClientCertCheck for AnyClient {
+        fn check(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: UnixTime) -> Result<(), rustls::Error> {
+            Ok(())
         }
     }
 
@@ -356,7 +285,7 @@ pub(crate) mod testing {
         let config = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .unwrap()
-            .with_client_cert_verifier(Arc::new(AnyClient(provider().signature_verification_algorithms)))
+            .with_client_cert_verifier(client_verifier(AnyClient))
             .with_single_cert(certs, key)
             .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));

@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 use spire_datastore::{AttestedNode, DataStore, JoinToken, NodeMask};
 use spire_datastore::{SqlStore, SqliteOptions};
 use spire_identity::jwt::validate_jwt_svid;
@@ -37,6 +35,7 @@ use spire_server::catalog::nodeattestor::{AttestResult, Challenger, NodeAttestor
 use spire_server::endpoints::conn::TlsConn;
 use spire_server::endpoints::tls::{ServerCert, server_config};
 use spire_server::server_svid::{ServerSvid, identity_bundle};
+use spire_tls::ServerCertCheck;
 use tokio::net::{TcpListener, UnixListener};
 use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
 use tonic::service::Routes;
@@ -265,18 +264,16 @@ async fn uds_channel(path: &Path) -> Channel {
 #[derive(Debug)]
 struct ServerSvidVerifier {
     bundles: BundleSet,
-    provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
-impl ServerCertVerifier for ServerSvidVerifier {
-    fn verify_server_cert(
+impl ServerCertCheck for ServerSvidVerifier {
+    fn check(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         _: &ServerName<'_>,
-        _: &[u8],
         _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
+    ) -> Result<(), rustls::Error> {
         let mut chain = vec![end_entity.as_ref()];
         chain.extend(intermediates.iter().map(|c| c.as_ref()));
         let svid = verify_svid(&chain, &self.bundles, SystemTime::now())
@@ -284,39 +281,16 @@ impl ServerCertVerifier for ServerSvidVerifier {
         if svid.spiffe_id != id("spiffe://example.org/spire/server") {
             return Err(rustls::Error::General(format!("unexpected server ID {}", svid.spiffe_id)));
         }
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        Ok(())
     }
 }
 
 async fn tcp_channel(port: u16, bundles: BundleSet, identity: Option<(&[Vec<u8>], &PrivateKey)>) -> Channel {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+    let builder = rustls::ClientConfig::builder_with_provider(spire_tls::provider())
         .with_safe_default_protocol_versions()
         .unwrap()
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(ServerSvidVerifier { bundles, provider }));
+        .with_custom_certificate_verifier(spire_tls::server_verifier(ServerSvidVerifier { bundles }));
     let mut config = match identity {
         Some((chain, key)) => {
             let certs = chain.iter().map(|c| CertificateDer::from(c.clone())).collect();

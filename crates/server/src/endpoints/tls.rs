@@ -5,20 +5,12 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use spire_identity::x509::verify_svid;
 use spire_identity::{BundleSet, PrivateKey};
-
-/// The crypto provider: aws-lc-rs, the one provider in the tree.
-pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
+use spire_tls::{ClientCertCheck, client_verifier, provider};
 
 /// The certificate the server presents, swapped on rotation.
 #[derive(Debug, Default)]
@@ -55,68 +47,33 @@ impl ResolvesServerCert for ServerCert {
     }
 }
 
-/// Verifies optional client X509-SVIDs against the bundles the server holds.
+/// Accepts optional client X509-SVIDs that chain to the bundles the server holds.
 #[derive(Debug)]
 pub struct SvidClientVerifier {
     bundles: Arc<RwLock<BundleSet>>,
-    algorithms: WebPkiSupportedAlgorithms,
 }
 
 impl SvidClientVerifier {
     /// A verifier reading `bundles` at each handshake.
     pub fn new(bundles: Arc<RwLock<BundleSet>>) -> Self {
-        Self { bundles, algorithms: provider().signature_verification_algorithms }
+        Self { bundles }
     }
 }
 
-impl ClientCertVerifier for SvidClientVerifier {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        false
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
+impl ClientCertCheck for SvidClientVerifier {
+    fn check(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
+    ) -> Result<(), rustls::Error> {
         let mut chain: Vec<&[u8]> = vec![end_entity.as_ref()];
         chain.extend(intermediates.iter().map(|c| c.as_ref()));
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(now.as_secs());
         let bundles = self.bundles.read().expect("bundle lock");
         verify_svid(&chain, &bundles, now)
-            .map(|_| ClientCertVerified::assertion())
+            .map(|_| ())
             .map_err(|e| rustls::Error::General(format!("client X509-SVID rejected: {e}")))
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
     }
 }
 
@@ -127,7 +84,7 @@ pub fn server_config(
 ) -> Result<rustls::ServerConfig, rustls::Error> {
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(Arc::new(SvidClientVerifier::new(bundles)))
+        .with_client_cert_verifier(client_verifier(SvidClientVerifier::new(bundles)))
         .with_cert_resolver(cert);
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(config)

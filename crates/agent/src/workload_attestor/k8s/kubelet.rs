@@ -22,12 +22,13 @@ use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{AUTHORIZATION, HOST, HeaderValue};
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::RootCertStore;
+use rustls::client::danger::ServerCertVerifier;
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use spire_cli::goerror::{chain, errno_text};
+use spire_tls::{ServerCertCheck, server_verifier};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -199,9 +200,9 @@ impl KubeletClient {
         let mut tls = None;
         let mut authorization = None;
         if let Some((name, check_name)) = secure_name {
-            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let provider = spire_tls::provider();
             let verifier: Arc<dyn ServerCertVerifier> = if settings.skip_verification {
-                Arc::new(IgnoringName { roots: None, algorithms: provider.signature_verification_algorithms })
+                server_verifier(IgnoringName { roots: None })
             } else {
                 let roots = Arc::new(load_ca(&settings.ca_path)?);
                 if check_name {
@@ -209,10 +210,7 @@ impl KubeletClient {
                         .build()
                         .map_err(|e| KubeletError::ParseCa(e.to_string()))?
                 } else {
-                    Arc::new(IgnoringName {
-                        roots: Some(roots),
-                        algorithms: provider.signature_verification_algorithms,
-                    })
+                    server_verifier(IgnoringName { roots: Some(roots) })
                 }
             };
             let (client_auth, token) = load_credentials(settings)?;
@@ -406,18 +404,16 @@ fn client_config(
 #[derive(Debug)]
 struct IgnoringName {
     roots: Option<Arc<RootCertStore>>,
-    algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for IgnoringName {
-    fn verify_server_cert(
+impl ServerCertCheck for IgnoringName {
+    fn check(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
         now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
+    ) -> Result<(), rustls::Error> {
         if let Some(roots) = &self.roots {
             let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
             rustls::client::verify_server_cert_signed_by_trust_anchor(
@@ -425,31 +421,9 @@ impl ServerCertVerifier for IgnoringName {
                 roots,
                 intermediates,
                 now,
-                self.algorithms.all,
+                spire_tls::algorithms().all,
             )?;
         }
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
+        Ok(())
     }
 }

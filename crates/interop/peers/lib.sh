@@ -29,3 +29,12 @@ peer_wrapper() {
     chmod 755 "$path.tmp"
     mv "$path.tmp" "$path"
 }
+
+# peer_scratch_module DIR NAME: makes DIR the current directory holding a fresh Go module NAME (for
+# Go peers built as tools of a wrapper module), written afresh so that a half-done `go get` from an
+# interrupted run is redone. Call it in a subshell.
+peer_scratch_module() {
+    cd "$1"
+    rm -f go.mod go.sum
+    go mod init "$2" >/dev/null 2>&1
+}

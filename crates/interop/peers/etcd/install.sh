@@ -12,9 +12,7 @@ dir="$cache/etcd-${version#v}"
 build() {
     local out="$1"
     (
-        cd "$dir"
-        rm -f go.mod go.sum
-        go mod init local/etcd >/dev/null 2>&1
+        peer_scratch_module "$dir" local/etcd
         go get -tool "go.etcd.io/etcd/server/v3@$version"
         CGO_ENABLED=0 go build -trimpath -o "$out/etcd" go.etcd.io/etcd/server/v3
     )

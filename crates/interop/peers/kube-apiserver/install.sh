@@ -16,9 +16,7 @@ dir="$cache/kubernetes-$version"
 build() {
     local out="$1" gomod
     (
-        cd "$dir"
-        rm -f go.mod go.sum
-        go mod init local/kas >/dev/null 2>&1
+        peer_scratch_module "$dir" local/kas
         go mod edit -require="k8s.io/kubernetes@v$version"
         gomod="$(go mod download -json "k8s.io/kubernetes@v$version" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')"
         for m in $(sed -n 's#^[[:space:]]*\(k8s\.io/[a-z0-9-]*\) => \./staging/.*#\1#p' "$gomod"); do

@@ -13,11 +13,8 @@ version=v1.13.3
 dir="$cache/spire-${version#v}"
 build() {
     local out="$1"
-    # The scratch module: written afresh, so a half-done `go get` from an interrupted run is redone.
     (
-        cd "$dir"
-        rm -f go.mod go.sum
-        go mod init peers >/dev/null 2>&1
+        peer_scratch_module "$dir" peers
         go get -tool "github.com/spiffe/spire/cmd/spire-server@$version" "github.com/spiffe/spire/cmd/spire-agent@$version"
         # gittag as SPIRE's release build sets it, so `-version` prints 1.13.3 (not 1.13.3-dev-unk).
         CGO_ENABLED=1 go build -trimpath -o "$out/" \

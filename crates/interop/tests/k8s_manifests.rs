@@ -54,10 +54,19 @@ fn kubectl(cluster: &Cluster, args: &[&str]) -> Option<String> {
     Some(String::from_utf8(out.stdout).expect("kubectl prints UTF-8"))
 }
 
+/// `kubectl apply -f <file>` for real, one at a time in this process: the tests share one cluster,
+/// and two client-side applies of the same new object race (both see it missing, one gets
+/// AlreadyExists).
+fn apply_for_real(cluster: &Cluster, file: &str) -> Option<String> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    kubectl(cluster, &["apply", "-f", file])
+}
+
 /// Creates (or updates) the `spire` namespace for real: the namespaced objects can only be
 /// dry-run into a namespace that exists.
 fn apply_namespace(cluster: &Cluster) -> Option<()> {
-    kubectl(cluster, &["apply", "-f", &manifest("namespace.yaml")]).map(drop)
+    apply_for_real(cluster, &manifest("namespace.yaml")).map(drop)
 }
 
 /// The `resources` of `kustomization.yaml`.
@@ -340,7 +349,7 @@ async fn rbac_grants_what_the_plugins_use() {
         return;
     }
     for file in ["server-account.yaml", "agent-account.yaml"] {
-        kubectl(cluster, &["apply", "-f", &manifest(file)]).expect("kubectl is there");
+        apply_for_real(cluster, &manifest(file)).expect("kubectl is there");
     }
     // k8s_psat on the server: TokenReview, then the agent's pod and its node.
     for (verb, resource) in [("create", "tokenreviews.authentication.k8s.io"), ("get", "pods"), ("get", "nodes")] {
@@ -399,7 +408,7 @@ fn run_probe(container: &Value, probe: &str, binary: &Path, socket: &Path) -> st
 async fn server_runs_on_the_shipped_config() {
     let Some(cluster) = Cluster::shared().await else { return };
     let Some(rendered) = dry_run_everything(cluster) else { return };
-    kubectl(cluster, &["apply", "-f", &manifest("server-account.yaml")]).expect("kubectl");
+    apply_for_real(cluster, &manifest("server-account.yaml")).expect("kubectl");
     let token = kubectl(cluster, &["create", "token", "spire-server", "-n", "spire"]).expect("kubectl");
     let kube_dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = kube_dir.path().join("kubeconfig");
@@ -443,7 +452,7 @@ async fn server_runs_on_the_shipped_config() {
     .expect("kubectl");
     let file = kube_dir.path().join("spire-bundle.yaml");
     std::fs::write(&file, yaml).expect("write the ConfigMap");
-    kubectl(cluster, &["apply", "-f", file.to_str().expect("UTF-8")]).expect("kubectl");
+    apply_for_real(cluster, file.to_str().expect("UTF-8")).expect("kubectl");
     let stored =
         kubectl(cluster, &["-n", "spire", "get", "configmap", "spire-bundle", "-o", "jsonpath={.data.bundle\\.crt}"])
             .expect("kubectl");

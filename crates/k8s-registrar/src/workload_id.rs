@@ -1,0 +1,188 @@
+//! Which SPIFFE ID a pod gets, the same in every mode, and the selectors the modes share.
+
+use k8s_openapi::api::core::v1::Pod;
+use spire_identity::{SpiffeId, TrustDomain};
+use spire_proto::spire::api::types::Selector;
+
+use crate::config::IdSource;
+
+/// The annotation listing the trust domains a pod's entry federates with (comma separated).
+pub const FEDERATION_ANNOTATION: &str = "spiffe.io/federatesWith";
+
+/// Derives workload SPIFFE IDs from pods.
+#[derive(Debug, Clone)]
+pub struct WorkloadIds {
+    trust_domain: TrustDomain,
+    source: IdSource,
+    disabled_namespaces: Vec<String>,
+}
+
+/// A pod whose label or annotation does not make a valid SPIFFE ID.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("pod {namespace}/{pod}: {value:?} does not make a valid SPIFFE ID path: {reason}")]
+pub struct InvalidWorkloadId {
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub pod: String,
+    /// The path that was refused.
+    pub value: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl WorkloadIds {
+    /// IDs in `trust_domain` from `source`; pods in `disabled_namespaces` get none.
+    pub fn new(trust_domain: TrustDomain, source: IdSource, disabled_namespaces: Vec<String>) -> Self {
+        Self { trust_domain, source, disabled_namespaces }
+    }
+
+    /// The trust domain.
+    pub fn trust_domain(&self) -> &TrustDomain {
+        &self.trust_domain
+    }
+
+    /// Whether pods in `namespace` are left alone.
+    pub fn namespace_disabled(&self, namespace: &str) -> bool {
+        self.disabled_namespaces.iter().any(|n| n == namespace)
+    }
+
+    /// The pod's SPIFFE ID; `Ok(None)` when the pod is ignored (disabled namespace, or without the
+    /// configured label or annotation).
+    pub fn for_pod(&self, pod: &Pod) -> Result<Option<SpiffeId>, InvalidWorkloadId> {
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+        if self.namespace_disabled(namespace) {
+            return Ok(None);
+        }
+        let path = match &self.source {
+            IdSource::ServiceAccount => {
+                let sa = pod.spec.as_ref().and_then(|s| s.service_account_name.as_deref()).unwrap_or("default");
+                format!("/ns/{namespace}/sa/{sa}")
+            }
+            IdSource::Label(key) => match pod.metadata.labels.as_ref().and_then(|l| l.get(key)) {
+                Some(value) => format!("/{value}"),
+                None => return Ok(None),
+            },
+            IdSource::Annotation(key) => match pod.metadata.annotations.as_ref().and_then(|a| a.get(key)) {
+                Some(value) => format!("/{value}"),
+                None => return Ok(None),
+            },
+        };
+        self.id(&path).map(Some).map_err(|reason| InvalidWorkloadId {
+            namespace: namespace.to_owned(),
+            pod: pod.metadata.name.clone().unwrap_or_default(),
+            value: path,
+            reason,
+        })
+    }
+
+    /// `spiffe://<td><path>`, or why the path is not valid.
+    pub fn id(&self, path: &str) -> Result<SpiffeId, String> {
+        SpiffeId::from_parts(&self.trust_domain, path).map_err(|e| e.to_string())
+    }
+
+    /// `spiffe://<td>/spire/server`: the parent of node entries.
+    pub fn server_id(&self) -> SpiffeId {
+        self.id("/spire/server").expect("a valid path")
+    }
+}
+
+/// The trust domains of the pod's `spiffe.io/federatesWith` annotation.
+pub fn federates_with(pod: &Pod) -> Vec<String> {
+    match pod.metadata.annotations.as_ref().and_then(|a| a.get(FEDERATION_ANNOTATION)) {
+        Some(value) => value.split(',').map(str::to_owned).collect(),
+        None => Vec::new(),
+    }
+}
+
+/// A selector `type:value`.
+pub fn selector(kind: &str, value: impl Into<String>) -> Selector {
+    Selector { r#type: kind.to_owned(), value: value.into() }
+}
+
+/// `k8s:ns:<namespace>`.
+pub fn namespace_selector(namespace: &str) -> Selector {
+    selector("k8s", format!("ns:{namespace}"))
+}
+
+/// `k8s:pod-name:<name>`.
+pub fn pod_name_selector(name: &str) -> Selector {
+    selector("k8s", format!("pod-name:{name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::api::core::v1::PodSpec;
+    use kube::api::ObjectMeta;
+
+    use super::*;
+
+    fn pod(ns: &str, sa: &str, labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> Pod {
+        let map = |kv: &[(&str, &str)]| -> Option<BTreeMap<String, String>> {
+            (!kv.is_empty()).then(|| kv.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
+        };
+        Pod {
+            metadata: ObjectMeta {
+                name: Some("web-1".into()),
+                namespace: Some(ns.into()),
+                labels: map(labels),
+                annotations: map(annotations),
+                ..Default::default()
+            },
+            spec: Some(PodSpec { service_account_name: Some(sa.into()), ..Default::default() }),
+            status: None,
+        }
+    }
+
+    fn ids(source: IdSource) -> WorkloadIds {
+        WorkloadIds::new(
+            TrustDomain::parse("example.org").unwrap(),
+            source,
+            vec!["kube-system".into(), "kube-public".into()],
+        )
+    }
+
+    #[test]
+    fn service_account_ids() {
+        let id = ids(IdSource::ServiceAccount).for_pod(&pod("prod", "blog", &[], &[])).unwrap().unwrap();
+        assert_eq!(id.to_string(), "spiffe://example.org/ns/prod/sa/blog");
+    }
+
+    #[test]
+    fn disabled_namespaces_are_ignored() {
+        assert_eq!(ids(IdSource::ServiceAccount).for_pod(&pod("kube-system", "x", &[], &[])), Ok(None));
+    }
+
+    #[test]
+    fn label_ids_and_pods_without_the_label() {
+        let ids = ids(IdSource::Label("spire-workload".into()));
+        let id = ids.for_pod(&pod("prod", "blog", &[("spire-workload", "example-workload")], &[])).unwrap();
+        assert_eq!(id.unwrap().to_string(), "spiffe://example.org/example-workload");
+        assert_eq!(ids.for_pod(&pod("prod", "blog", &[("other", "x")], &[])), Ok(None));
+    }
+
+    #[test]
+    fn annotation_ids_keep_slashes() {
+        let ids = ids(IdSource::Annotation("spiffe.io/spiffe-id".into()));
+        let p = pod("prod", "blog", &[], &[("spiffe.io/spiffe-id", "production/example-workload")]);
+        assert_eq!(ids.for_pod(&p).unwrap().unwrap().to_string(), "spiffe://example.org/production/example-workload");
+    }
+
+    #[test]
+    fn invalid_ids_are_reported() {
+        let ids = ids(IdSource::Annotation("id".into()));
+        for bad in ["a//b", "../x", "a/", "sp ace", "é"] {
+            let err = ids.for_pod(&pod("prod", "blog", &[], &[("id", bad)])).unwrap_err();
+            assert_eq!(err.value, format!("/{bad}"), "{err}");
+        }
+    }
+
+    #[test]
+    fn federation_annotation() {
+        let p = pod("prod", "blog", &[], &[(FEDERATION_ANNOTATION, "a.org,b.org")]);
+        assert_eq!(federates_with(&p), vec!["a.org".to_owned(), "b.org".to_owned()]);
+        assert!(federates_with(&pod("prod", "blog", &[], &[])).is_empty());
+    }
+}

@@ -1,2 +1,145 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease, so that only one of several registrar
 //! replicas writes entries (`leader_election`).
+//!
+//! client-go's algorithm with controller-runtime's timings: a candidate takes the Lease when it is
+//! free or its holder has not renewed it for `leaseDurationSeconds` (15 s), the leader renews every
+//! 2 s, and a leader that cannot renew for 10 s stops (the process exits, as controller-runtime's
+//! manager does, so that a restarted replica starts from a clean state). SPIRE's
+//! `leader_election_resource_lock = "configmaps"` no longer works on Kubernetes 1.24+; a Lease is
+//! what every supported cluster has.
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::api::{Api, ObjectMeta, PostParams};
+use kube::{Client, Error as KubeError};
+
+const LEASE_DURATION: Duration = Duration::from_secs(15);
+const RENEW_DEADLINE: Duration = Duration::from_secs(10);
+const RETRY_PERIOD: Duration = Duration::from_secs(2);
+
+/// Leadership was lost or could not be sought.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaderError {
+    /// The Lease could not be renewed within the renew deadline.
+    #[error("leader election lost: the Lease {name} could not be renewed for {secs} s")]
+    Lost {
+        /// The Lease's name.
+        name: String,
+        /// The renew deadline.
+        secs: u64,
+    },
+}
+
+/// One candidate for one Lease.
+#[derive(Debug, Clone)]
+pub struct Elector {
+    api: Api<Lease>,
+    name: String,
+    identity: String,
+}
+
+impl Elector {
+    /// A candidate for the Lease `namespace/name`, identified by host name and a random suffix.
+    pub fn new(client: Client, namespace: &str, name: &str) -> Self {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let identity = format!("{}_{}", host.trim(), uuid_suffix());
+        Self { api: Api::namespaced(client, namespace), name: name.to_owned(), identity }
+    }
+
+    /// This candidate's holder identity.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// Waits until this candidate holds the Lease.
+    pub async fn acquire(&self) {
+        tracing::info!(lease = %self.name, identity = %self.identity, "attempting to acquire leader lease");
+        loop {
+            match self.try_acquire_or_renew().await {
+                Ok(true) => {
+                    tracing::info!(lease = %self.name, "successfully acquired lease");
+                    return;
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(lease = %self.name, error = %e, "error retrieving resource lock"),
+            }
+            tokio::time::sleep(RETRY_PERIOD).await;
+        }
+    }
+
+    /// Keeps renewing the Lease; returns when it could not be renewed for the renew deadline.
+    pub async fn hold(&self) -> LeaderError {
+        let mut last_renewed = tokio::time::Instant::now();
+        loop {
+            tokio::time::sleep(RETRY_PERIOD).await;
+            match self.try_acquire_or_renew().await {
+                Ok(true) => last_renewed = tokio::time::Instant::now(),
+                Ok(false) => return self.lost(),
+                Err(e) => tracing::warn!(lease = %self.name, error = %e, "failed to renew lease"),
+            }
+            if last_renewed.elapsed() > RENEW_DEADLINE {
+                return self.lost();
+            }
+        }
+    }
+
+    fn lost(&self) -> LeaderError {
+        LeaderError::Lost { name: self.name.clone(), secs: RENEW_DEADLINE.as_secs() }
+    }
+
+    /// Takes or renews the Lease if it is ours, free or expired; `false` if someone else holds it
+    /// (or won a race for it).
+    async fn try_acquire_or_renew(&self) -> Result<bool, KubeError> {
+        let now = MicroTime(k8s_openapi::jiff::Timestamp::now());
+        let current = self.api.get_opt(&self.name).await?;
+        let Some(mut lease) = current else {
+            let lease = Lease {
+                metadata: ObjectMeta { name: Some(self.name.clone()), ..Default::default() },
+                spec: Some(LeaseSpec {
+                    holder_identity: Some(self.identity.clone()),
+                    lease_duration_seconds: Some(LEASE_DURATION.as_secs() as i32),
+                    acquire_time: Some(now.clone()),
+                    renew_time: Some(now),
+                    lease_transitions: Some(0),
+                    ..Default::default()
+                }),
+            };
+            return conflict_is_false(self.api.create(&PostParams::default(), &lease).await);
+        };
+        let spec = lease.spec.get_or_insert_with(Default::default);
+        let holder = spec.holder_identity.clone().unwrap_or_default();
+        let ours = holder == self.identity;
+        if !ours && !holder.is_empty() && !expired(spec, &now) {
+            return Ok(false);
+        }
+        if !ours {
+            spec.acquire_time = Some(now.clone());
+            spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
+            spec.holder_identity = Some(self.identity.clone());
+        }
+        spec.lease_duration_seconds = Some(LEASE_DURATION.as_secs() as i32);
+        spec.renew_time = Some(now);
+        // The resourceVersion makes this a compare-and-swap: a concurrent taker gets a conflict.
+        conflict_is_false(self.api.replace(&self.name, &PostParams::default(), &lease).await)
+    }
+}
+
+fn expired(spec: &LeaseSpec, now: &MicroTime) -> bool {
+    let Some(renewed) = &spec.renew_time else { return true };
+    let duration = i64::from(spec.lease_duration_seconds.unwrap_or(LEASE_DURATION.as_secs() as i32));
+    renewed.0.as_second() + duration < now.0.as_second()
+}
+
+fn conflict_is_false(result: Result<Lease, KubeError>) -> Result<bool, KubeError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(KubeError::Api(status)) if status.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn uuid_suffix() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

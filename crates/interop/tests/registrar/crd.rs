@@ -1,0 +1,1 @@
+//! `mode = "crd"` end to end (filled in with the mode).

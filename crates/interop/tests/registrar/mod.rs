@@ -1,0 +1,193 @@
+//! The Kubernetes workload registrar end to end: our `k8s-workload-registrar` process against the
+//! real test cluster (etcd, kube-apiserver, controller manager) and our server, with our agent
+//! attested through k8s_psat serving the registered pods' workloads in Docker containers (the
+//! [`World`] of the Kubernetes attestation tests).
+//!
+//! Each test has its own world (node, cluster name), server and namespace; registrars watch the
+//! whole cluster, so assertions look only at the test's own node and namespace.
+
+#![allow(dead_code)]
+
+pub(crate) mod crd;
+pub(crate) mod reconcile;
+pub(crate) mod webhook;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use spire_testkit::peers;
+
+use crate::agent_server::{OurServer, ServerUnderTest};
+use crate::k8s::World;
+
+/// A running `k8s-workload-registrar`.
+pub(crate) struct Registrar {
+    child: Option<Child>,
+    /// Its configuration file.
+    pub(crate) config: PathBuf,
+    /// Its log file (`log_path`).
+    pub(crate) log_path: PathBuf,
+    /// `MY_POD_NAMESPACE`: its Lease and, in crd mode, its node SpiffeIDs live there.
+    pub(crate) namespace: String,
+    kubeconfig: PathBuf,
+}
+
+impl Drop for Registrar {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The registrar's configuration for `world`'s cluster and `server`'s admin socket, with
+/// `mode_config` (`mode = "reconcile"` and its keys) appended.
+pub(crate) fn config_text(world: &World, server: &OurServer, log_path: &Path, mode_config: &str) -> String {
+    format!(
+        "log_level = \"debug\"\nlog_path = \"{log}\"\ntrust_domain = \"example.org\"\nserver_socket_path = \"{socket}\"\ncluster = \"{cluster}\"\n{mode_config}\n",
+        log = log_path.display(),
+        socket = server.socket.display(),
+        cluster = world.name,
+    )
+}
+
+impl Registrar {
+    /// Starts the registrar for `world`'s cluster against `server`, as the cluster's admin (its
+    /// kubeconfig), in namespace `namespace` (created if needed), with `mode_config` appended to
+    /// the configuration. Does not wait for it to be ready: callers wait for what they expect.
+    pub(crate) async fn start(world: &World, server: &OurServer, namespace: &str, mode_config: &str) -> Registrar {
+        world.cluster.ensure_namespace(namespace).await;
+        let dir = world.dir.path().join(format!("registrar-{namespace}"));
+        std::fs::create_dir_all(&dir).expect("registrar dir");
+        let log_path = dir.join("registrar.log");
+        let config = dir.join("registrar.conf");
+        std::fs::write(&config, config_text(world, server, &log_path, mode_config)).expect("write config");
+        let mut registrar = Registrar {
+            child: None,
+            config,
+            log_path,
+            namespace: namespace.to_owned(),
+            kubeconfig: world.cluster.kubeconfig_path(),
+        };
+        registrar.launch();
+        registrar
+    }
+
+    fn launch(&mut self) {
+        let child = Command::new(peers::workspace_binary("k8s-workload-registrar"))
+            .arg("-config")
+            .arg(&self.config)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("MY_POD_NAMESPACE", &self.namespace)
+            .stdout(Stdio::null())
+            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).expect("log file"))
+            .spawn()
+            .expect("start k8s-workload-registrar");
+        self.child = Some(child);
+    }
+
+    /// What it logged so far.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Whether it has exited (and how).
+    pub(crate) fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().expect("try_wait"))
+    }
+
+    /// Stops it (SIGKILL: an outage, not a shutdown).
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again with the same configuration.
+    pub(crate) fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+}
+
+/// An entry as `spire-server entry show -output json` shows it, reduced to what the registrar sets.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct ShownEntry {
+    pub(crate) id: String,
+    pub(crate) spiffe_id: String,
+    pub(crate) parent_id: String,
+    /// `type:value`, sorted.
+    pub(crate) selectors: BTreeSet<String>,
+    pub(crate) dns_names: Vec<String>,
+    pub(crate) federates_with: Vec<String>,
+}
+
+impl ShownEntry {
+    /// The same entry without its ID, for comparing shapes.
+    pub(crate) fn shape(&self) -> (String, String, BTreeSet<String>, Vec<String>) {
+        (self.spiffe_id.clone(), self.parent_id.clone(), self.selectors.clone(), self.dns_names.clone())
+    }
+}
+
+fn id_of(v: &Value) -> String {
+    format!("spiffe://{}{}", v["trust_domain"].as_str().unwrap_or(""), v["path"].as_str().unwrap_or(""))
+}
+
+/// Every entry of `server`, through its CLI's JSON output.
+pub(crate) fn entries(server: &OurServer) -> Vec<ShownEntry> {
+    let shown: Value =
+        serde_json::from_str(&server.cli(&["entry", "show", "-output", "json"])).expect("entry show JSON");
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    };
+    let mut list: Vec<ShownEntry> = shown["entries"]
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|e| ShownEntry {
+            id: e["id"].as_str().unwrap_or_default().to_owned(),
+            spiffe_id: id_of(&e["spiffe_id"]),
+            parent_id: id_of(&e["parent_id"]),
+            selectors: e["selectors"]
+                .as_array()
+                .map(|a| a.as_slice())
+                .unwrap_or_default()
+                .iter()
+                .map(|s| format!("{}:{}", s["type"].as_str().unwrap_or(""), s["value"].as_str().unwrap_or("")))
+                .collect(),
+            dns_names: strings(&e["dns_names"]),
+            federates_with: strings(&e["federates_with"]),
+        })
+        .collect();
+    list.sort();
+    list
+}
+
+/// The entries with a selector `k8s:ns:<namespace>`: a test's pod entries.
+pub(crate) fn entries_in_namespace(server: &OurServer, namespace: &str) -> Vec<ShownEntry> {
+    let selector = format!("k8s:ns:{namespace}");
+    entries(server).into_iter().filter(|e| e.selectors.contains(&selector)).collect()
+}
+
+/// Polls `check` every 100 ms until it gives a value, for up to `timeout`; panics with `what` and
+/// the last state `describe` gives otherwise.
+pub(crate) async fn eventually<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Option<T>,
+    describe: impl Fn() -> String,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out waiting for {what}\n{}", describe());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,1 @@
+//! `mode = "reconcile"` end to end (filled in with the mode).

@@ -1,0 +1,1 @@
+//! `mode = "webhook"` end to end.

@@ -51,3 +51,8 @@ fn k8s_cgroups_seeds() {
 fn kubelet_pod_list_seeds() {
     run("kubelet_pod_list", env!("CARGO_BIN_EXE_kubelet_pod_list"));
 }
+
+#[test]
+fn admission_review_seeds() {
+    run("admission_review", env!("CARGO_BIN_EXE_admission_review"));
+}

@@ -4,13 +4,21 @@ use std::process::ExitCode;
 
 use spire_cli::flags::{FlagError, FlagSet};
 use spire_k8s_registrar::config::{Config, DEFAULT_CONFIG_PATH};
-use spire_k8s_registrar::generate_config;
+use spire_k8s_registrar::generate_config::{self, GenerateError};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("generate-config") {
         return match generate_config::run(&args[1..], &mut std::io::stdout()) {
             Ok(()) => ExitCode::SUCCESS,
+            Err(GenerateError::Help(usage)) => {
+                eprint!("{usage}");
+                ExitCode::SUCCESS
+            }
+            Err(e @ GenerateError::Usage(_)) => {
+                eprint!("{e}");
+                ExitCode::from(2)
+            }
             Err(e) => {
                 eprintln!("{e}");
                 ExitCode::from(1)

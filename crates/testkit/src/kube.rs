@@ -68,6 +68,17 @@ impl TestCa {
         let cert = params.signed_by(&key, &issuer).expect("sign the server certificate");
         (cert.pem(), key.serialize_pem())
     }
+
+    /// A client certificate (`clientAuth`) for `common_name`, and its key, both PEM.
+    pub fn client_cert(&self, common_name: &str) -> (String, String) {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        params.distinguished_name.push(DnType::CommonName, common_name);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().expect("client key");
+        let issuer = rcgen::Issuer::from_params(&self.params, &self.key);
+        let cert = params.signed_by(&key, &issuer).expect("sign the client certificate");
+        (cert.pem(), key.serialize_pem())
+    }
 }
 
 /// A running control plane.
@@ -144,6 +155,41 @@ impl Cluster {
         let tokens = format!("{},admin,admin,system:masters\n", self.admin_token);
         std::fs::write(self.path("tokens.csv"), tokens).expect("write tokens.csv");
         self.write_kubeconfig(&self.kubeconfig_path(), &self.admin_token);
+        self.write_webhook_client_files();
+    }
+
+    /// The API server presents a client certificate to every admission webhook (the `"*"` user of
+    /// its webhook kubeconfig), issued by a CA of its own: webhooks that authenticate the API
+    /// server (the registrar's webhook mode) trust [`Cluster::webhook_client_ca_path`].
+    fn write_webhook_client_files(&self) {
+        let ca = TestCa::new("spire-rs test webhook client CA");
+        let (cert, key) = ca.client_cert("kube-apiserver-webhook-client");
+        std::fs::write(self.webhook_client_ca_path(), &ca.cert_pem).expect("write webhook client CA");
+        std::fs::write(self.path("webhook-client.pem"), cert).expect("write webhook client cert");
+        std::fs::write(self.path("webhook-client-key.pem"), key).expect("write webhook client key");
+        let kubeconfig = format!(
+            "apiVersion: v1\nkind: Config\nusers:\n- name: \"*\"\n  user:\n    client-certificate: {}\n    client-key: {}\n",
+            self.path("webhook-client.pem").display(),
+            self.path("webhook-client-key.pem").display(),
+        );
+        std::fs::write(self.path("webhook-client.kubeconfig"), kubeconfig).expect("write webhook kubeconfig");
+        let plugin = |name: &str| {
+            format!(
+                "- name: {name}\n  configuration:\n    apiVersion: apiserver.config.k8s.io/v1\n    kind: WebhookAdmissionConfiguration\n    kubeConfigFile: {}\n",
+                self.path("webhook-client.kubeconfig").display()
+            )
+        };
+        let admission = format!(
+            "apiVersion: apiserver.config.k8s.io/v1\nkind: AdmissionConfiguration\nplugins:\n{}{}",
+            plugin("ValidatingAdmissionWebhook"),
+            plugin("MutatingAdmissionWebhook"),
+        );
+        std::fs::write(self.path("admission.yaml"), admission).expect("write admission config");
+    }
+
+    /// The CA of the client certificate the API server presents to admission webhooks.
+    pub fn webhook_client_ca_path(&self) -> PathBuf {
+        self.path("webhook-client-ca.pem")
     }
 
     fn spawn(&self, name: &str, program: &Path, args: Vec<String>) {
@@ -199,6 +245,7 @@ impl Cluster {
             "--enable-priority-and-fairness=false".into(),
             "--profiling=false".into(),
             format!("--cert-dir={}", p("certs")),
+            format!("--admission-control-config-file={}", p("admission.yaml")),
         ];
         self.spawn("kube-apiserver", apiserver, args);
     }

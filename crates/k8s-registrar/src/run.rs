@@ -23,7 +23,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             Mode::Webhook(webhook) => crate::webhook::run(common, webhook, entries, ids).await.map_err(Into::into),
             Mode::Reconcile(reconcile) => {
                 let client = kube::Client::try_default().await.context("no Kubernetes API configuration")?;
-                crate::reconcile::run(common, reconcile, client, entries, ids).await.map_err(Into::into)
+                let namespace = if reconcile.leader_election { my_namespace()? } else { String::new() };
+                crate::reconcile::run(common, reconcile, client, entries, ids, namespace).await.map_err(Into::into)
             }
             Mode::Crd(crd) => {
                 let client = kube::Client::try_default().await.context("no Kubernetes API configuration")?;

@@ -1,1 +1,376 @@
-//! `mode = "reconcile"` end to end (filled in with the mode).
+//! `mode = "reconcile"` end to end: our registrar watching the real API server's Nodes and Pods and
+//! writing SPIRE v1.3.6's entries to our server; our agent, attested with k8s_psat on the test's node,
+//! serving the pod's workload; drift (entries deleted, changed or orphaned by hand, changes while the
+//! registrar was down) converging within one resync; leader election; metrics.
+
+use std::collections::BTreeSet;
+use std::io::{Read as _, Write as _};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use spire_testkit::kube::PodSpec;
+use spire_testkit::process::free_port;
+
+use super::{Registrar, ShownEntry, config_text, entries, entries_in_namespace, eventually};
+use crate::agent_server::{OurAgent, OurServer, ServerUnderTest};
+use crate::k8s::World;
+
+/// One resync (10 s) and some slack for a loaded machine.
+const ONE_RESYNC: Duration = Duration::from_secs(20);
+
+/// The mode's configuration: metrics off (tests run side by side), plus `extra`.
+fn mode(extra: &str) -> String {
+    format!("mode = \"reconcile\"\nmetrics_addr = \"0\"\n{extra}")
+}
+
+/// `spiffe://example.org/spire-k8s-registrar/<cluster>/node`.
+fn root(world: &World) -> String {
+    format!("spiffe://example.org/spire-k8s-registrar/{}/node", world.name)
+}
+
+/// The shape of the node entry for `world`'s node.
+fn node_shape(world: &World) -> (String, String, BTreeSet<String>, Vec<String>) {
+    (
+        format!("{}/{}", root(world), world.node_name()),
+        "spiffe://example.org/spire/server".into(),
+        [format!("k8s_psat:agent_node_name:{}", world.node_name()), format!("k8s_psat:cluster:{}", world.name)]
+            .into_iter()
+            .collect(),
+        Vec::new(),
+    )
+}
+
+/// The shape of the entry of pod `ns/name` (service account `sa`) on `world`'s node.
+fn pod_shape(world: &World, ns: &str, name: &str, sa: &str) -> (String, String, BTreeSet<String>, Vec<String>) {
+    (
+        format!("spiffe://example.org/ns/{ns}/sa/{sa}"),
+        format!("{}/{}", root(world), world.node_name()),
+        [format!("k8s:ns:{ns}"), format!("k8s:pod-name:{name}")].into_iter().collect(),
+        Vec::new(),
+    )
+}
+
+/// The entries whose SPIFFE ID is `world`'s node entry's.
+fn node_entries(server: &OurServer, world: &World) -> Vec<ShownEntry> {
+    let id = node_shape(world).0;
+    entries(server).into_iter().filter(|e| e.spiffe_id == id).collect()
+}
+
+/// A plain pod `ns/name` of service account `sa` on `world`'s node (no container runs).
+async fn pod(world: &World, ns: &str, name: &str, sa: &str) -> Pod {
+    world
+        .cluster
+        .create_pod(PodSpec {
+            namespace: ns,
+            name,
+            service_account: sa,
+            node: world.node_name(),
+            labels: &[],
+            containers: &[("main", "busybox")],
+        })
+        .await
+}
+
+/// Our server with `world`'s k8s_psat cluster, without an agent.
+async fn server_only(world: &World) -> OurServer {
+    let bin = <OurServer as ServerUnderTest>::binary().expect("our server");
+    OurServer::start(&bin, &world.server_setup()).await
+}
+
+/// Waits until the pod entries of `ns` have exactly `shapes`, for up to `timeout`.
+async fn wait_for_pods(
+    server: &OurServer,
+    registrar: &Registrar,
+    ns: &str,
+    shapes: &[(String, String, BTreeSet<String>, Vec<String>)],
+    timeout: Duration,
+    what: &str,
+) -> Vec<ShownEntry> {
+    let mut want: Vec<_> = shapes.to_vec();
+    want.sort();
+    eventually(
+        what,
+        timeout,
+        || {
+            let found = entries_in_namespace(server, ns);
+            let mut got: Vec<_> = found.iter().map(ShownEntry::shape).collect();
+            got.sort();
+            (got == want).then_some(found)
+        },
+        || {
+            format!(
+                "want {want:#?}\nhave {:#?}\n--- registrar ---\n{}",
+                entries_in_namespace(server, ns),
+                registrar.log()
+            )
+        },
+    )
+    .await
+}
+
+/// A Deployment-style pod (nodeName set) gets exactly SPIRE's node and pod entries within well under
+/// a second, its workload gets the SVID from our agent, and deleting the pod deletes its entry.
+#[tokio::test(flavor = "multi_thread")]
+async fn reconcile_registers_nodes_and_pods_and_the_agent_serves_them() {
+    let tag = "rec-basic";
+    let Some(mut world) = World::new(tag).await else { return };
+    let Some((server, agent, _)) = world.start_pair::<OurServer, OurAgent>(tag, "").await else { return };
+    let ns = tag;
+    let registrar = Registrar::start(&world, &server, ns, &mode("")).await;
+
+    let node = eventually(
+        "the node entry",
+        Duration::from_secs(20),
+        || Some(node_entries(&server, &world)).filter(|e| !e.is_empty()),
+        || registrar.log(),
+    )
+    .await;
+    assert_eq!(node.len(), 1, "{node:#?}");
+    assert_eq!(node[0].shape(), node_shape(&world));
+
+    // Latency: pod created (already scheduled) to entry in the server, polled through the CLI.
+    let start = Instant::now();
+    let quick = pod(&world, ns, "quick", "quick-sa").await;
+    wait_for_pods(
+        &server,
+        &registrar,
+        ns,
+        &[pod_shape(&world, ns, "quick", "quick-sa")],
+        Duration::from_secs(5),
+        "the pod entry",
+    )
+    .await;
+    let took = start.elapsed();
+    eprintln!("pod -> entry (including CLI polling): {took:?}");
+    assert!(took < Duration::from_secs(2), "the pod entry took {took:?}");
+    world.cluster.delete_pod(&quick).await;
+    wait_for_pods(&server, &registrar, ns, &[], Duration::from_secs(5), "the deleted pod's entry to go").await;
+
+    // A workload in a real container gets its SVID through the node entry.
+    let socket_name = agent.socket.file_name().expect("socket name").to_string_lossy().into_owned();
+    let (web, container) = world.workload(ns, "web-7d9f", "web", &[("app", "web")], &agent.socket).await;
+    let shape = pod_shape(&world, ns, "web-7d9f", "web");
+    let shown = wait_for_pods(&server, &registrar, ns, &[shape.clone()], Duration::from_secs(5), "the web entry").await;
+    assert!(shown[0].federates_with.is_empty(), "{shown:#?}");
+    if let Err(said) = world.fetch_until(&container, &socket_name, &shape.0).await {
+        panic!(
+            "the workload never got {}: {said}\n--- agent ---\n{}\n--- registrar ---\n{}",
+            shape.0,
+            agent.log(),
+            registrar.log()
+        );
+    }
+    assert_eq!(node_entries(&server, &world).len(), 1);
+
+    world.cluster.delete_pod(&web).await;
+    wait_for_pods(&server, &registrar, ns, &[], Duration::from_secs(5), "the web entry to go").await;
+    assert!(registrar.log().contains("Created new spire entry"), "{}", registrar.log());
+}
+
+/// A StatefulSet's pod deleted and recreated at once under the same name ends with its entry.
+#[tokio::test(flavor = "multi_thread")]
+async fn reconcile_keeps_the_entry_of_a_recreated_statefulset_pod() {
+    let tag = "rec-sts";
+    let Some(world) = World::new(tag).await else { return };
+    let server = server_only(&world).await;
+    let ns = tag;
+    let registrar = Registrar::start(&world, &server, ns, &mode("")).await;
+    let shape = pod_shape(&world, ns, "db-0", "db");
+    let first = pod(&world, ns, "db-0", "db").await;
+    let before =
+        wait_for_pods(&server, &registrar, ns, &[shape.clone()], Duration::from_secs(20), "db-0's entry").await;
+    world.cluster.delete_pod(&first).await;
+    let _second = pod(&world, ns, "db-0", "db").await;
+    // Let the delete and create events play out, then the entry must be there, once.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after =
+        wait_for_pods(&server, &registrar, ns, &[shape.clone()], Duration::from_secs(5), "db-0's entry after").await;
+    eprintln!("entry before {} after {}", before[0].id, after[0].id);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_for_pods(&server, &registrar, ns, &[shape], Duration::from_secs(1), "db-0's entry to stay").await;
+}
+
+/// Hand edits and outages converge within one resync: an entry deleted by hand is recreated, one
+/// changed by hand is restored (in place), one for a pod that does not exist is deleted, and pods
+/// deleted and created while the registrar was down are reflected once it is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn reconcile_converges_drift_and_outages() {
+    let tag = "rec-drift";
+    let Some(world) = World::new(tag).await else { return };
+    let server = server_only(&world).await;
+    let ns = tag;
+    let mut registrar = Registrar::start(&world, &server, ns, &mode("")).await;
+    let mut pods = Vec::new();
+    for name in ["a", "b", "c"] {
+        pods.push(pod(&world, ns, name, name).await);
+    }
+    let shapes = |names: &[&str]| names.iter().map(|n| pod_shape(&world, ns, n, n)).collect::<Vec<_>>();
+    let found =
+        wait_for_pods(&server, &registrar, ns, &shapes(&["a", "b", "c"]), Duration::from_secs(20), "a, b, c").await;
+    let id_of = |pod: &str| {
+        found.iter().find(|e| e.selectors.contains(&format!("k8s:pod-name:{pod}"))).expect("entry").id.clone()
+    };
+    let (a, b) = (id_of("a"), id_of("b"));
+    let parent = format!("{}/{}", root(&world), world.node_name());
+
+    server.cli(&["entry", "delete", "-entryID", &a]);
+    server.cli(&[
+        "entry",
+        "update",
+        "-entryID",
+        &b,
+        "-parentID",
+        &parent,
+        "-spiffeID",
+        "spiffe://example.org/changed-by-hand",
+        "-selector",
+        &format!("k8s:ns:{ns}"),
+        "-selector",
+        "k8s:pod-name:b",
+    ]);
+    server.cli(&[
+        "entry",
+        "create",
+        "-parentID",
+        &parent,
+        "-spiffeID",
+        "spiffe://example.org/ghost",
+        "-selector",
+        &format!("k8s:ns:{ns}"),
+        "-selector",
+        "k8s:pod-name:ghost",
+    ]);
+    let start = Instant::now();
+    let healed = wait_for_pods(&server, &registrar, ns, &shapes(&["a", "b", "c"]), ONE_RESYNC, "drift to heal").await;
+    eprintln!("drift healed in {:?}", start.elapsed());
+    assert!(healed.iter().any(|e| e.id == b), "b's entry is updated in place: {healed:#?}");
+    assert!(!healed.iter().any(|e| e.id == a), "a's entry is a new one: {healed:#?}");
+
+    // Down while c goes and d comes; back, it converges.
+    registrar.stop();
+    world.cluster.delete_pod(&pods[2]).await;
+    pod(&world, ns, "d", "d").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    registrar.restart();
+    wait_for_pods(&server, &registrar, ns, &shapes(&["a", "b", "d"]), ONE_RESYNC, "convergence after a restart").await;
+}
+
+/// A second registrar of the same configuration in `namespace`, with its own files.
+fn second_registrar(world: &World, server: &OurServer, namespace: &str, mode_config: &str) -> Registrar {
+    let dir = world.dir.path().join(format!("registrar-{namespace}-2"));
+    std::fs::create_dir_all(&dir).expect("registrar dir");
+    let log_path = dir.join("registrar.log");
+    let config = dir.join("registrar.conf");
+    std::fs::write(&config, config_text(world, server, &log_path, mode_config)).expect("write config");
+    let mut registrar = Registrar {
+        child: None,
+        config,
+        log_path,
+        namespace: namespace.to_owned(),
+        kubeconfig: world.cluster.kubeconfig_path(),
+    };
+    registrar.launch();
+    registrar
+}
+
+/// With `leader_election`, of two registrars in one namespace only the Lease holder writes; when it
+/// is killed, the other takes over.
+#[tokio::test(flavor = "multi_thread")]
+async fn reconcile_leader_election_one_writes_the_other_takes_over() {
+    let tag = "rec-leader";
+    let Some(world) = World::new(tag).await else { return };
+    let server = server_only(&world).await;
+    let ns = tag;
+    let config = mode("leader_election = true\ncontroller_name = \"rec-leader\"");
+    let root = format!("spiffe://example.org/rec-leader/{}/node/{}", world.name, world.node_name());
+    let shape = |name: &str| {
+        (
+            format!("spiffe://example.org/ns/{ns}/sa/{name}"),
+            root.clone(),
+            [format!("k8s:ns:{ns}"), format!("k8s:pod-name:{name}")].into_iter().collect::<BTreeSet<_>>(),
+            Vec::<String>::new(),
+        )
+    };
+    let mut first = Registrar::start(&world, &server, ns, &config).await;
+    pod(&world, ns, "one", "one").await;
+    wait_for_pods(&server, &first, ns, &[shape("one")], Duration::from_secs(30), "the leader's entry").await;
+    let second = second_registrar(&world, &server, ns, &config);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(first.log().contains("successfully acquired lease"), "{}", first.log());
+    let log = second.log();
+    assert!(log.contains("attempting to acquire leader lease"), "{log}");
+    assert!(!log.contains("successfully acquired lease") && !log.contains("Created new spire entry"), "{log}");
+
+    first.stop();
+    pod(&world, ns, "two", "two").await;
+    let start = Instant::now();
+    wait_for_pods(&server, &second, ns, &[shape("one"), shape("two")], Duration::from_secs(45), "the takeover").await;
+    eprintln!("took over in {:?}", start.elapsed());
+    assert!(second.log().contains("successfully acquired lease"), "{}", second.log());
+}
+
+/// `metrics_addr` serves controller-runtime's reconcile metrics.
+#[tokio::test(flavor = "multi_thread")]
+async fn reconcile_serves_metrics() {
+    let tag = "rec-metrics";
+    let Some(world) = World::new(tag).await else { return };
+    let server = server_only(&world).await;
+    let ns = tag;
+    let port = free_port();
+    let registrar =
+        Registrar::start(&world, &server, ns, &format!("mode = \"reconcile\"\nmetrics_addr = \"127.0.0.1:{port}\""))
+            .await;
+    pod(&world, ns, "m", "m").await;
+    wait_for_pods(&server, &registrar, ns, &[pod_shape(&world, ns, "m", "m")], Duration::from_secs(20), "m's entry")
+        .await;
+    let text = eventually(
+        "the metrics",
+        Duration::from_secs(10),
+        || {
+            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+            stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+            let mut text = String::new();
+            stream.read_to_string(&mut text).ok()?;
+            text.contains(r#"controller_runtime_reconcile_total{controller="pod",result="success"}"#).then_some(text)
+        },
+        || registrar.log(),
+    )
+    .await;
+    assert!(text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains(r#"controller_runtime_reconcile_total{controller="node",result="success"}"#), "{text}");
+}
+
+/// `deploy/k8s/registrar/reconcile` (the server StatefulSet with the registrar as a sidecar, its
+/// RBAC and ConfigMap) is accepted by the API server, and its StatefulSet's `spire-server`
+/// container is still `deploy/k8s`'s.
+#[tokio::test(flavor = "multi_thread")]
+async fn reconcile_manifests_apply() {
+    let Some(cluster) = spire_testkit::kube::Cluster::shared().await else { return };
+    cluster.ensure_namespace("spire").await;
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/k8s");
+    let dir = deploy.join("registrar/reconcile").display().to_string();
+    let Some(out) = cluster.kubectl(&["apply", "-k", &dir, "--dry-run=server", "--validate=strict"]) else { return };
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{said}");
+    for object in [
+        "clusterrole.rbac.authorization.k8s.io/spire-k8s-registrar",
+        "role.rbac.authorization.k8s.io/spire-k8s-registrar-leader-election",
+        "configmap/k8s-workload-registrar",
+        "statefulset.apps/spire-server",
+    ] {
+        assert!(said.contains(object), "{object} missing:\n{said}");
+    }
+    let server_container = |file: &std::path::Path| -> serde_json::Value {
+        let file = file.display().to_string();
+        let out = cluster.kubectl(&["create", "--dry-run=client", "-o", "json", "-f", &file]).expect("kubectl");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let set: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        let containers = set["spec"]["template"]["spec"]["containers"].as_array().cloned().unwrap_or_default();
+        containers.into_iter().find(|c| c["name"] == "spire-server").expect("the spire-server container")
+    };
+    assert_eq!(
+        server_container(&deploy.join("registrar/reconcile/server-statefulset.yaml")),
+        server_container(&deploy.join("server-statefulset.yaml")),
+        "the sidecar StatefulSet's spire-server container drifted from deploy/k8s"
+    );
+}

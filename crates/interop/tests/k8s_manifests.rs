@@ -30,9 +30,9 @@ use spire_testkit::kube::Cluster;
 use spire_testkit::peers;
 use spire_testkit::process::TestServer;
 
-/// `deploy/k8s` in this checkout.
+/// `deploy/k8s/base` (the server and agent manifests) in this checkout.
 fn deploy_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/k8s").canonicalize().expect("deploy/k8s exists")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/k8s/base").canonicalize().expect("deploy/k8s/base exists")
 }
 
 fn manifest(name: &str) -> String {

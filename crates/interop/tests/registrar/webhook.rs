@@ -182,3 +182,51 @@ async fn api_server_admissions_register_pods() {
 fn futures_block<F: std::future::Future>(future: F) -> F::Output {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future))
 }
+
+/// `deploy/k8s/registrar/webhook` and the API objects `generate-config` prints (ConfigMap, Secret,
+/// ValidatingWebhookConfiguration) pass the real API server's validation (`--dry-run=server`,
+/// strict), and the shipped registrar configuration is one our registrar accepts.
+#[tokio::test(flavor = "multi_thread")]
+async fn webhook_manifests_and_generated_config_apply() {
+    let Some(cluster) = Cluster::shared().await else { return };
+    cluster.ensure_namespace("spire").await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/k8s/registrar/webhook");
+    let dir = dir.canonicalize().expect("deploy/k8s/registrar/webhook").display().to_string();
+    let Some(out) = cluster.kubectl(&["apply", "-k", &dir, "--dry-run=server", "--validate=strict", "-o", "json"])
+    else {
+        return;
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let applied: serde_json::Value = serde_json::from_str(&stdout).expect("kubectl's JSON");
+    let items = applied["items"].as_array().cloned().unwrap_or_default();
+    let conf = items
+        .iter()
+        .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == "k8s-workload-registrar")
+        .and_then(|o| o["data"]["k8s-workload-registrar.conf"].as_str())
+        .expect("the registrar's ConfigMap")
+        .to_owned();
+    let parsed = spire_k8s_registrar::config::Config::parse(&conf).expect("the shipped configuration is valid");
+    assert_eq!(parsed.mode.name(), "webhook");
+    let statefulset = items.iter().find(|o| o["kind"] == "StatefulSet").expect("the server StatefulSet");
+    let containers = statefulset["spec"]["template"]["spec"]["containers"].as_array().expect("containers");
+    assert!(containers.iter().any(|c| c["name"] == "k8s-workload-registrar"), "the sidecar");
+
+    let generated = std::process::Command::new(spire_testkit::peers::workspace_binary("k8s-workload-registrar"))
+        .args(["generate-config", "-namespace", "spire"])
+        .output()
+        .expect("run generate-config");
+    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    let yaml = String::from_utf8(generated.stdout).expect("UTF-8");
+    // The kubeconfig and the AdmissionConfiguration are files for the API server, not API objects.
+    let objects: Vec<&str> = yaml
+        .split("\n---\n")
+        .filter(|d| ["ConfigMap", "Secret", "ValidatingWebhookConfiguration"].iter().any(|k| d.contains(&format!("\nkind: {k}\n"))))
+        .collect();
+    assert_eq!(objects.len(), 3, "{yaml}");
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), objects.join("\n---\n")).expect("write");
+    let path = file.path().display().to_string();
+    let out = cluster.kubectl(&["apply", "-f", &path, "--dry-run=server", "--validate=strict"]).expect("kubectl");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

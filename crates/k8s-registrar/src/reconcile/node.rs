@@ -26,12 +26,12 @@ pub(crate) fn desired(roots: &Roots, name: &str, node: Option<&Node>) -> Desired
         return Desired::Nothing;
     }
     match roots.node_id(name) {
-        Ok(id) => Desired::Entry(Entry {
+        Ok(id) => Desired::Entry(Box::new(Entry {
             spiffe_id: Some(id),
             parent_id: Some(roots.server().clone()),
             selectors: selectors(roots, name),
             ..Default::default()
-        }),
+        })),
         Err(e) => Desired::Invalid(e.to_string()),
     }
 }

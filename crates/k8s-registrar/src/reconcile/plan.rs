@@ -42,7 +42,7 @@ impl std::fmt::Display for Key {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Desired {
     /// This entry (without an ID).
-    Entry(Entry),
+    Entry(Box<Entry>),
     /// No entry: the object is gone, being deleted, not scheduled, or has no ID.
     Nothing,
     /// The object's entry cannot be written (invalid ID): existing entries are left as they are, as
@@ -97,13 +97,13 @@ pub(crate) fn plan(desired: &Desired, actual: &[Entry]) -> Plan {
         Desired::Entry(entry) => entry,
     };
     if actual.is_empty() {
-        return Plan { create: Some(entry.clone()), ..Plan::default() };
+        return Plan { create: Some((**entry).clone()), ..Plan::default() };
     }
     let (keep, update) = match actual.iter().find(|a| matches(entry, a)) {
         Some(found) => (found.id.clone(), None),
         None => {
             let smallest = actual.iter().map(|e| e.id.as_str()).min().unwrap_or_default().to_owned();
-            (smallest.clone(), Some(Entry { id: smallest, ..entry.clone() }))
+            (smallest.clone(), Some(Entry { id: smallest, ..(**entry).clone() }))
         }
     };
     let delete = actual.iter().filter(|e| e.id != keep).map(|e| e.id.clone()).collect();
@@ -143,7 +143,7 @@ mod tests {
     }
 
     fn desired(spiffe: &str) -> Desired {
-        Desired::Entry(entry("", spiffe))
+        Desired::Entry(Box::new(entry("", spiffe)))
     }
 
     #[test]

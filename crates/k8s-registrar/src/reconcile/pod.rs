@@ -50,14 +50,14 @@ pub(crate) fn desired<'a>(
         }
         None => Vec::new(),
     };
-    Desired::Entry(Entry {
+    Desired::Entry(Box::new(Entry {
         spiffe_id: Some(api_id(&id)),
         parent_id: Some(parent),
         selectors: vec![namespace_selector(namespace), pod_name_selector(name)],
         federates_with: federates_with(pod),
         dns_names,
         ..Default::default()
-    })
+    }))
 }
 
 /// The pod an owned entry stands for: its selectors must be exactly `k8s:ns:<ns>` and
@@ -105,7 +105,7 @@ mod tests {
 
     fn entry_of(d: Desired) -> Entry {
         match d {
-            Desired::Entry(e) => e,
+            Desired::Entry(e) => *e,
             other => panic!("not an entry: {other:?}"),
         }
     }

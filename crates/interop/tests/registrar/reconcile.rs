@@ -341,8 +341,7 @@ async fn reconcile_serves_metrics() {
 }
 
 /// `deploy/k8s/registrar/reconcile` (the server StatefulSet with the registrar as a sidecar, its
-/// RBAC and ConfigMap) is accepted by the API server, and its StatefulSet's `spire-server`
-/// container is still `deploy/k8s`'s.
+/// RBAC and ConfigMap, over `deploy/k8s/base`) is accepted by the API server.
 #[tokio::test(flavor = "multi_thread")]
 async fn reconcile_manifests_apply() {
     let Some(cluster) = spire_testkit::kube::Cluster::shared().await else { return };
@@ -360,17 +359,12 @@ async fn reconcile_manifests_apply() {
     ] {
         assert!(said.contains(object), "{object} missing:\n{said}");
     }
-    let server_container = |file: &std::path::Path| -> serde_json::Value {
-        let file = file.display().to_string();
-        let out = cluster.kubectl(&["create", "--dry-run=client", "-o", "json", "-f", &file]).expect("kubectl");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let set: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-        let containers = set["spec"]["template"]["spec"]["containers"].as_array().cloned().unwrap_or_default();
-        containers.into_iter().find(|c| c["name"] == "spire-server").expect("the spire-server container")
-    };
-    assert_eq!(
-        server_container(&deploy.join("registrar/reconcile/server-statefulset.yaml")),
-        server_container(&deploy.join("server-statefulset.yaml")),
-        "the sidecar StatefulSet's spire-server container drifted from deploy/k8s"
-    );
+    // The rendered StatefulSet has both containers, sharing the admin socket directory.
+    let Some(out) = cluster.kubectl(&["kustomize", &dir]) else { return };
+    let rendered = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for line in ["name: spire-server\n", "name: k8s-workload-registrar\n", "mountPath: /tmp/spire-server/private"] {
+        assert!(rendered.contains(line), "{line:?} missing:\n{rendered}");
+    }
+    assert_eq!(rendered.matches("mountPath: /tmp/spire-server/private").count(), 2, "{rendered}");
 }

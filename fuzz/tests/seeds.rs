@@ -56,3 +56,8 @@ fn kubelet_pod_list_seeds() {
 fn admission_review_seeds() {
     run("admission_review", env!("CARGO_BIN_EXE_admission_review"));
 }
+
+#[test]
+fn spiffeid_review_seeds() {
+    run("spiffeid_review", env!("CARGO_BIN_EXE_spiffeid_review"));
+}

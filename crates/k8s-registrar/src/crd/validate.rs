@@ -122,7 +122,8 @@ pub struct Validator {
     trust_domain: String,
 }
 
-fn respond(request: &AdmissionRequest<DynamicObject>, denial: Option<(u16, String)>) -> SimpleResponse {
+/// The HTTP answer to `request`: allowed, or denied with `(code, message)`.
+pub fn respond(request: &AdmissionRequest<DynamicObject>, denial: Option<(u16, String)>) -> SimpleResponse {
     let mut response = AdmissionResponse::from(request);
     if let Some((code, message)) = denial {
         response = response.deny(&message);

@@ -154,17 +154,27 @@ fn uid(pod: &Pod) -> String {
 async fn crd_pods_get_entries_svids_and_service_names() {
     let Some(mut s) = Setup::start("crd-pods", "").await else { return };
     let cluster = s.world.cluster;
-    let (node, node_uid, cluster_name) = (s.world.node_name().to_owned(), s.world.node_uid().to_owned(), s.world.name.clone());
+    let (node, node_uid, cluster_name) =
+        (s.world.node_name().to_owned(), s.world.node_uid().to_owned(), s.world.name.clone());
 
     // The registrar is up once the node's SpiffeID has its entry.
     let node_id = s.node_id();
-    eventually("the node entry", SLOW, || s.node_entries().into_iter().find(|e| e.spiffe_id == node_id), || s.describe()).await;
+    eventually(
+        "the node entry",
+        SLOW,
+        || s.node_entries().into_iter().find(|e| e.spiffe_id == node_id),
+        || s.describe(),
+    )
+    .await;
 
     let started = Instant::now();
     let socket_name = s.agent.socket.file_name().expect("socket").to_string_lossy().into_owned();
     let (web, container) = s.world.workload(&s.ns, "web", "default", &[("app", "web")], &s.agent.socket).await;
     let pod_entry = s.wait_pod_entry(&web, QUICK).await;
-    eprintln!("crd: pod entry {:?} after the pod was created (upper bound, includes starting its container)", started.elapsed());
+    eprintln!(
+        "crd: pod entry {:?} after the pod was created (upper bound, includes starting its container)",
+        started.elapsed()
+    );
 
     let workload_id = format!("spiffe://example.org/ns/{}/sa/default", s.ns);
     let selectors = |v: &[String]| v.iter().cloned().collect::<BTreeSet<_>>();
@@ -227,7 +237,8 @@ async fn crd_pods_get_entries_svids_and_service_names() {
     assert_ne!(uid(&db), uid(&db_again));
     s.wait_pod_entry(&db_again, SLOW).await;
     let old_uid = uid(&db);
-    eventually("the old db-0 entry to go", SLOW, || s.pod_entry(&old_uid).is_none().then_some(()), || s.describe()).await;
+    eventually("the old db-0 entry to go", SLOW, || s.pod_entry(&old_uid).is_none().then_some(()), || s.describe())
+        .await;
     let db_spiffeid = pod_ids.get("db-0").await.expect("db-0's SpiffeID");
     assert_eq!(db_spiffeid.metadata.labels.as_ref().and_then(|l| l.get("podUid")), Some(&uid(&db_again)));
 
@@ -274,7 +285,8 @@ async fn crd_entries_converge_after_drift_and_restart() {
     }
 
     // Changed by hand: restored in place.
-    let mut args = vec!["entry", "update", "-entryID", &second.id, "-spiffeID", &second.spiffe_id, "-parentID", &second.parent_id];
+    let mut args =
+        vec!["entry", "update", "-entryID", &second.id, "-spiffeID", &second.spiffe_id, "-parentID", &second.parent_id];
     let selectors: Vec<String> = second.selectors.iter().cloned().collect();
     for selector in &selectors {
         args.extend(["-selector", selector.as_str()]);
@@ -298,7 +310,13 @@ async fn crd_entries_converge_after_drift_and_restart() {
     assert!(s.pod_entry(&uid(&late)).is_none(), "no registrar, no entry");
     s.registrar.restart();
     s.wait_pod_entry(&late, SLOW).await;
-    eventually("the deleted pod's entry to go", SLOW, || s.pod_entry(&app_uid).is_none().then_some(()), || s.describe()).await;
+    eventually(
+        "the deleted pod's entry to go",
+        SLOW,
+        || s.pod_entry(&app_uid).is_none().then_some(()),
+        || s.describe(),
+    )
+    .await;
 }
 
 /// A ValidatingWebhookConfiguration sending SpiffeID writes in `namespace` (only) to the
@@ -389,7 +407,8 @@ async fn crd_hand_written_spiffeids_and_the_webhook() {
     let deadline = Instant::now() + QUICK;
     let wrong_ns = refused("wrong-ns", "spiffe://example.org/hand/x", json!({"namespace": "elsewhere"}));
     loop {
-        let err = api.create(&PostParams::default(), &wrong_ns).await.expect_err("a namespace selector of another namespace");
+        let err =
+            api.create(&PostParams::default(), &wrong_ns).await.expect_err("a namespace selector of another namespace");
         if err.to_string().contains("spec.Selector.Namespace must match namespace of resource") {
             break;
         }
@@ -411,7 +430,9 @@ async fn crd_hand_written_spiffeids_and_the_webhook() {
 
     // Written by hand: its entry.
     let hand_id = "spiffe://example.org/hand/crd-hand";
-    api.create(&PostParams::default(), &hand_written("hand", &s.ns, hand_id, ns_selector.clone())).await.expect("create");
+    api.create(&PostParams::default(), &hand_written("hand", &s.ns, hand_id, ns_selector.clone()))
+        .await
+        .expect("create");
     let find = || entries(&s.server).into_iter().find(|e| e.spiffe_id == hand_id);
     let entry = eventually("the hand-written SpiffeID's entry", QUICK, find, || s.describe()).await;
     let expected: BTreeSet<String> = [format!("k8s:ns:{}", s.ns), "k8s:pod-label:app:hand".to_owned()].into();
@@ -459,10 +480,20 @@ async fn crd_manifests_pass_a_server_side_dry_run() {
         Some(serde_json::from_slice(&out.stdout).expect("JSON"))
     };
     let dir = crd_dir();
-    let Some(rendered) = run(&["apply", "-k", &dir.to_string_lossy(), "--dry-run=server", "-o", "json"]) else { return };
+    let Some(rendered) = run(&["apply", "-k", &dir.to_string_lossy(), "--dry-run=server", "-o", "json"]) else {
+        return;
+    };
     let items = rendered["items"].as_array().expect("a list").clone();
     let kinds: BTreeSet<&str> = items.iter().filter_map(|i| i["kind"].as_str()).collect();
-    for kind in ["CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap", "StatefulSet"] {
+    for kind in [
+        "CustomResourceDefinition",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "ConfigMap",
+        "StatefulSet",
+    ] {
         assert!(kinds.contains(kind), "{kind} missing: {kinds:?}");
     }
     let config = items
@@ -471,12 +502,16 @@ async fn crd_manifests_pass_a_server_side_dry_run() {
         .expect("the registrar's configmap");
     assert!(config["data"]["k8s-workload-registrar.conf"].as_str().expect("conf").contains("mode = \"crd\""));
 
-    let base = dir.join("../../base/server-statefulset.yaml").canonicalize().expect("deploy/k8s/base/server-statefulset.yaml");
-    let Some(original) = run(&["apply", "-f", &base.to_string_lossy(), "--dry-run=server", "-o", "json"]) else { return };
+    let base =
+        dir.join("../../base/server-statefulset.yaml").canonicalize().expect("deploy/k8s/base/server-statefulset.yaml");
+    let Some(original) = run(&["apply", "-f", &base.to_string_lossy(), "--dry-run=server", "-o", "json"]) else {
+        return;
+    };
     let mut with_registrar = items.iter().find(|i| i["kind"] == "StatefulSet").expect("statefulset").clone();
     let spec = &mut with_registrar["spec"]["template"]["spec"];
     let containers = spec["containers"].as_array_mut().expect("containers");
-    let sidecar = containers.iter().position(|c| c["name"] == "k8s-workload-registrar").expect("the registrar container");
+    let sidecar =
+        containers.iter().position(|c| c["name"] == "k8s-workload-registrar").expect("the registrar container");
     let sidecar = containers.remove(sidecar);
     assert!(sidecar["volumeMounts"].to_string().contains("/tmp/spire-server/private"), "{sidecar}");
     spec["volumes"].as_array_mut().expect("volumes").retain(|v| v["name"] != "k8s-workload-registrar-config");

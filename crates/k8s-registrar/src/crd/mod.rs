@@ -78,7 +78,10 @@ pub struct Context {
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context").field("cluster", &self.cluster).field("namespace", &self.namespace).finish_non_exhaustive()
+        f.debug_struct("Context")
+            .field("cluster", &self.cluster)
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
     }
 }
 

@@ -74,10 +74,10 @@ pub async fn reconcile(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action, Nod
                 && owned_by_previous(&existing, "Node", &desired.spec.selector.agent_node_uid)
             {
                 tracing::info!(node = %name, "Deleting the SpiffeID of a previous node of the same name");
-                if let Err(e) = api.delete(&name, &DeleteParams::default()).await {
-                    if !matches!(&e, kube::Error::Api(s) if s.code == 404) {
-                        return Err(e.into());
-                    }
+                if let Err(e) = api.delete(&name, &DeleteParams::default()).await
+                    && !matches!(&e, kube::Error::Api(s) if s.code == 404)
+                {
+                    return Err(e.into());
                 }
             }
             return Ok(Action::requeue(super::FIRST_BACKOFF));

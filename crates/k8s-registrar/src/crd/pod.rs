@@ -124,10 +124,10 @@ pub async fn reconcile(pod: Arc<Pod>, ctx: Arc<Context>) -> Result<Action, PodEr
         // A previous pod of the same name (a StatefulSet's pod recreated): its SpiffeID must go first.
         if existing.metadata.deletion_timestamp.is_none() && owned_by_previous(&existing, "Pod", &uid) {
             tracing::info!(%namespace, %name, "Deleting the SpiffeID of a previous pod of the same name");
-            if let Err(e) = api.delete(&name, &DeleteParams::default()).await {
-                if !matches!(&e, kube::Error::Api(s) if s.code == 404) {
-                    return Err(e.into());
-                }
+            if let Err(e) = api.delete(&name, &DeleteParams::default()).await
+                && !matches!(&e, kube::Error::Api(s) if s.code == 404)
+            {
+                return Err(e.into());
             }
         } else if existing.metadata.deletion_timestamp.is_none() {
             tracing::warn!(%namespace, %name, "A SpiffeID of the pod's name exists for another pod; not replacing it");

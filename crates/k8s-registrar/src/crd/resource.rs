@@ -177,6 +177,30 @@ impl SpiffeIdSpec {
     }
 }
 
+/// An ownerReference making `kind` `name`/`uid` the SpiffeID's controller, which the garbage
+/// collector follows to delete the SpiffeID with its owner; it does not block the owner's deletion.
+pub fn owner_reference(
+    kind: &str,
+    name: &str,
+    uid: &str,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+        api_version: "v1".into(),
+        kind: kind.into(),
+        name: name.into(),
+        uid: uid.into(),
+        controller: Some(true),
+        block_owner_deletion: Some(false),
+    }
+}
+
+/// Whether `s` was made for an earlier `kind` of the same name than the one with `uid`: that owner
+/// is gone (names are unique), so the SpiffeID is stale and may be deleted without waiting for the
+/// garbage collector. A SpiffeID owned by nothing of that kind (written by hand) is never stale.
+pub fn owned_by_previous(s: &SpiffeID, kind: &str, uid: &str) -> bool {
+    s.metadata.owner_references.iter().flatten().any(|o| o.kind == kind && o.api_version == "v1" && o.uid != uid)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,28 +276,4 @@ mod tests {
         };
         assert!(matches!(spec.entry(), Err(MalformedSpiffeId::SpiffeId { .. })));
     }
-}
-
-/// An ownerReference making `kind` `name`/`uid` the SpiffeID's controller, which the garbage
-/// collector follows to delete the SpiffeID with its owner; it does not block the owner's deletion.
-pub fn owner_reference(
-    kind: &str,
-    name: &str,
-    uid: &str,
-) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
-    k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
-        api_version: "v1".into(),
-        kind: kind.into(),
-        name: name.into(),
-        uid: uid.into(),
-        controller: Some(true),
-        block_owner_deletion: Some(false),
-    }
-}
-
-/// Whether `s` was made for an earlier `kind` of the same name than the one with `uid`: that owner
-/// is gone (names are unique), so the SpiffeID is stale and may be deleted without waiting for the
-/// garbage collector. A SpiffeID owned by nothing of that kind (written by hand) is never stale.
-pub fn owned_by_previous(s: &SpiffeID, kind: &str, uid: &str) -> bool {
-    s.metadata.owner_references.iter().flatten().any(|o| o.kind == kind && o.api_version == "v1" && o.uid != uid)
 }

@@ -140,7 +140,8 @@ mod tests {
 
     #[test]
     fn any_difference_is_seen() {
-        let changes: Vec<Box<dyn Fn(&mut Entry)>> = vec![
+        type Change = Box<dyn Fn(&mut Entry)>;
+        let changes: Vec<Change> = vec![
             Box::new(|e| e.dns_names.reverse()),
             Box::new(|e| e.dns_names.push("c".into())),
             Box::new(|e| e.selectors.push(selector("k8s", "sa:x"))),

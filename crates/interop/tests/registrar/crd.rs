@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
@@ -89,7 +90,8 @@ impl Setup {
         let one = ONE_REGISTRAR.lock().await;
         let ns = tag.to_owned();
         world.cluster.ensure_namespace(&ns).await;
-        let config = format!("mode = \"crd\"\nmetrics_bind_addr = \"0\"\n{mode_config}");
+        let metrics = if mode_config.contains("metrics_bind_addr") { "" } else { "metrics_bind_addr = \"0\"\n" };
+        let config = format!("mode = \"crd\"\n{metrics}{mode_config}");
         let registrar = Registrar::start(&world, &server, &format!("{tag}-reg"), &config).await;
         Some(Setup { world, server, agent, registrar, ns, _one: one })
     }
@@ -253,15 +255,39 @@ async fn crd_pods_get_entries_svids_and_service_names() {
     let _ = services.delete("websvc", &DeleteParams::default()).await;
 }
 
+/// `GET /metrics` on `port`: the body.
+fn scrape(port: u16) -> String {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut tcp) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
+    let _ = tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    let mut text = String::new();
+    let _ = tcp.read_to_string(&mut text);
+    text
+}
+
 /// Drift: an entry deleted by hand comes back, an entry changed by hand is restored, and a
-/// registrar killed while pods change converges once restarted.
+/// registrar killed while pods change converges once restarted (after taking over its Lease: it
+/// runs with leader election, and serves controller-runtime's reconcile metrics).
 #[tokio::test(flavor = "multi_thread")]
 async fn crd_entries_converge_after_drift_and_restart() {
-    let Some(mut s) = Setup::start("crd-drift", "").await else { return };
+    let metrics_port = free_port();
+    let config = format!("leader_election = true\nmetrics_bind_addr = \"127.0.0.1:{metrics_port}\"");
+    let Some(mut s) = Setup::start("crd-drift", &config).await else { return };
     let cluster = s.world.cluster;
     let app = s.pod("app").await;
     let first = s.wait_pod_entry(&app, SLOW).await;
     let app_ids = spiffeids(cluster, &s.ns).await;
+
+    // It leads through its Lease, and counts its reconciliations.
+    let leases: Api<Lease> = Api::namespaced(cluster.client().await, &s.registrar.namespace);
+    let lease = leases.get("spire-k8s-registrar-leader-election").await.expect("the Lease");
+    assert!(lease.spec.and_then(|l| l.holder_identity).is_some_and(|h| !h.is_empty()));
+    let metrics = scrape(metrics_port);
+    assert!(
+        metrics.contains(r#"controller_runtime_reconcile_total{controller="spiffeid",result="success"}"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"controller_runtime_reconcile_total{controller="pod",result="success"}"#), "{metrics}");
 
     // Deleted by hand: recreated, and the SpiffeID points to the new entry.
     s.server.cli(&["entry", "delete", "-entryID", &first.id]);

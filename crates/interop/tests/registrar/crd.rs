@@ -267,7 +267,8 @@ fn scrape(port: u16) -> String {
 
 /// Drift: an entry deleted by hand comes back, an entry changed by hand is restored, and a
 /// registrar killed while pods change converges once restarted (after taking over its Lease: it
-/// runs with leader election, and serves controller-runtime's reconcile metrics).
+/// runs with leader election, and serves controller-runtime's reconcile metrics), and a pod created
+/// while the server is down gets its entry once the server is back.
 #[tokio::test(flavor = "multi_thread")]
 async fn crd_entries_converge_after_drift_and_restart() {
     let metrics_port = free_port();
@@ -343,6 +344,19 @@ async fn crd_entries_converge_after_drift_and_restart() {
         || s.describe(),
     )
     .await;
+
+    // The server down while a pod comes: retried with backoff until it is back.
+    s.server.kill();
+    let during = s.pod("during-outage").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    s.server.restart().await;
+    s.wait_pod_entry(&during, QUICK).await;
+
+    // How soon an entry follows a pod (nothing else to wait for: no container).
+    let started = Instant::now();
+    let quick = s.pod("quick").await;
+    s.wait_pod_entry(&quick, QUICK).await;
+    eprintln!("crd: pod entry {:?} after the pod was created (polling every 100 ms)", started.elapsed());
 }
 
 /// A ValidatingWebhookConfiguration sending SpiffeID writes in `namespace` (only) to the

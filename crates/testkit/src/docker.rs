@@ -75,7 +75,8 @@ impl Dockerd {
         &self.dir
     }
 
-    fn socket(&self) -> PathBuf {
+    /// The engine's API socket (for `docker -H unix://...` processes of one's own).
+    pub fn socket(&self) -> PathBuf {
         self.dir.join("docker.sock")
     }
 

@@ -422,10 +422,11 @@ impl Cluster {
         let labels: serde_json::Map<String, serde_json::Value> =
             spec.labels.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
         let containers: Vec<_> = spec.containers.iter().map(|(n, i)| json!({"name": n, "image": i})).collect();
+        let node = (!spec.node.is_empty()).then_some(spec.node);
         let pod = serde_json::from_value(json!({
             "metadata": {"name": spec.name, "namespace": spec.namespace, "labels": labels},
             "spec": {
-                "nodeName": spec.node,
+                "nodeName": node,
                 "serviceAccountName": spec.service_account,
                 "automountServiceAccountToken": false,
                 "containers": containers,
@@ -433,6 +434,22 @@ impl Cluster {
         }))
         .expect("pod");
         api.create(&PostParams::default(), &pod).await.expect("create pod")
+    }
+
+    /// Schedules the unscheduled `pod` on `node` through the `binding` subresource, as the
+    /// scheduler does (`spec.nodeName` cannot be changed otherwise).
+    pub async fn bind_pod(&self, pod: &Pod, node: &str) {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let api: Api<Pod> = Api::namespaced(self.client().await, ns);
+        let binding = json!({
+            "apiVersion": "v1", "kind": "Binding",
+            "metadata": {"name": pod_name(pod), "namespace": ns},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        });
+        let _: serde_json::Value = api
+            .create_subresource("binding", pod_name(pod), &PostParams::default(), &binding)
+            .await
+            .expect("bind the pod");
     }
 
     /// Marks `pod` Running on 127.0.0.1 with a status per container: (name, container ID such as
@@ -517,7 +534,7 @@ pub struct PodSpec<'a> {
     pub name: &'a str,
     /// Service account (created if missing).
     pub service_account: &'a str,
-    /// `spec.nodeName`.
+    /// `spec.nodeName`; empty for a pod not scheduled yet (see [`Cluster::bind_pod`]).
     pub node: &'a str,
     /// Labels.
     pub labels: &'a [(&'a str, &'a str)],

@@ -103,6 +103,11 @@ impl World {
         self.node.metadata.name.as_deref().expect("node name")
     }
 
+    /// The image ID of the workload image, for pod container statuses.
+    pub(crate) fn image_id(&self) -> &str {
+        &self.image_id
+    }
+
     pub(crate) fn node_uid(&self) -> &str {
         self.node.metadata.uid.as_deref().expect("node uid")
     }

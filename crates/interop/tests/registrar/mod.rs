@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use spire_testkit::peers;
 
-use crate::agent_server::{OurServer, ServerUnderTest};
+use crate::agent_server::ServerUnderTest;
 use crate::k8s::World;
 
 /// A running `k8s-workload-registrar`.
@@ -43,7 +43,7 @@ impl Drop for Registrar {
 
 /// The registrar's configuration for `world`'s cluster and `server`'s admin socket, with
 /// `mode_config` (`mode = "reconcile"` and its keys) appended.
-pub(crate) fn config_text(world: &World, server: &OurServer, log_path: &Path, mode_config: &str) -> String {
+pub(crate) fn config_text<S: ServerUnderTest>(world: &World, server: &S, log_path: &Path, mode_config: &str) -> String {
     format!(
         "log_level = \"debug\"\nlog_path = \"{log}\"\ntrust_domain = \"example.org\"\nserver_socket_path = \"{socket}\"\ncluster = \"{cluster}\"\n{mode_config}\n",
         log = log_path.display(),
@@ -56,7 +56,12 @@ impl Registrar {
     /// Starts the registrar for `world`'s cluster against `server`, as the cluster's admin (its
     /// kubeconfig), in namespace `namespace` (created if needed), with `mode_config` appended to
     /// the configuration. Does not wait for it to be ready: callers wait for what they expect.
-    pub(crate) async fn start(world: &World, server: &OurServer, namespace: &str, mode_config: &str) -> Registrar {
+    pub(crate) async fn start<S: ServerUnderTest>(
+        world: &World,
+        server: &S,
+        namespace: &str,
+        mode_config: &str,
+    ) -> Registrar {
         world.cluster.ensure_namespace(namespace).await;
         let dir = world.dir.path().join(format!("registrar-{namespace}"));
         std::fs::create_dir_all(&dir).expect("registrar dir");
@@ -135,8 +140,8 @@ fn id_of(v: &Value) -> String {
     format!("spiffe://{}{}", v["trust_domain"].as_str().unwrap_or(""), v["path"].as_str().unwrap_or(""))
 }
 
-/// Every entry of `server`, through its CLI's JSON output.
-pub(crate) fn entries(server: &OurServer) -> Vec<ShownEntry> {
+/// Every entry of `server` (ours or SPIRE's), through its CLI's JSON output.
+pub(crate) fn entries<S: ServerUnderTest>(server: &S) -> Vec<ShownEntry> {
     let shown: Value =
         serde_json::from_str(&server.cli(&["entry", "show", "-output", "json"])).expect("entry show JSON");
     let strings = |v: &Value| -> Vec<String> {
@@ -167,7 +172,7 @@ pub(crate) fn entries(server: &OurServer) -> Vec<ShownEntry> {
 }
 
 /// The entries with a selector `k8s:ns:<namespace>`: a test's pod entries.
-pub(crate) fn entries_in_namespace(server: &OurServer, namespace: &str) -> Vec<ShownEntry> {
+pub(crate) fn entries_in_namespace<S: ServerUnderTest>(server: &S, namespace: &str) -> Vec<ShownEntry> {
     let selector = format!("k8s:ns:{namespace}");
     entries(server).into_iter().filter(|e| e.selectors.contains(&selector)).collect()
 }

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt as _};
 use serde::de::DeserializeOwned;
@@ -74,6 +75,7 @@ pub struct Context {
     pub namespace: String,
     metrics: Metrics,
     failures: Mutex<HashMap<String, u32>>,
+    recorder: Recorder,
 }
 
 impl std::fmt::Debug for Context {
@@ -88,6 +90,9 @@ impl std::fmt::Debug for Context {
 impl Context {
     /// A context for the controllers.
     pub fn new(client: Client, entries: Entries, ids: WorkloadIds, cluster: &str, namespace: &str) -> Self {
+        let client_for_events = client.clone();
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let instance = Some(host.trim().to_owned()).filter(|h| !h.is_empty());
         Self {
             client,
             entries,
@@ -96,6 +101,22 @@ impl Context {
             namespace: namespace.to_owned(),
             metrics: Metrics::default(),
             failures: Mutex::new(HashMap::new()),
+            recorder: Recorder::new(client_for_events, Reporter { controller: "spire-k8s-registrar".into(), instance }),
+        }
+    }
+
+    /// Records a Warning Event on `obj` (best effort: failing to record is only logged).
+    pub async fn warn<K: Resource<DynamicType = ()>>(&self, obj: &K, reason: &str, note: &str) {
+        let event = Event {
+            type_: EventType::Warning,
+            reason: reason.into(),
+            // The API caps notes at 1 kB.
+            note: Some(note.chars().take(1000).collect()),
+            action: "Register".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+            tracing::debug!(error = %e, "unable to record an Event");
         }
     }
 

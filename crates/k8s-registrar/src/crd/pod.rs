@@ -102,7 +102,10 @@ pub async fn reconcile(pod: Arc<Pod>, ctx: Arc<Context>) -> Result<Action, PodEr
         Ok(Some(desired)) => desired,
         Ok(None) => return Ok(Action::await_change()),
         Err(e) => {
+            // Logged and recorded on the pod, never written: retrying cannot help until the pod
+            // (or the configuration) changes.
             tracing::error!(error = %e, "Not registering pod");
+            ctx.warn(pod.as_ref(), "InvalidSpiffeID", &e.to_string()).await;
             return Ok(Action::await_change());
         }
     };

@@ -150,7 +150,7 @@ fn uid(pod: &Pod) -> String {
 }
 
 /// A pod yields exactly SPIRE's node entry and pod entry, SpiffeIDs with their entry IDs, and the
-/// workload its SVID; a Service adds its DNS name; a pod recreated under the same name ends with
+/// workload its SVID; a Service adds its DNS name (removed with the Service); a pod recreated under the same name ends with
 /// its entry; a deleted pod's SpiffeID and entry go.
 #[tokio::test(flavor = "multi_thread")]
 async fn crd_pods_get_entries_svids_and_service_names() {
@@ -230,6 +230,15 @@ async fn crd_pods_get_entries_svids_and_service_names() {
         || s.describe(),
     )
     .await;
+    // The Service gone (and with it its Endpoints): the name goes too.
+    services.delete("websvc", &DeleteParams::default()).await.expect("delete the service");
+    eventually(
+        "the service's DNS name to go",
+        QUICK,
+        || s.pod_entry(&web_uid).filter(|e| e.dns_names == ["web".to_owned()]),
+        || s.describe(),
+    )
+    .await;
 
     // A StatefulSet's pod deleted and created again at once: the new pod ends with its entry.
     let db = s.pod("db-0").await;
@@ -252,7 +261,6 @@ async fn crd_pods_get_entries_svids_and_service_names() {
         assert!(Instant::now() < deadline, "the SpiffeID of the deleted pod stays");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let _ = services.delete("websvc", &DeleteParams::default()).await;
 }
 
 /// `GET /metrics` on `port`: the body.

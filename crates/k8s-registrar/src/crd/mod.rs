@@ -199,6 +199,12 @@ pub async fn run(
     namespace: String,
 ) -> Result<(), CrdError> {
     tracing::info!(namespace = %namespace, "Initializing SPIFFE ID CRD Mode");
+    if config.leader_election && config.leader_election_resource_lock != "leases" {
+        tracing::info!(
+            resource_lock = %config.leader_election_resource_lock,
+            "leader election always uses a Lease (the configmaps lock no longer works on Kubernetes 1.24+)"
+        );
+    }
     let ctx = Arc::new(Context::new(client.clone(), entries.clone(), ids, &common.cluster, &namespace));
 
     // Webhooks and metrics serve on every replica, as controller-runtime's manager does.

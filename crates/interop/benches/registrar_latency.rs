@@ -33,7 +33,7 @@ use k8s::World;
 use registrar::Registrar;
 use spire_k8s_registrar::config::ServerAddress;
 use spire_k8s_registrar::spire_api::Entries;
-use spire_k8s_registrar::workload_id::{namespace_selector, pod_name_selector};
+use spire_k8s_registrar::workload_id::{namespace_selector, pod_name_selector, selector};
 use spire_testkit::kube::PodSpec;
 
 /// One pod's wait, from binding.
@@ -112,10 +112,7 @@ async fn run_mode(mode: &str, pods: usize) -> Option<Vec<Sample>> {
     let parent = match mode {
         "reconcile" => format!("spiffe://example.org/spire-k8s-registrar/{}/node/{}", world.name, world.node_name()),
         "crd" => format!("spiffe://example.org/k8s-workload-registrar/{}/node/{}", world.name, world.node_name()),
-        _ => {
-            let alias = world.node_alias(&server);
-            alias
-        }
+        _ => world.node_alias(&server),
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     while !server.cli(&["entry", "show", "-spiffeID", &parent]).contains(&parent) {
@@ -171,7 +168,17 @@ async fn run_mode(mode: &str, pods: usize) -> Option<Vec<Sample>> {
                 &format!("k8s:pod-name:{name}"),
             ]);
         }
-        let selectors = vec![namespace_selector(&namespace), pod_name_selector(&name)];
+        // crd mode selects by pod UID and node (SPIRE's SpiffeID of a pod), the others by name.
+        let selectors = if mode == "crd" {
+            let uid = pod.metadata.uid.clone().expect("pod uid");
+            vec![
+                selector("k8s", format!("pod-uid:{uid}")),
+                namespace_selector(&namespace),
+                selector("k8s", format!("node-name:{}", world.node_name())),
+            ]
+        } else {
+            vec![namespace_selector(&namespace), pod_name_selector(&name)]
+        };
         let entry = loop {
             if !entries.list_by_selectors(selectors.clone()).await.expect("list entries").is_empty() {
                 break t0.elapsed();

@@ -221,7 +221,11 @@ async fn webhook_manifests_and_generated_config_apply() {
     // The kubeconfig and the AdmissionConfiguration are files for the API server, not API objects.
     let objects: Vec<&str> = yaml
         .split("\n---\n")
-        .filter(|d| ["ConfigMap", "Secret", "ValidatingWebhookConfiguration"].iter().any(|k| d.contains(&format!("\nkind: {k}\n"))))
+        .filter(|d| {
+            ["ConfigMap", "Secret", "ValidatingWebhookConfiguration"]
+                .iter()
+                .any(|k| d.contains(&format!("\nkind: {k}\n")))
+        })
         .collect();
     assert_eq!(objects.len(), 3, "{yaml}");
     let file = tempfile::NamedTempFile::new().expect("temp file");

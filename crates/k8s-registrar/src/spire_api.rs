@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use spire_cli::goerror::chain;
 use spire_identity::x509::{split_der_chain, verify_svid};
 use spire_identity::{Bundle, BundleSet, SpiffeId, TrustDomain};
 use spire_proto::spire::api::server::entry::v1::entry_client::EntryClient;
@@ -201,7 +202,7 @@ async fn unix_channel(path: &str) -> Result<Channel, SpireError> {
             async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?)) }
         }))
         .await
-        .map_err(|e| SpireError::Connect { address, reason: error_chain(&e) })
+        .map_err(|e| SpireError::Connect { address, reason: chain(&e) })
 }
 
 /// A channel to `address` over mTLS: each connection fetches the registrar's current X509-SVID from
@@ -225,7 +226,7 @@ async fn mtls_channel(address: &str, agent_socket: &str) -> Result<Channel, Spir
             }
         }))
         .await
-        .map_err(|e| SpireError::Connect { address: address.to_owned(), reason: error_chain(&e) })
+        .map_err(|e| SpireError::Connect { address: address.to_owned(), reason: chain(&e) })
 }
 
 /// TLS with the default X509-SVID the agent gives us, trusting its bundle.
@@ -237,7 +238,7 @@ async fn svid_tls_config(agent_socket: &str) -> Result<rustls::ClientConfig, Str
             async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?)) }
         }))
         .await
-        .map_err(|e| format!("cannot reach the agent at {agent_socket}: {}", error_chain(&e)))?;
+        .map_err(|e| format!("cannot reach the agent at {agent_socket}: {}", chain(&e)))?;
     let mut request = tonic::Request::new(X509svidRequest {});
     request.metadata_mut().insert("workload.spiffe.io", "true".parse().expect("static header"));
     let mut stream = SpiffeWorkloadApiClient::new(channel)
@@ -293,19 +294,4 @@ impl ServerCertCheck for AnySvid {
             .map(|_| ())
             .map_err(|e| rustls::Error::General(format!("server certificate rejected: {e}")))
     }
-}
-
-/// `e` and its sources, joined as Go joins wrapped errors.
-pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let part = cause.to_string();
-        if !text.ends_with(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = cause.source();
-    }
-    text
 }

@@ -9,7 +9,6 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
@@ -18,7 +17,7 @@ use spire_testkit::kube::{Cluster, PodSpec};
 use spire_testkit::process::free_port;
 use tokio::sync::{Mutex, MutexGuard, OnceCell};
 
-use super::{Registrar, ShownEntry, entries, eventually};
+use super::{Registrar, ShownEntry, WebhookRegistration, entries, eventually};
 use crate::agent_server::{OurAgent, OurServer, ServerUnderTest};
 use crate::k8s::World;
 
@@ -367,56 +366,6 @@ async fn crd_entries_converge_after_drift_and_restart() {
     eprintln!("crd: pod entry {:?} after the pod was created (polling every 100 ms)", started.elapsed());
 }
 
-/// A ValidatingWebhookConfiguration sending SpiffeID writes in `namespace` (only) to the
-/// registrar's webhook at `https://127.0.0.1:<port>`; deleted on drop.
-struct WebhookRegistration {
-    api: Api<ValidatingWebhookConfiguration>,
-    name: String,
-}
-
-impl WebhookRegistration {
-    async fn create(cluster: &Cluster, namespace: &str, port: u16) -> Self {
-        use base64::Engine as _;
-        let ca = base64::engine::general_purpose::STANDARD.encode(&cluster.ca().cert_pem);
-        let name = format!("k8s-workload-registrar-crd-{namespace}");
-        let config: ValidatingWebhookConfiguration = serde_json::from_value(json!({
-            "metadata": {"name": name},
-            "webhooks": [{
-                "name": "k8s-workload-registrar.spire.svc",
-                "clientConfig": {
-                    "url": format!("https://127.0.0.1:{port}/validate-spiffeid-spiffe-io-v1beta1-spiffeid"),
-                    "caBundle": ca,
-                },
-                "admissionReviewVersions": ["v1", "v1beta1"],
-                "sideEffects": "None",
-                "failurePolicy": "Fail",
-                "timeoutSeconds": 10,
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
-                "rules": [{
-                    "apiGroups": ["spiffeid.spiffe.io"], "apiVersions": ["v1beta1"],
-                    "operations": ["CREATE", "UPDATE"], "resources": ["spiffeids"], "scope": "Namespaced",
-                }],
-            }],
-        }))
-        .expect("webhook configuration");
-        let api: Api<ValidatingWebhookConfiguration> = Api::all(cluster.client().await);
-        api.create(&PostParams::default(), &config).await.expect("create the ValidatingWebhookConfiguration");
-        Self { api, name }
-    }
-}
-
-impl Drop for WebhookRegistration {
-    fn drop(&mut self) {
-        let (api, name) = (self.api.clone(), self.name.clone());
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            let _ = rt.block_on(api.delete(&name, &DeleteParams::default()));
-        })
-        .join()
-        .expect("delete the webhook configuration");
-    }
-}
-
 fn hand_written(name: &str, ns: &str, spiffe_id: &str, selector: Value) -> DynamicObject {
     serde_json::from_value(json!({
         "apiVersion": "spiffeid.spiffe.io/v1beta1", "kind": "SpiffeID",
@@ -446,7 +395,16 @@ async fn crd_hand_written_spiffeids_and_the_webhook() {
     );
     let Some(s) = Setup::start("crd-hand", &config).await else { return };
     let cluster = s.world.cluster;
-    let _registration = WebhookRegistration::create(cluster, &s.ns, port).await;
+    let webhook = json!({
+        "name": "k8s-workload-registrar.spire.svc",
+        "rules": [{
+            "apiGroups": ["spiffeid.spiffe.io"], "apiVersions": ["v1beta1"],
+            "operations": ["CREATE", "UPDATE"], "resources": ["spiffeids"], "scope": "Namespaced",
+        }],
+    });
+    let path = "/validate-spiffeid-spiffe-io-v1beta1-spiffeid";
+    let name = format!("k8s-workload-registrar-crd-{}", s.ns);
+    let _registration = WebhookRegistration::create(cluster, &name, &s.ns, path, port, webhook).await;
     let api = spiffeids(cluster, &s.ns).await;
     let ns_selector = json!({"namespace": s.ns, "podLabel": {"app": "hand"}});
 

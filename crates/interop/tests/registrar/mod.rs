@@ -17,7 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::{Value, json};
+use spire_testkit::kube::Cluster;
 use spire_testkit::peers;
 
 use crate::agent_server::ServerUnderTest;
@@ -62,8 +65,20 @@ impl Registrar {
         namespace: &str,
         mode_config: &str,
     ) -> Registrar {
+        Self::start_instance(world, server, namespace, "", mode_config).await
+    }
+
+    /// [`Registrar::start`] for one more registrar of the same namespace (leader election), its
+    /// files told apart by `instance`.
+    pub(crate) async fn start_instance<S: ServerUnderTest>(
+        world: &World,
+        server: &S,
+        namespace: &str,
+        instance: &str,
+        mode_config: &str,
+    ) -> Registrar {
         world.cluster.ensure_namespace(namespace).await;
-        let dir = world.dir.path().join(format!("registrar-{namespace}"));
+        let dir = world.dir.path().join(format!("registrar-{namespace}{instance}"));
         std::fs::create_dir_all(&dir).expect("registrar dir");
         let log_path = dir.join("registrar.log");
         let config = dir.join("registrar.conf");
@@ -114,6 +129,54 @@ impl Registrar {
     pub(crate) fn restart(&mut self) {
         self.stop();
         self.launch();
+    }
+}
+
+/// A ValidatingWebhookConfiguration `name` with one webhook: `webhook` (its `name`, `rules`...),
+/// completed with a client config for `https://127.0.0.1:<port><path>` trusting the cluster's CA, and
+/// a namespace selector for `namespace` only (the cluster is shared by tests running side by side).
+/// Deleted on drop.
+pub(crate) struct WebhookRegistration {
+    api: Api<ValidatingWebhookConfiguration>,
+    name: String,
+}
+
+impl WebhookRegistration {
+    pub(crate) async fn create(
+        cluster: &Cluster,
+        name: &str,
+        namespace: &str,
+        url_path: &str,
+        port: u16,
+        mut webhook: Value,
+    ) -> Self {
+        use base64::Engine as _;
+        let ca = base64::engine::general_purpose::STANDARD.encode(&cluster.ca().cert_pem);
+        webhook["clientConfig"] = json!({"url": format!("https://127.0.0.1:{port}{url_path}"), "caBundle": ca});
+        webhook["namespaceSelector"] = json!({"matchLabels": {"kubernetes.io/metadata.name": namespace}});
+        webhook["admissionReviewVersions"] = json!(["v1", "v1beta1"]);
+        webhook["sideEffects"] = json!("None");
+        webhook["failurePolicy"] = json!("Fail");
+        webhook["timeoutSeconds"] = json!(10);
+        let config: ValidatingWebhookConfiguration =
+            serde_json::from_value(json!({"metadata": {"name": name}, "webhooks": [webhook]}))
+                .expect("webhook configuration");
+        let api: Api<ValidatingWebhookConfiguration> = Api::all(cluster.client().await);
+        api.create(&PostParams::default(), &config).await.expect("create the ValidatingWebhookConfiguration");
+        Self { api, name: name.to_owned() }
+    }
+}
+
+impl Drop for WebhookRegistration {
+    fn drop(&mut self) {
+        let (api, name) = (self.api.clone(), self.name.clone());
+        // From a synchronous drop inside the test's runtime: a thread with a runtime of its own.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let _ = rt.block_on(api.delete(&name, &DeleteParams::default()));
+        })
+        .join()
+        .expect("delete the webhook configuration");
     }
 }
 

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Pod;
 use spire_testkit::kube::PodSpec;
 use spire_testkit::process::free_port;
 
-use super::{Registrar, ShownEntry, config_text, entries, entries_in_namespace, eventually};
+use super::{Registrar, ShownEntry, entries, entries_in_namespace, eventually};
 use spire_testkit::upstream::UpstreamServer;
 
 use crate::agent_server::{OurAgent, OurServer, ServerUnderTest};
@@ -266,24 +266,6 @@ async fn reconcile_converges_drift_and_outages() {
     wait_for_pods(&server, &registrar, ns, &shapes(&["a", "b", "d"]), ONE_RESYNC, "convergence after a restart").await;
 }
 
-/// A second registrar of the same configuration in `namespace`, with its own files.
-fn second_registrar(world: &World, server: &OurServer, namespace: &str, mode_config: &str) -> Registrar {
-    let dir = world.dir.path().join(format!("registrar-{namespace}-2"));
-    std::fs::create_dir_all(&dir).expect("registrar dir");
-    let log_path = dir.join("registrar.log");
-    let config = dir.join("registrar.conf");
-    std::fs::write(&config, config_text(world, server, &log_path, mode_config)).expect("write config");
-    let mut registrar = Registrar {
-        child: None,
-        config,
-        log_path,
-        namespace: namespace.to_owned(),
-        kubeconfig: world.cluster.kubeconfig_path(),
-    };
-    registrar.launch();
-    registrar
-}
-
 /// With `leader_election`, of two registrars in one namespace only the Lease holder writes; when it
 /// is killed, the other takes over.
 #[tokio::test(flavor = "multi_thread")]
@@ -305,7 +287,7 @@ async fn reconcile_leader_election_one_writes_the_other_takes_over() {
     let mut first = Registrar::start(&world, &server, ns, &config).await;
     pod(&world, ns, "one", "one").await;
     wait_for_pods(&server, &first, ns, &[shape("one")], Duration::from_secs(30), "the leader's entry").await;
-    let second = second_registrar(&world, &server, ns, &config);
+    let second = Registrar::start_instance(&world, &server, ns, "-2", &config).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(first.log().contains("successfully acquired lease"), "{}", first.log());
     let log = second.log();

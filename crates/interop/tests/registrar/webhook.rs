@@ -4,63 +4,13 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
-use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 use spire_testkit::kube::Cluster;
 use spire_testkit::process::free_port;
 
-use super::{Registrar, ShownEntry, entries, entries_in_namespace, eventually};
+use super::{Registrar, ShownEntry, WebhookRegistration, entries, entries_in_namespace, eventually};
 use crate::agent_server::{OurAgent, OurServer};
 use crate::k8s::World;
-
-/// A ValidatingWebhookConfiguration sending pod CREATE and DELETE in `namespace` (only: the cluster
-/// is shared) to `https://127.0.0.1:<port>/validate`; deleted on drop.
-struct WebhookRegistration {
-    api: Api<ValidatingWebhookConfiguration>,
-    name: String,
-}
-
-impl WebhookRegistration {
-    async fn create(cluster: &Cluster, namespace: &str, port: u16) -> Self {
-        use base64::Engine as _;
-        let ca = base64::engine::general_purpose::STANDARD.encode(&cluster.ca().cert_pem);
-        let name = format!("k8s-workload-registrar-{namespace}");
-        let config: ValidatingWebhookConfiguration = serde_json::from_value(json!({
-            "metadata": {"name": name},
-            "webhooks": [{
-                "name": "k8s-workload-registrar.spire.svc",
-                "clientConfig": {"url": format!("https://127.0.0.1:{port}/validate"), "caBundle": ca},
-                "admissionReviewVersions": ["v1", "v1beta1"],
-                "sideEffects": "None",
-                "failurePolicy": "Fail",
-                "timeoutSeconds": 10,
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
-                "rules": [{
-                    "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "DELETE"],
-                    "resources": ["pods"], "scope": "Namespaced",
-                }],
-            }],
-        }))
-        .expect("webhook configuration");
-        let api: Api<ValidatingWebhookConfiguration> = Api::all(cluster.client().await);
-        api.create(&PostParams::default(), &config).await.expect("create the ValidatingWebhookConfiguration");
-        Self { api, name }
-    }
-}
-
-impl Drop for WebhookRegistration {
-    fn drop(&mut self) {
-        let (api, name) = (self.api.clone(), self.name.clone());
-        // Best effort from a synchronous drop: the cluster dies with the test process anyway.
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            let _ = rt.block_on(api.delete(&name, &DeleteParams::default()));
-        })
-        .join()
-        .ok();
-    }
-}
 
 /// Pods created in the webhook's namespace get SPIRE's webhook-mode entries (under the cluster's
 /// node entry, created at start), their workloads get the SVID from our agent, deleting the pod
@@ -97,7 +47,16 @@ async fn api_server_admissions_register_pods() {
     assert_eq!(node_entry.parent_id, "spiffe://example.org/spire/server");
     assert_eq!(node_entry.selectors, [format!("k8s_psat:cluster:{}", world.name)].into_iter().collect());
 
-    let _registration = WebhookRegistration::create(world.cluster, namespace, port).await;
+    let webhook = json!({
+        "name": "k8s-workload-registrar.spire.svc",
+        "rules": [{
+            "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "DELETE"],
+            "resources": ["pods"], "scope": "Namespaced",
+        }],
+    });
+    let registration_name = format!("k8s-workload-registrar-{namespace}");
+    let _registration =
+        WebhookRegistration::create(world.cluster, &registration_name, namespace, "/validate", port, webhook).await;
     // The API server picks new webhook configurations up within a moment; until then a pod is
     // admitted without a call. Probe with throwaway pods until one gets its entry.
     let socket_name = agent.socket.file_name().expect("socket name").to_string_lossy().into_owned();

@@ -172,7 +172,7 @@ where
             controller = name,
             namespace = obj.namespace().unwrap_or_default(),
             name = obj.name_any(),
-            error = %crate::spire_api::error_chain(error),
+            error = %spire_cli::goerror::chain(error),
             retry_in_ms = delay.as_millis() as u64,
             "Reconcile failed"
         );

@@ -130,6 +130,18 @@ impl Mode {
     }
 }
 
+impl Config {
+    /// The path of the registrar's node entries, under which the mode parents pod entries
+    /// (`/<controller_name>/<cluster>/node` in reconcile mode, `/k8s-workload-registrar/<cluster>/node`
+    /// otherwise): no workload ID may fall under it.
+    pub fn node_root_path(&self) -> String {
+        match &self.mode {
+            Mode::Reconcile(r) => format!("/{}/{}/node", r.controller_name, self.common.cluster),
+            Mode::Webhook(_) | Mode::Crd(_) => format!("/k8s-workload-registrar/{}/node", self.common.cluster),
+        }
+    }
+}
+
 /// A whole, valid configuration.
 #[derive(Debug, Clone)]
 pub struct Config {

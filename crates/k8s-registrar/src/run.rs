@@ -17,7 +17,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(mode = config.mode.name(), cluster = %common.cluster, trust_domain = %common.trust_domain.as_str(), "Starting k8s-workload-registrar");
     let entries = Entries::connect(&common.server).await.context("failed to dial server")?;
     let ids =
-        WorkloadIds::new(common.trust_domain.clone(), common.id_source.clone(), common.disabled_namespaces.clone());
+        WorkloadIds::new(common.trust_domain.clone(), common.id_source.clone(), common.disabled_namespaces.clone())
+            .reserving(&config.node_root_path());
     let work = async {
         match &config.mode {
             Mode::Webhook(webhook) => crate::webhook::run(common, webhook, entries, ids).await.map_err(Into::into),

@@ -78,6 +78,26 @@ pub fn id_string(id: &Option<Spiffeid>) -> String {
     }
 }
 
+/// Whether `a` and `b` register the same thing in every field a registrar sets: SPIFFE ID, parent,
+/// selectors (as a set, with no repeats on either side), DNS names (in order: the first becomes the
+/// certificate's common name), federated trust domains (as a set, `spiffe://` or not, as the server
+/// stores them) and `downstream`. Both modes decide "update in place" with it, so that they agree.
+pub fn same_registration(a: &Entry, b: &Entry) -> bool {
+    let selectors = |e: &Entry| -> std::collections::BTreeSet<(String, String)> {
+        e.selectors.iter().map(|s| (s.r#type.clone(), s.value.clone())).collect()
+    };
+    let federated = |e: &Entry| -> std::collections::BTreeSet<String> {
+        crate::workload_id::normalize_trust_domains(e.federates_with.iter().map(String::as_str)).into_iter().collect()
+    };
+    id_string(&a.spiffe_id) == id_string(&b.spiffe_id)
+        && id_string(&a.parent_id) == id_string(&b.parent_id)
+        && a.selectors.len() == b.selectors.len()
+        && selectors(a) == selectors(b)
+        && a.dns_names == b.dns_names
+        && federated(a) == federated(b)
+        && a.downstream == b.downstream
+}
+
 fn check(status: Option<spire_proto::spire::api::types::Status>) -> Result<(), SpireError> {
     match status {
         Some(s) if s.code == 0 => Ok(()),

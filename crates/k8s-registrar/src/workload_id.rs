@@ -15,6 +15,8 @@ pub struct WorkloadIds {
     trust_domain: TrustDomain,
     source: IdSource,
     disabled_namespaces: Vec<String>,
+    /// Paths no workload may have, nor anything under them.
+    reserved: Vec<String>,
 }
 
 /// A pod whose label or annotation does not make a valid SPIFFE ID.
@@ -33,8 +35,22 @@ pub struct InvalidWorkloadId {
 
 impl WorkloadIds {
     /// IDs in `trust_domain` from `source`; pods in `disabled_namespaces` get none.
+    ///
+    /// `/spire` (the server's and the agents' IDs) is reserved from the start; see
+    /// [`WorkloadIds::reserving`].
     pub fn new(trust_domain: TrustDomain, source: IdSource, disabled_namespaces: Vec<String>) -> Self {
-        Self { trust_domain, source, disabled_namespaces }
+        Self { trust_domain, source, disabled_namespaces, reserved: vec!["/spire".to_owned()] }
+    }
+
+    /// Also refuses workload IDs at or under `path` (the registrar's node entries).
+    ///
+    /// A label or annotation names any path it likes, and an entry whose SPIFFE ID is a node's ID
+    /// (or an agent's) makes the agent that gets it an agent of that node too: every pod entry
+    /// parented there would follow. SPIRE's registrar let that through; we refuse it like any
+    /// invalid ID.
+    pub fn reserving(mut self, path: &str) -> Self {
+        self.reserved.push(path.trim_end_matches('/').to_owned());
+        self
     }
 
     /// The trust domain.
@@ -68,12 +84,21 @@ impl WorkloadIds {
                 None => return Ok(None),
             },
         };
-        self.id(&path).map(Some).map_err(|reason| InvalidWorkloadId {
+        let invalid = |value: String, reason: String| InvalidWorkloadId {
             namespace: namespace.to_owned(),
             pod: pod.metadata.name.clone().unwrap_or_default(),
-            value: path,
+            value,
             reason,
-        })
+        };
+        let id = self.id(&path).map_err(|reason| invalid(path.clone(), reason))?;
+        // Checked on the parsed path, so that no spelling of it slips past.
+        if let Some(prefix) =
+            self.reserved.iter().find(|p| id.path() == p.as_str() || id.path().starts_with(&format!("{p}/")))
+        {
+            let reason = format!("paths under {prefix} are reserved for SPIRE's servers, agents and node entries");
+            return Err(invalid(path, reason));
+        }
+        Ok(Some(id))
     }
 
     /// `spiffe://<td><path>`, or why the path is not valid.
@@ -87,12 +112,25 @@ impl WorkloadIds {
     }
 }
 
-/// The trust domains of the pod's `spiffe.io/federatesWith` annotation.
+/// The trust domains of the pod's `spiffe.io/federatesWith` annotation, as the server stores them
+/// (`a.org`, whether written `a.org` or `spiffe://a.org`), blanks around commas and empty items
+/// dropped, so that a comparison with the stored entry is stable.
 pub fn federates_with(pod: &Pod) -> Vec<String> {
     match pod.metadata.annotations.as_ref().and_then(|a| a.get(FEDERATION_ANNOTATION)) {
-        Some(value) => value.split(',').map(str::to_owned).collect(),
+        Some(value) => normalize_trust_domains(value.split(',')),
         None => Vec::new(),
     }
+}
+
+/// Trust domain names as the server returns them: without `spiffe://`, trimmed, no empty ones.
+pub fn normalize_trust_domains<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    names
+        .into_iter()
+        .map(|n| n.trim())
+        .map(|n| n.strip_prefix("spiffe://").unwrap_or(n))
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A selector `type:value`.
@@ -183,6 +221,26 @@ mod tests {
     fn federation_annotation() {
         let p = pod("prod", "blog", &[], &[(FEDERATION_ANNOTATION, "a.org,b.org")]);
         assert_eq!(federates_with(&p), vec!["a.org".to_owned(), "b.org".to_owned()]);
+        let p = pod("prod", "blog", &[], &[(FEDERATION_ANNOTATION, " spiffe://a.org, b.org,,")]);
+        assert_eq!(federates_with(&p), vec!["a.org".to_owned(), "b.org".to_owned()]);
         assert!(federates_with(&pod("prod", "blog", &[], &[])).is_empty());
+    }
+
+    #[test]
+    fn node_and_agent_ids_are_not_for_workloads() {
+        let ids = ids(IdSource::Annotation("id".into())).reserving("/spire-k8s-registrar/c1/node");
+        for taken in [
+            "spire-k8s-registrar/c1/node",
+            "spire-k8s-registrar/c1/node/other-node",
+            "spire/agent/k8s_psat/c1/uid",
+            "spire/server",
+            "spire",
+        ] {
+            let err = ids.for_pod(&pod("prod", "blog", &[], &[("id", taken)])).unwrap_err();
+            assert!(err.reason.contains("reserved"), "{taken}: {err}");
+        }
+        for fine in ["spire-k8s-registrar/c1/nodes", "spire-agent", "spire-k8s-registrar/c2/node/x", "app/spire"] {
+            assert!(ids.for_pod(&pod("prod", "blog", &[], &[("id", fine)])).unwrap().is_some(), "{fine}");
+        }
     }
 }

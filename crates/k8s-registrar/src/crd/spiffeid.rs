@@ -2,7 +2,6 @@
 //! deleted behind its back, and deleted with the object (through the finalizer
 //! [`FINALIZER`](super::resource::FINALIZER)).
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use kube::api::{Patch, PatchParams};
@@ -13,7 +12,7 @@ use spire_proto::spire::api::types::Entry;
 
 use super::resource::{FINALIZER, SpiffeID};
 use super::{Context, RESYNC};
-use crate::spire_api::{SpireError, id_string};
+use crate::spire_api::SpireError;
 
 /// Why a SpiffeID could not be reconciled (retried with backoff).
 #[derive(Debug, thiserror::Error)]
@@ -32,18 +31,7 @@ pub enum SpiffeIdError {
 /// Whether `existing` already is what `desired` asks for: selectors as a set, DNS names in order,
 /// IDs, `downstream`, and federated trust domains as a set (SPIRE v1.3.6 compares all but the last).
 pub fn entry_matches(existing: &Entry, desired: &Entry) -> bool {
-    let selectors =
-        |e: &Entry| e.selectors.iter().map(|s| (s.r#type.clone(), s.value.clone())).collect::<BTreeSet<_>>();
-    let federated = |e: &Entry| {
-        e.federates_with.iter().map(|td| td.trim_start_matches("spiffe://").to_owned()).collect::<BTreeSet<_>>()
-    };
-    existing.dns_names == desired.dns_names
-        && existing.selectors.len() == desired.selectors.len()
-        && selectors(existing) == selectors(desired)
-        && id_string(&existing.spiffe_id) == id_string(&desired.spiffe_id)
-        && id_string(&existing.parent_id) == id_string(&desired.parent_id)
-        && existing.downstream == desired.downstream
-        && federated(existing) == federated(desired)
+    crate::spire_api::same_registration(existing, desired)
 }
 
 /// Reconciles one SpiffeID.

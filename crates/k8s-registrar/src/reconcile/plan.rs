@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use spire_proto::spire::api::types::Entry;
 
+use crate::spire_api::same_registration;
+
 /// The Kubernetes object an entry stands for.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Key {
@@ -68,22 +70,11 @@ impl Plan {
     }
 }
 
-fn set(items: &[String]) -> BTreeSet<&str> {
-    items.iter().map(String::as_str).collect()
-}
-
-/// Whether `actual` is `desired` in every field the registrar sets: SPIFFE ID, parent, selectors,
-/// DNS names and federated trust domains (the last three as sets). SPIRE v1.3.6 compares only the
-/// IDs and DNS names; comparing the federation too lets an annotation change reach the entry.
+/// Whether `actual` is `desired` ([`same_registration`]). SPIRE v1.3.6 compares only the IDs and
+/// DNS names; comparing selectors and the federation too lets a hand edit or an annotation change
+/// reach the entry.
 pub(crate) fn matches(desired: &Entry, actual: &Entry) -> bool {
-    let selectors = |e: &Entry| -> BTreeSet<(String, String)> {
-        e.selectors.iter().map(|s| (s.r#type.clone(), s.value.clone())).collect()
-    };
-    desired.spiffe_id == actual.spiffe_id
-        && desired.parent_id == actual.parent_id
-        && selectors(desired) == selectors(actual)
-        && set(&desired.dns_names) == set(&actual.dns_names)
-        && set(&desired.federates_with) == set(&actual.federates_with)
+    same_registration(desired, actual)
 }
 
 /// SPIRE's base controller's rule for one object: nothing desired deletes every entry; otherwise
@@ -177,17 +168,21 @@ mod tests {
     }
 
     #[test]
-    fn dns_names_and_federation_compare_as_sets() {
+    fn dns_names_in_order_federation_as_a_set() {
         let mut want = entry("", "/x");
         want.dns_names = vec!["a".into(), "b".into()];
-        want.federates_with = vec!["t1".into()];
+        want.federates_with = vec!["t1".into(), "t2".into()];
         let mut got = entry("1", "/x");
-        got.dns_names = vec!["b".into(), "a".into()];
-        got.federates_with = vec!["t1".into()];
+        got.dns_names = vec!["a".into(), "b".into()];
+        got.federates_with = vec!["t2".into(), "spiffe://t1".into()];
         assert!(matches(&want, &got));
+        // The first DNS name is the certificate's common name: order is a difference.
+        got.dns_names = vec!["b".into(), "a".into()];
+        assert!(!matches(&want, &got));
+        got.dns_names = vec!["a".into(), "b".into()];
         got.federates_with.clear();
         assert!(!matches(&want, &got));
-        got.federates_with = vec!["t1".into()];
+        got.federates_with = vec!["t1".into(), "t2".into()];
         got.dns_names.pop();
         assert!(!matches(&want, &got));
         // TTLs and the like are the operator's, not compared.

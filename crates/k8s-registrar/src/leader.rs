@@ -43,8 +43,8 @@ pub struct Elector {
 impl Elector {
     /// A candidate for the Lease `namespace/name`, identified by host name and a random suffix.
     pub fn new(client: Client, namespace: &str, name: &str) -> Self {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-        let identity = format!("{}_{}", host.trim(), uuid_suffix());
+        let host = crate::events::host_name().unwrap_or_default();
+        let identity = format!("{host}_{}", uuid_suffix());
         Self { api: Api::namespaced(client, namespace), name: name.to_owned(), identity }
     }
 

@@ -8,11 +8,12 @@
 //!   in step with one entry.
 //!
 //! What the modes share: the configuration ([`config`]), how a pod's SPIFFE ID is derived
-//! ([`workload_id`]), the SPIRE Entry API ([`spire_api`]), leader election ([`leader`]) and the
-//! metrics listener ([`metrics`]).
+//! ([`workload_id`]), the SPIRE Entry API ([`spire_api`]), leader election ([`leader`]), Warning Events
+//! and the host name ([`events`]) and the metrics listener ([`metrics`]).
 
 pub mod config;
 pub mod crd;
+pub mod events;
 pub mod generate_config;
 pub mod https;
 pub mod leader;

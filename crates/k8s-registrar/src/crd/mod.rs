@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt as _};
 use serde::de::DeserializeOwned;
@@ -90,9 +90,8 @@ impl std::fmt::Debug for Context {
 impl Context {
     /// A context for the controllers.
     pub fn new(client: Client, entries: Entries, ids: WorkloadIds, cluster: &str, namespace: &str) -> Self {
-        let client_for_events = client.clone();
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-        let instance = Some(host.trim().to_owned()).filter(|h| !h.is_empty());
+        let reporter = Reporter { controller: "spire-k8s-registrar".into(), instance: crate::events::host_name() };
+        let recorder = Recorder::new(client.clone(), reporter);
         Self {
             client,
             entries,
@@ -101,23 +100,13 @@ impl Context {
             namespace: namespace.to_owned(),
             metrics: Metrics::default(),
             failures: Mutex::new(HashMap::new()),
-            recorder: Recorder::new(client_for_events, Reporter { controller: "spire-k8s-registrar".into(), instance }),
+            recorder,
         }
     }
 
     /// Records a Warning Event on `obj` (best effort: failing to record is only logged).
     pub async fn warn<K: Resource<DynamicType = ()>>(&self, obj: &K, reason: &str, note: &str) {
-        let event = Event {
-            type_: EventType::Warning,
-            reason: reason.into(),
-            // The API caps notes at 1 kB.
-            note: Some(note.chars().take(1000).collect()),
-            action: "Register".into(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
-            tracing::debug!(error = %e, "unable to record an Event");
-        }
+        crate::events::warn(&self.recorder, obj, reason, note).await;
     }
 
     /// The next delay for `key` after one more failure.

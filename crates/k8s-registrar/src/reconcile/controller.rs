@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
-use kube::{Api, Resource as _};
+use kube::Api;
 use spire_proto::spire::api::server::entry::v1::list_entries_request;
 use spire_proto::spire::api::types::Entry;
 use tokio::sync::Notify;
@@ -143,16 +143,7 @@ impl Reconciler {
     async fn warn_invalid(&self, key: &Key, why: &str) {
         let (Some(recorder), Key::Pod { namespace, name }) = (&self.recorder, key) else { return };
         let Some(pod) = self.caches.pods.get(&ObjectRef::new(name).within(namespace)) else { return };
-        let event = Event {
-            type_: EventType::Warning,
-            reason: "InvalidSpiffeID".into(),
-            note: Some(why.chars().take(1000).collect()),
-            action: "Register".into(),
-            secondary: None,
-        };
-        if let Err(e) = recorder.publish(&event, &pod.object_ref(&())).await {
-            tracing::debug!(object = %key, error = %e, "Could not record the event");
-        }
+        crate::events::warn(recorder, pod.as_ref(), "InvalidSpiffeID", why).await;
     }
 
     /// The objects whose entries are out of step, comparing every owned entry of the server with

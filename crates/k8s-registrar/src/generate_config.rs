@@ -239,7 +239,7 @@ webhooks:
     admissionReviewVersions:
     - v1
     - v1beta1
-    sideEffects: None
+    sideEffects: NoneOnDryRun
     rules:
     - apiGroups: [""]
       apiVersions: ["v1"]

@@ -155,7 +155,7 @@ impl WebhookRegistration {
         webhook["clientConfig"] = json!({"url": format!("https://127.0.0.1:{port}{url_path}"), "caBundle": ca});
         webhook["namespaceSelector"] = json!({"matchLabels": {"kubernetes.io/metadata.name": namespace}});
         webhook["admissionReviewVersions"] = json!(["v1", "v1beta1"]);
-        webhook["sideEffects"] = json!("None");
+        webhook["sideEffects"] = json!("NoneOnDryRun");
         webhook["failurePolicy"] = json!("Fail");
         webhook["timeoutSeconds"] = json!(10);
         let config: ValidatingWebhookConfiguration =

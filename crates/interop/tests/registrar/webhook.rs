@@ -110,6 +110,31 @@ async fn api_server_admissions_register_pods() {
         panic!("the workload never got {workload_id}: {said}\n--- agent ---\n{}", agent.log());
     }
 
+    // Dry runs change nothing: the live pod keeps its entry, a pod that never was gets none.
+    let dry_delete = world.cluster.kubectl(&["delete", "pod", "web-0", "-n", namespace, "--dry-run=server"]);
+    let dry_create = world.cluster.kubectl(&[
+        "run",
+        "dry-pod",
+        "--image=busybox",
+        "--restart=Never",
+        "-n",
+        namespace,
+        "--dry-run=server",
+    ]);
+    for out in [dry_delete, dry_create].into_iter().flatten() {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let now = entries_in_namespace(&server, namespace);
+    assert!(
+        now.iter().any(|e| e.selectors.contains("k8s:pod-name:web-0")),
+        "a dry-run delete removed the entry: {now:#?}"
+    );
+    assert!(
+        !now.iter().any(|e| e.selectors.contains("k8s:pod-name:dry-pod")),
+        "a dry-run create made an entry: {now:#?}"
+    );
+
     // Deleting the pod removes its entry (and only its).
     world.cluster.delete_pod(&pod).await;
     eventually(

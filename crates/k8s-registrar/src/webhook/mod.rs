@@ -15,7 +15,7 @@ use spire_proto::spire::api::types::Entry;
 
 use crate::config::{Common, WebhookConfig};
 use crate::https::{self, ListenError, SimpleRequest, SimpleResponse, error};
-use crate::spire_api::{Entries, SpireError, api_id};
+use crate::spire_api::{Entries, SpireError, api_id, id_string};
 use crate::workload_id::{WorkloadIds, federates_with, namespace_selector, pod_name_selector, selector};
 use admission::{PodEvent, ReviewError};
 
@@ -86,6 +86,11 @@ impl Registrar {
             Err(e) => return bad_request(e),
         };
         tracing::debug!(namespace = ?review.namespace, name = %review.name, operation = ?review.operation, "ReviewAdmission called");
+        // A dry run (`kubectl ... --dry-run=server`) changes nothing in the cluster, so it must not
+        // change SPIRE either: deleting a live pod's entry, or leaving one for a pod that never was.
+        if review.dry_run {
+            return (StatusCode::OK, "application/json", admission::allow(&review));
+        }
         let done = match event {
             PodEvent::Create(pod) => self.create(&pod).await,
             PodEvent::Delete { namespace, name } => self.delete(&namespace, &name).await,
@@ -132,8 +137,16 @@ impl Registrar {
         if self.ids.namespace_disabled(namespace) {
             return Ok(());
         }
-        let found =
-            self.entries.list_by_selectors(vec![namespace_selector(namespace), pod_name_selector(name)]).await?;
+        // Only entries under this registrar's node entry: another cluster's registrar on the same
+        // server, or an operator, may have entries with the same two selectors.
+        let node_id = self.node_id.to_string();
+        let found: Vec<Entry> = self
+            .entries
+            .list_by_selectors(vec![namespace_selector(namespace), pod_name_selector(name)])
+            .await?
+            .into_iter()
+            .filter(|e| id_string(&e.parent_id) == node_id)
+            .collect();
         if found.len() > 1 {
             tracing::warn!(namespace, pod = name, count = found.len(), "Multiple pod entries found to delete");
         }

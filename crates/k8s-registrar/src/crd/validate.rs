@@ -2,13 +2,16 @@
 //! `spiffeid_webhook.go` behind controller-runtime: IDs must be in the trust domain, only the
 //! registrar's namespace may use the `cluster` and `agent_node_uid` selectors, any other SpiffeID
 //! must select its own namespace, DNS names must be valid, and a new SpiffeID may not duplicate an
-//! existing entry. Served on `webhook_port` with `tls.crt` and `tls.key` from `webhook_cert_dir`.
+//! existing entry. Stricter than SPIRE: the IDs must parse and their trust domain must be the
+//! registrar's exactly (not merely begin with it), and only the registrar's namespace may ask for a
+//! `downstream` entry. Served on `webhook_port` with `tls.crt` and `tls.key` from `webhook_cert_dir`.
 
 use std::sync::Arc;
 
 use hyper::{Method, StatusCode};
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
+use spire_identity::SpiffeId;
 use spire_proto::spire::api::types::Entry;
 
 use super::CrdError;
@@ -20,15 +23,13 @@ use crate::webhook::admission::{ReviewError, parse_review};
 /// controller-runtime's path for a validating webhook of `spiffeid.spiffe.io/v1beta1` `SpiffeID`.
 pub const PATH: &str = "/validate-spiffeid-spiffe-io-v1beta1-spiffeid";
 
-/// Checks a SpiffeID's fields (SPIRE's `validateSpiffeID`), with SPIRE's messages.
+/// Checks a SpiffeID's fields (SPIRE's `validateSpiffeID`), with SPIRE's messages, and more
+/// strictly than SPIRE: both IDs must parse as SPIFFE IDs of exactly `trust_domain` (SPIRE only
+/// compares a string prefix, so `spiffe://example.org.evil/x` passed), and only SpiffeIDs in the
+/// registrar's namespace may ask for a `downstream` entry (whose SVID is a CA of the trust domain).
 pub fn check(s: &SpiffeID, registrar_namespace: &str, trust_domain: &str) -> Result<(), String> {
-    let prefix = format!("spiffe://{trust_domain}");
-    if !s.spec.parent_id.starts_with(&prefix) {
-        return Err(format!("spec.parentId must begin with {prefix}"));
-    }
-    if !s.spec.spiffe_id.starts_with(&prefix) {
-        return Err(format!("spec.spiffeId must begin with {prefix}"));
-    }
+    in_trust_domain("parentId", &s.spec.parent_id, trust_domain)?;
+    in_trust_domain("spiffeId", &s.spec.spiffe_id, trust_domain)?;
     let namespace = s.metadata.namespace.as_deref().unwrap_or_default();
     let selector = &s.spec.selector;
     if !selector.cluster.is_empty() || !selector.agent_node_uid.is_empty() {
@@ -41,8 +42,32 @@ pub fn check(s: &SpiffeID, registrar_namespace: &str, trust_domain: &str) -> Res
     } else if namespace != selector.namespace {
         return Err("spec.Selector.Namespace must match namespace of resource".into());
     }
+    if s.spec.downstream && namespace != registrar_namespace {
+        return Err(format!(
+            "spec.downstream can only be used by the k8s-workload-registrar's namespace ({registrar_namespace}): \
+             a downstream entry's SVID signs certificates for the whole trust domain"
+        ));
+    }
     for name in &s.spec.dns_names {
         validate_dns(name).map_err(|reason| format!("invalid DNS name {name:?}: {reason}"))?;
+    }
+    Ok(())
+}
+
+/// `spec.<field>` is a SPIFFE ID of exactly `trust_domain`. SPIRE's prefix check (and message)
+/// comes first; what passes it must still parse and name the trust domain itself, not one that
+/// only begins like it.
+fn in_trust_domain(field: &str, id: &str, trust_domain: &str) -> Result<(), String> {
+    let prefix = format!("spiffe://{trust_domain}");
+    if !id.starts_with(&prefix) {
+        return Err(format!("spec.{field} must begin with {prefix}"));
+    }
+    let parsed = SpiffeId::parse(id).map_err(|e| format!("spec.{field} {id:?} is not a valid SPIFFE ID: {e}"))?;
+    if parsed.trust_domain().as_str() != trust_domain {
+        return Err(format!(
+            "spec.{field} must be in the trust domain {trust_domain:?}, but {id:?} is in {:?}",
+            parsed.trust_domain().as_str()
+        ));
     }
     Ok(())
 }
@@ -255,6 +280,102 @@ mod tests {
             check(&s, "spire", "example.org").unwrap_err(),
             "invalid DNS name \"bad_name\": label does not match regex: bad_name"
         );
+    }
+
+    /// `check` with `id` as the SpiffeID's spiffeId (`parent == false`) or parentId.
+    fn check_id(parent: bool, id: &str) -> Result<(), String> {
+        let mut s = spiffeid("prod", ns("prod"));
+        if parent {
+            s.spec.parent_id = id.into();
+        } else {
+            s.spec.spiffe_id = id.into();
+        }
+        check(&s, "spire", "example.org")
+    }
+
+    #[test]
+    fn ids_must_be_exactly_in_the_trust_domain() {
+        for parent in [false, true] {
+            let field = if parent { "parentId" } else { "spiffeId" };
+            for good in ["spiffe://example.org/w", "spiffe://example.org/ns/prod/sa/Web-1_x.y"] {
+                assert_eq!(check_id(parent, good), Ok(()), "{field} {good}");
+            }
+            // What SPIRE's prefix check refuses, with SPIRE's message.
+            for other in [
+                "spiffe://other.org/w",
+                "spiffe://example.co/w",
+                "spiffe://EXAMPLE.ORG/w",
+                "spiffe://Example.org/w",
+                "SPIFFE://example.org/w",
+                "example.org/w",
+                "//example.org/w",
+                "spiffe:/example.org/w",
+                " spiffe://example.org/w",
+                "",
+            ] {
+                assert_eq!(
+                    check_id(parent, other).unwrap_err(),
+                    format!("spec.{field} must begin with spiffe://example.org"),
+                    "{field} {other:?}"
+                );
+            }
+            // Look-alikes that begin with the prefix but name another trust domain.
+            for look_alike in [
+                "spiffe://example.org.evil/w",
+                "spiffe://example.orgevil/w",
+                "spiffe://example.org-evil.com/w",
+                "spiffe://example.org_x/w",
+                "spiffe://example.org.",
+            ] {
+                let err = check_id(parent, look_alike).unwrap_err();
+                assert!(
+                    err.starts_with(&format!("spec.{field} must be in the trust domain \"example.org\", but")),
+                    "{field} {look_alike}: {err}"
+                );
+            }
+            // Begin with the prefix but are not SPIFFE IDs (userinfo, port, query, uppercase or
+            // odd characters in the trust domain, bad paths).
+            for malformed in [
+                "spiffe://example.org@evil.com/w",
+                "spiffe://example.org:443/w",
+                "spiffe://example.org?x=/w",
+                "spiffe://example.org#/w",
+                "spiffe://example.org.EVIL/w",
+                "spiffe://example.org%2eevil/w",
+                "spiffe://example.org/w/",
+                "spiffe://example.org//w",
+                "spiffe://example.org/../w",
+                "spiffe://example.org/w x",
+                "spiffe://example.org/w\u{0}",
+            ] {
+                let err = check_id(parent, malformed).unwrap_err();
+                assert!(err.starts_with(&format!("spec.{field} ")), "{field} {malformed:?}: {err}");
+                assert!(err.contains("is not a valid SPIFFE ID"), "{field} {malformed:?}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn downstream_only_in_the_registrars_namespace() {
+        let mut tenant = spiffeid("prod", ns("prod"));
+        tenant.spec.downstream = true;
+        let err = check(&tenant, "spire", "example.org").unwrap_err();
+        assert!(err.starts_with("spec.downstream can only be used by the k8s-workload-registrar's namespace (spire)"));
+        // Selecting the registrar's namespace from elsewhere does not help.
+        let mut posing = spiffeid("prod", ns("spire"));
+        posing.spec.downstream = true;
+        assert!(check(&posing, "spire", "example.org").is_err());
+        // A namespace named like the registrar's is another namespace.
+        let mut look_alike = spiffeid("spire-tenant", ns("spire-tenant"));
+        look_alike.spec.downstream = true;
+        assert!(check(&look_alike, "spire", "example.org").unwrap_err().starts_with("spec.downstream"));
+        // The registrar's own namespace may.
+        let mut own = spiffeid("spire", ns("spire"));
+        own.spec.downstream = true;
+        assert_eq!(check(&own, "spire", "example.org"), Ok(()));
+        // Not downstream: any namespace, as before.
+        tenant.spec.downstream = false;
+        assert_eq!(check(&tenant, "spire", "example.org"), Ok(()));
     }
 
     #[test]

@@ -8,7 +8,10 @@
 //! `leader_election_resource_lock = "configmaps"` no longer works on Kubernetes 1.24+; a Lease is
 //! what every supported cluster has.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
@@ -38,6 +41,10 @@ pub struct Elector {
     api: Api<Lease>,
     name: String,
     identity: String,
+    /// The other holder's record as last seen, and when (on our clock): as client-go does, a Lease
+    /// is judged expired by how long its record has not changed here, never by comparing its
+    /// `renewTime` with our wall clock, which may disagree with the holder's.
+    observed: Arc<Mutex<Option<(String, Instant)>>>,
 }
 
 impl Elector {
@@ -45,7 +52,7 @@ impl Elector {
     pub fn new(client: Client, namespace: &str, name: &str) -> Self {
         let host = crate::events::host_name().unwrap_or_default();
         let identity = format!("{host}_{}", uuid_suffix());
-        Self { api: Api::namespaced(client, namespace), name: name.to_owned(), identity }
+        Self { api: Api::namespaced(client, namespace), name: name.to_owned(), identity, observed: Arc::default() }
     }
 
     /// This candidate's holder identity.
@@ -57,30 +64,52 @@ impl Elector {
     pub async fn acquire(&self) {
         tracing::info!(lease = %self.name, identity = %self.identity, "attempting to acquire leader lease");
         loop {
-            match self.try_acquire_or_renew().await {
-                Ok(true) => {
+            match tokio::time::timeout(RENEW_DEADLINE, self.try_acquire_or_renew()).await {
+                Ok(Ok(true)) => {
                     tracing::info!(lease = %self.name, "successfully acquired lease");
                     return;
                 }
-                Ok(false) => {}
-                Err(e) => tracing::warn!(lease = %self.name, error = %e, "error retrieving resource lock"),
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => tracing::warn!(lease = %self.name, error = %e, "error retrieving resource lock"),
+                Err(_) => tracing::warn!(lease = %self.name, "the API server did not answer about the Lease in time"),
             }
             tokio::time::sleep(RETRY_PERIOD).await;
         }
     }
 
-    /// Keeps renewing the Lease; returns when it could not be renewed for the renew deadline.
+    /// Keeps renewing the Lease; returns when it could not be renewed for the renew deadline,
+    /// counted from the start of the last successful renewal (the `renewTime` others see), and a
+    /// renewal still in flight at the deadline is abandoned: a leader must stop before another
+    /// candidate may consider the Lease expired.
     pub async fn hold(&self) -> LeaderError {
-        let mut last_renewed = tokio::time::Instant::now();
+        let mut renewed_at = Instant::now();
         loop {
             tokio::time::sleep(RETRY_PERIOD).await;
-            match self.try_acquire_or_renew().await {
-                Ok(true) => last_renewed = tokio::time::Instant::now(),
-                Ok(false) => return self.lost(),
-                Err(e) => tracing::warn!(lease = %self.name, error = %e, "failed to renew lease"),
+            let deadline = renewed_at + RENEW_DEADLINE;
+            let attempt = Instant::now();
+            match tokio::time::timeout_at(deadline, self.try_acquire_or_renew()).await {
+                Ok(Ok(true)) => renewed_at = attempt,
+                Ok(Ok(false)) => return self.lost(),
+                Ok(Err(e)) => tracing::warn!(lease = %self.name, error = %e, "failed to renew lease"),
+                Err(_) => return self.lost(),
             }
-            if last_renewed.elapsed() > RENEW_DEADLINE {
+            if Instant::now() >= deadline {
                 return self.lost();
+            }
+        }
+    }
+
+    /// Whether another holder's Lease record `version` has stayed unchanged, as seen here, for its
+    /// lease duration.
+    fn expired(&self, version: &str, spec: &LeaseSpec) -> bool {
+        let duration =
+            spec.lease_duration_seconds.and_then(|s| u64::try_from(s).ok()).map_or(LEASE_DURATION, Duration::from_secs);
+        let mut observed = self.observed.lock().expect("observed lease record");
+        match observed.as_ref() {
+            Some((seen, since)) if seen == version => since.elapsed() > duration,
+            _ => {
+                *observed = Some((version.to_owned(), Instant::now()));
+                false
             }
         }
     }
@@ -108,10 +137,11 @@ impl Elector {
             };
             return conflict_is_false(self.api.create(&PostParams::default(), &lease).await);
         };
+        let version = lease.metadata.resource_version.clone().unwrap_or_default();
         let spec = lease.spec.get_or_insert_with(Default::default);
         let holder = spec.holder_identity.clone().unwrap_or_default();
         let ours = holder == self.identity;
-        if !ours && !holder.is_empty() && !expired(spec, &now) {
+        if !ours && !holder.is_empty() && !self.expired(&version, spec) {
             return Ok(false);
         }
         if !ours {
@@ -124,12 +154,6 @@ impl Elector {
         // The resourceVersion makes this a compare-and-swap: a concurrent taker gets a conflict.
         conflict_is_false(self.api.replace(&self.name, &PostParams::default(), &lease).await)
     }
-}
-
-fn expired(spec: &LeaseSpec, now: &MicroTime) -> bool {
-    let Some(renewed) = &spec.renew_time else { return true };
-    let duration = i64::from(spec.lease_duration_seconds.unwrap_or(LEASE_DURATION.as_secs() as i32));
-    renewed.0.as_second() + duration < now.0.as_second()
 }
 
 fn conflict_is_false(result: Result<Lease, KubeError>) -> Result<bool, KubeError> {

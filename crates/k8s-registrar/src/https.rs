@@ -4,17 +4,26 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 /// The largest request body read: an AdmissionReview of a large pod is tens of kilobytes; the API
 /// server caps objects at 3 MiB.
 pub const MAX_BODY: usize = 4 << 20;
+
+/// Connections served at once; the API server makes a few, Prometheus one.
+const MAX_CONNECTIONS: usize = 256;
+
+/// How long a client may take over a TLS handshake, its request headers, or its body: the API server
+/// sends a review in one go, and a client that trickles bytes only holds a connection slot.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A listener could not start.
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +88,10 @@ where
     F: Future<Output = SimpleResponse> + Send + 'static,
 {
     let acceptor = tls.map(TlsAcceptor::from);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
+        // At the cap, stop accepting until a connection ends (the kernel's backlog holds the rest).
+        let slot = Arc::clone(&slots).acquire_owned().await.expect("the semaphore is never closed");
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
@@ -91,16 +103,23 @@ where
         };
         let (acceptor, handler) = (acceptor.clone(), handler.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let handler = handler.clone();
                 async move { Ok::<_, Infallible>(respond(req, handler).await) }
             });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder.http1().timer(TokioTimer::new()).header_read_timeout(IO_TIMEOUT);
+            builder.http2().timer(TokioTimer::new()).keep_alive_interval(IO_TIMEOUT);
             let result = match acceptor {
-                Some(acceptor) => match acceptor.accept(tcp).await {
-                    Ok(tls) => builder.serve_connection(TokioIo::new(tls), service).await,
-                    Err(e) => {
+                Some(acceptor) => match tokio::time::timeout(IO_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => builder.serve_connection(TokioIo::new(tls), service).await,
+                    Ok(Err(e)) => {
                         tracing::warn!(%peer, error = %e, "TLS handshake refused");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::warn!(%peer, "TLS handshake timed out");
                         return;
                     }
                 },
@@ -119,9 +138,10 @@ where
     F: Future<Output = SimpleResponse>,
 {
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => return build(error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large or unreadable")),
+    let body = match tokio::time::timeout(IO_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(_)) => return build(error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large or unreadable")),
+        Err(_) => return build(error(StatusCode::REQUEST_TIMEOUT, "request body not received in time")),
     };
     let content_type = parts.headers.get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let request = SimpleRequest { method: parts.method, path: parts.uri.path().to_owned(), content_type, body };

@@ -212,11 +212,23 @@ impl Entries {
     }
 }
 
+/// Bounds on every call and connection to the server: a call that gets no answer in 30 s fails (and
+/// is retried by the controllers) instead of holding a worker forever, and HTTP/2 pings find a
+/// connection that died without a FIN.
+fn patient(endpoint: Endpoint) -> Endpoint {
+    endpoint
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30))
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true)
+}
+
 /// A channel to the server's admin socket; reconnections dial the path again.
 async fn unix_channel(path: &str) -> Result<Channel, SpireError> {
     let path = path.to_owned();
     let address = format!("unix://{path}");
-    Endpoint::from_static("http://localhost")
+    patient(Endpoint::from_static("http://localhost"))
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let path = path.clone();
             async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?)) }
@@ -231,9 +243,9 @@ async fn unix_channel(path: &str) -> Result<Channel, SpireError> {
 async fn mtls_channel(address: &str, agent_socket: &str) -> Result<Channel, SpireError> {
     let agent_socket = agent_socket.to_owned();
     let target = address.to_owned();
-    Endpoint::try_from(format!("http://{address}"))
-        .map_err(|e| SpireError::Connect { address: target.clone(), reason: e.to_string() })?
-        .connect_timeout(Duration::from_secs(10))
+    let endpoint = Endpoint::try_from(format!("http://{address}"))
+        .map_err(|e| SpireError::Connect { address: target.clone(), reason: e.to_string() })?;
+    patient(endpoint)
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let (agent_socket, target) = (agent_socket.clone(), target.clone());
             async move {

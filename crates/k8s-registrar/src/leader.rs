@@ -8,6 +8,7 @@
 //! `leader_election_resource_lock = "configmaps"` no longer works on Kubernetes 1.24+; a Lease is
 //! what every supported cluster has.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,6 +34,31 @@ pub enum LeaderError {
         /// The renew deadline.
         secs: u64,
     },
+}
+
+/// Runs `work` when this process may: at once without an `election`, else once the Lease is held,
+/// and stops it with an error the moment the Lease is lost (the process then exits, as
+/// controller-runtime's manager does, so that no write happens after another replica took over).
+pub async fn lead<F: Future<Output = ()>>(election: Option<Elector>, work: F) -> Result<(), LeaderError> {
+    let Some(elector) = election else {
+        work.await;
+        return Ok(());
+    };
+    elector.acquire().await;
+    tokio::select! {
+        lost = elector.hold() => {
+            tracing::error!("{lost}");
+            Err(lost)
+        }
+        () = work => Ok(()),
+    }
+}
+
+/// Says, once at start, that `leader_election_resource_lock` is not what decides the lock.
+pub fn note_resource_lock(lock: &str) {
+    if lock != "leases" {
+        tracing::info!(lock, "leader_election_resource_lock is ignored: leader election always uses a Lease");
+    }
 }
 
 /// One candidate for one Lease.

@@ -26,7 +26,7 @@ use kube::{Api, Client};
 
 use crate::config::{Common, ReconcileConfig};
 use crate::https::ListenError;
-use crate::leader::{Elector, LeaderError};
+use crate::leader::{self, Elector, LeaderError};
 use crate::metrics::Metrics;
 use crate::spire_api::Entries;
 use crate::workload_id::WorkloadIds;
@@ -82,27 +82,11 @@ pub async fn run(
         recorder: Some(Recorder::new(client.clone(), reporter)),
     };
 
-    let work = async {
-        if !config.leader_election {
-            reconciler.run(apis, writers).await;
-            return Ok(());
-        }
-        if config.leader_election_resource_lock != "leases" {
-            tracing::info!(
-                lock = %config.leader_election_resource_lock,
-                "leader_election_resource_lock is ignored: leader election always uses a Lease"
-            );
-        }
-        let elector = Elector::new(client, &namespace, &format!("{}-leader-election", config.controller_name));
-        elector.acquire().await;
-        tokio::select! {
-            lost = elector.hold() => {
-                tracing::error!("{lost}");
-                Err(ReconcileError::Leader(lost))
-            }
-            () = reconciler.run(apis, writers) => Ok(()),
-        }
-    };
+    let election = config.leader_election.then(|| {
+        leader::note_resource_lock(&config.leader_election_resource_lock);
+        Elector::new(client, &namespace, &format!("{}-leader-election", config.controller_name))
+    });
+    let work = async { leader::lead(election, reconciler.run(apis, writers)).await.map_err(ReconcileError::Leader) };
     tokio::select! {
         result = serve_metrics => result,
         result = work => result,

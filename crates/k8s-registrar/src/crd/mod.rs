@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt as _};
@@ -43,6 +43,10 @@ pub const LEASE_NAME: &str = "spire-k8s-registrar-leader-election";
 /// The first retry after a failure; doubled on each further failure, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A failure count not touched for this long is forgotten: an object that keeps failing is retried
+/// within [`MAX_BACKOFF`], so the count belongs to an object that is gone (or to a retry that lost
+/// its way, which then starts again from [`FIRST_BACKOFF`]).
+const FORGET_AFTER: Duration = Duration::from_secs(300);
 
 /// Why crd mode stopped.
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +78,7 @@ pub struct Context {
     /// The registrar's namespace (node SpiffeIDs, the Lease).
     pub namespace: String,
     metrics: Metrics,
-    failures: Mutex<HashMap<String, u32>>,
+    failures: Backoffs,
     recorder: Recorder,
 }
 
@@ -99,7 +103,7 @@ impl Context {
             cluster: cluster.to_owned(),
             namespace: namespace.to_owned(),
             metrics: Metrics::default(),
-            failures: Mutex::new(HashMap::new()),
+            failures: Backoffs::default(),
             recorder,
         }
     }
@@ -108,22 +112,96 @@ impl Context {
     pub async fn warn<K: Resource<DynamicType = ()>>(&self, obj: &K, reason: &str, note: &str) {
         crate::events::warn(&self.recorder, obj, reason, note).await;
     }
+}
 
-    /// The next delay for `key` after one more failure.
-    fn backoff(&self, key: String) -> Duration {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let n = failures.entry(key).or_insert(0);
-        *n = (*n + 1).min(16);
-        FIRST_BACKOFF.saturating_mul(1 << (*n - 1)).min(MAX_BACKOFF)
-    }
+/// Per-object failure counts for the retry backoff. A count goes when its object reconciles, when
+/// the controller finds the object gone, or when it has not been touched for [`FORGET_AFTER`], so
+/// objects deleted while failing do not stay in the map.
+#[derive(Debug)]
+struct Backoffs(Mutex<BackoffCounts>);
 
-    fn succeeded(&self, key: &str) {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+#[derive(Debug)]
+struct BackoffCounts {
+    /// Failures in a row and when the last one was, per object key.
+    counts: HashMap<String, (u32, Instant)>,
+    /// When counts were last swept for stale ones.
+    swept: Instant,
+}
+
+impl Default for Backoffs {
+    fn default() -> Self {
+        Self(Mutex::new(BackoffCounts { counts: HashMap::new(), swept: Instant::now() }))
     }
 }
 
-fn key<K: Resource>(controller: &str, obj: &K) -> String {
-    format!("{controller}/{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+impl Backoffs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BackoffCounts> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next delay for `key` after one more failure at `now`.
+    fn next(&self, key: String, now: Instant) -> Duration {
+        let mut inner = self.lock();
+        // At most one sweep per FORGET_AFTER, so that many objects failing together (the server is
+        // down) do not each walk the whole map.
+        if now.saturating_duration_since(inner.swept) >= FORGET_AFTER {
+            inner.counts.retain(|_, (_, last)| now.saturating_duration_since(*last) < FORGET_AFTER);
+            inner.swept = now;
+        }
+        let (n, last) = inner.counts.entry(key).or_insert((0, now));
+        *n = (*n + 1).min(16);
+        *last = now;
+        delay(*n)
+    }
+
+    /// Forgets `key`'s failures (it reconciled, or is gone).
+    fn forget(&self, key: &str) {
+        self.lock().counts.remove(key);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().counts.len()
+    }
+}
+
+/// The retry delay after `failures` failures in a row.
+fn delay(failures: u32) -> Duration {
+    FIRST_BACKOFF.saturating_mul(1 << (failures.max(1) - 1)).min(MAX_BACKOFF)
+}
+
+fn key(controller: &str, namespace: Option<&str>, name: &str) -> String {
+    format!("{controller}/{}/{name}", namespace.unwrap_or_default())
+}
+
+fn key_of<K: Resource>(controller: &str, obj: &K) -> String {
+    key(controller, obj.meta().namespace.as_deref(), &obj.name_any())
+}
+
+/// `K`'s resource as `kubectl` and RBAC rules name it: `pods`, `spiffeids.spiffeid.spiffe.io`.
+fn resource_name<K: Resource<DynamicType = ()>>() -> String {
+    let (plural, group) = (K::plural(&()), K::group(&()));
+    if group.is_empty() { plural.into_owned() } else { format!("{plural}.{group}") }
+}
+
+/// What an operator should look at when watching `resource` fails with `error`.
+fn watch_failure_hint(resource: &str, error: &watcher::Error) -> Option<String> {
+    let code = match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status))
+        | watcher::Error::WatchError(status) => status.code,
+        _ => return None,
+    };
+    let hint = match code {
+        404 => format!("the API server does not serve {resource}: is its CustomResourceDefinition installed?"),
+        403 => format!(
+            "the registrar's service account may not list and watch {resource}: check its ClusterRole and binding"
+        ),
+        401 => "the API server does not accept the registrar's credentials".to_owned(),
+        _ => return None,
+    };
+    Some(hint)
 }
 
 /// Runs one controller over every `K` of the cluster: `reconcile` per object, failures retried with
@@ -142,11 +220,11 @@ where
         let reconcile = Arc::clone(&reconcile);
         async move {
             let started = Instant::now();
-            let k = key(name, obj.as_ref());
+            let k = key_of(name, obj.as_ref());
             let result = reconcile(obj, Arc::clone(&ctx)).await;
             let outcome = match &result {
                 Ok(_) => {
-                    ctx.succeeded(&k);
+                    ctx.failures.forget(&k);
                     Outcome::Success
                 }
                 Err(_) => Outcome::Error,
@@ -156,7 +234,7 @@ where
         }
     };
     let error_policy = move |obj: Arc<K>, error: &E, ctx: Arc<Context>| {
-        let delay = ctx.backoff(key(name, obj.as_ref()));
+        let delay = ctx.failures.next(key_of(name, obj.as_ref()), Instant::now());
         tracing::warn!(
             controller = name,
             namespace = obj.namespace().unwrap_or_default(),
@@ -167,12 +245,36 @@ where
         );
         Action::requeue(delay)
     };
+    let resource = resource_name::<K>();
     Controller::new(api, watcher::Config::default())
-        .run(timed, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(controller = name, error = %e, "controller event");
+        .run(timed, error_policy, Arc::clone(&ctx))
+        .for_each(|result| {
+            match result {
+                Ok(_) => {}
+                // Logged by the error policy.
+                Err(controller::Error::ReconcilerFailed(..)) => {}
+                // Deleted before its turn came (usual): it will not fail again.
+                Err(controller::Error::ObjectNotFound(obj)) => {
+                    tracing::debug!(controller = name, object = %obj, "Object gone before it was reconciled");
+                    ctx.failures.forget(&key(name, obj.namespace.as_deref(), &obj.name));
+                }
+                // The watch failed: nothing of this kind is reconciled until it works again.
+                Err(controller::Error::QueueError(e)) => match watch_failure_hint(&resource, &e) {
+                    Some(hint) => tracing::warn!(
+                        controller = name,
+                        %resource,
+                        error = %e,
+                        "Unable to watch {resource}; retrying: {hint}"
+                    ),
+                    None => {
+                        tracing::warn!(controller = name, %resource, error = %e, "Unable to watch {resource}; retrying")
+                    }
+                },
+                Err(e @ controller::Error::RunnerError(_)) => {
+                    tracing::warn!(controller = name, %resource, error = %e, "Controller failure");
+                }
             }
+            std::future::ready(())
         })
         .await;
 }
@@ -251,13 +353,70 @@ pub async fn run(
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::core::Status;
+
+    use super::*;
+    use crate::crd::resource::SpiffeID;
+
     #[test]
     fn backoff_doubles_and_resets() {
-        // Context needs a client; the arithmetic is checked through the same formula.
-        let delays: Vec<_> =
-            (1u32..=10).map(|n| super::FIRST_BACKOFF.saturating_mul(1 << (n - 1)).min(super::MAX_BACKOFF)).collect();
+        let backoffs = Backoffs::default();
+        let now = Instant::now();
+        let delays: Vec<_> = (0..10).map(|_| backoffs.next("pod/ns/a".into(), now)).collect();
         assert_eq!(delays[0].as_millis(), 200);
         assert_eq!(delays[1].as_millis(), 400);
-        assert_eq!(delays[9], super::MAX_BACKOFF);
+        assert_eq!(delays[9], MAX_BACKOFF);
+        // Many more failures do not overflow.
+        for _ in 0..100 {
+            assert_eq!(backoffs.next("pod/ns/a".into(), now), MAX_BACKOFF);
+        }
+        backoffs.forget("pod/ns/a");
+        assert_eq!(backoffs.next("pod/ns/a".into(), now).as_millis(), 200);
+    }
+
+    #[test]
+    fn counts_of_objects_no_longer_retried_are_forgotten() {
+        let backoffs = Backoffs::default();
+        let start = Instant::now();
+        for i in 0..100 {
+            backoffs.next(format!("pod/ns/gone-{i}"), start);
+        }
+        // Deleted: the controller reports it gone.
+        backoffs.forget(&key("pod", Some("ns"), "gone-0"));
+        assert_eq!(backoffs.len(), 99);
+        // One object keeps failing, retried within MAX_BACKOFF; the others are never seen again.
+        let mut now = start;
+        while now < start + FORGET_AFTER * 2 {
+            now += MAX_BACKOFF;
+            backoffs.next("pod/ns/failing".into(), now);
+        }
+        assert_eq!(backoffs.len(), 1, "only the object still failing keeps its count");
+        assert_eq!(backoffs.next("pod/ns/failing".into(), now), MAX_BACKOFF, "and its backoff");
+    }
+
+    #[test]
+    fn keys_from_objects_and_refs_agree() {
+        let mut pod = Pod::default();
+        pod.metadata.name = Some("web".into());
+        pod.metadata.namespace = Some("prod".into());
+        let r = kube::runtime::reflector::ObjectRef::from_obj(&pod).erase();
+        assert_eq!(key_of("pod", &pod), key("pod", r.namespace.as_deref(), &r.name));
+        assert_eq!(key_of("pod", &pod), "pod/prod/web");
+    }
+
+    #[test]
+    fn watch_failures_say_what_to_fix() {
+        assert_eq!(resource_name::<Pod>(), "pods");
+        assert_eq!(resource_name::<SpiffeID>(), "spiffeids.spiffeid.spiffe.io");
+        let api = |code: u16| kube::Error::Api(Box::new(Status { code, ..Status::failure("x", "y") }));
+        let resource = "spiffeids.spiffeid.spiffe.io";
+        let missing = watch_failure_hint(resource, &watcher::Error::InitialListFailed(api(404))).unwrap();
+        assert!(missing.contains("spiffeids.spiffeid.spiffe.io") && missing.contains("CustomResourceDefinition"));
+        let forbidden = watch_failure_hint(resource, &watcher::Error::WatchStartFailed(api(403))).unwrap();
+        assert!(forbidden.contains("list and watch spiffeids.spiffeid.spiffe.io") && forbidden.contains("ClusterRole"));
+        assert!(watch_failure_hint(resource, &watcher::Error::WatchFailed(api(401))).is_some());
+        assert!(watch_failure_hint(resource, &watcher::Error::InitialListFailed(api(500))).is_none());
+        assert!(watch_failure_hint(resource, &watcher::Error::NoResourceVersion).is_none());
     }
 }

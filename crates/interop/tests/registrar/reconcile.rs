@@ -302,6 +302,52 @@ async fn reconcile_leader_election_one_writes_the_other_takes_over() {
     assert!(second.log().contains("successfully acquired lease"), "{}", second.log());
 }
 
+/// Annotation-based IDs (`pod_annotation`): the annotation's value is the path, slashes and all; a
+/// pod without the annotation is ignored; a value naming another node's entry (which would make this
+/// node's agent an agent of that node) or an invalid path gets no entry, and the log says why.
+#[tokio::test(flavor = "multi_thread")]
+async fn reconcile_annotation_ids_and_reserved_paths() {
+    let tag = "rec-annot";
+    let Some(world) = World::new(tag).await else { return };
+    let server = server_only(&world).await;
+    let ns = tag;
+    let registrar = Registrar::start(&world, &server, ns, &mode("pod_annotation = \"spiffe.io/spiffe-id\"\n")).await;
+    let other_node = format!("spire-k8s-registrar/{}/node/other-node", world.name);
+    let api: kube::Api<Pod> = kube::Api::namespaced(world.cluster.client().await, ns);
+    for (name, annotation) in
+        [("a", Some("prod/web")), ("b", Some(other_node.as_str())), ("c", None), ("d", Some("prod/../x"))]
+    {
+        let annotations = annotation.map(|v| serde_json::json!({"spiffe.io/spiffe-id": v}));
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": ns, "annotations": annotations},
+            "spec": {"nodeName": world.node_name(), "containers": [{"name": "main", "image": "busybox"}]},
+        }))
+        .expect("pod");
+        api.create(&kube::api::PostParams::default(), &pod).await.expect("create pod");
+    }
+    let want = (
+        "spiffe://example.org/prod/web".to_owned(),
+        format!("{}/{}", root(&world), world.node_name()),
+        [format!("k8s:ns:{ns}"), "k8s:pod-name:a".to_owned()].into_iter().collect::<BTreeSet<_>>(),
+        Vec::new(),
+    );
+    wait_for_pods(&server, &registrar, ns, &[want.clone()], Duration::from_secs(20), "a's entry only").await;
+    eventually(
+        "the refusals in the log",
+        Duration::from_secs(10),
+        || {
+            let log = registrar.log();
+            (log.contains("reserved") && log.contains("prod/../x")).then_some(())
+        },
+        || registrar.log(),
+    )
+    .await;
+    // A resync later, still only a's.
+    tokio::time::sleep(ONE_RESYNC / 2).await;
+    let now: Vec<_> = entries_in_namespace(&server, ns).iter().map(ShownEntry::shape).collect();
+    assert_eq!(now, vec![want], "{}", registrar.log());
+}
+
 /// `metrics_addr` serves controller-runtime's reconcile metrics.
 #[tokio::test(flavor = "multi_thread")]
 async fn reconcile_serves_metrics() {

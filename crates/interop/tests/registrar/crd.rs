@@ -380,7 +380,7 @@ fn hand_written(name: &str, ns: &str, spiffe_id: &str, selector: Value) -> Dynam
 
 /// A SpiffeID written by hand gets its entry, updated when edited and deleted with it; with
 /// `webhook_enabled`, the API server calls the registrar's webhook, which refuses what SPIRE's
-/// refuses with SPIRE's messages.
+/// refuses with SPIRE's messages, and look-alike trust domains and a tenant's downstream entry too.
 #[tokio::test(flavor = "multi_thread")]
 async fn crd_hand_written_spiffeids_and_the_webhook() {
     let port = free_port();
@@ -424,6 +424,12 @@ async fn crd_hand_written_spiffeids_and_the_webhook() {
     for (name, id, selector, says) in [
         ("other-td", "spiffe://other.org/x", ns_selector.clone(), "spec.spiffeId must begin with spiffe://example.org"),
         (
+            "look-alike-td",
+            "spiffe://example.org.evil/x",
+            ns_selector.clone(),
+            "spec.spiffeId must be in the trust domain \"example.org\"",
+        ),
+        (
             "cluster-sel",
             "spiffe://example.org/x",
             json!({"cluster": "c", "namespace": s.ns}),
@@ -433,6 +439,11 @@ async fn crd_hand_written_spiffeids_and_the_webhook() {
         let err = api.create(&PostParams::default(), &refused(name, id, selector)).await.expect_err(name);
         assert!(err.to_string().contains(says), "{name}: {err}");
     }
+    // A tenant may not ask for a downstream entry (its SVID would be a CA of the trust domain).
+    let mut downstream = refused("downstream", "spiffe://example.org/hand/ds", ns_selector.clone());
+    downstream.data["spec"]["downstream"] = json!(true);
+    let err = api.create(&PostParams::default(), &downstream).await.expect_err("a tenant's downstream SpiffeID");
+    assert!(err.to_string().contains("spec.downstream can only be used by"), "{err}");
 
     // Written by hand: its entry.
     let hand_id = "spiffe://example.org/hand/crd-hand";

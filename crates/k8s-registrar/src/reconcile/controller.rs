@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod};
+use kube::Api;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
-use kube::Api;
 use spire_proto::spire::api::server::entry::v1::list_entries_request;
 use spire_proto::spire::api::types::Entry;
 use tokio::sync::Notify;

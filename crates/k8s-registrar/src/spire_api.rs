@@ -241,6 +241,7 @@ async fn unix_channel(path: &str) -> Result<Channel, SpireError> {
 /// the agent (so rotation needs no watcher) and accepts any server SVID of the registrar's trust
 /// domain chaining to its bundle, as go-spiffe's `AuthorizeAny` does for SPIRE's registrar.
 async fn mtls_channel(address: &str, agent_socket: &str) -> Result<Channel, SpireError> {
+    wait_for_svid(agent_socket).await;
     let agent_socket = agent_socket.to_owned();
     let target = address.to_owned();
     let endpoint = Endpoint::try_from(format!("http://{address}"))
@@ -259,6 +260,21 @@ async fn mtls_channel(address: &str, agent_socket: &str) -> Result<Channel, Spir
         }))
         .await
         .map_err(|e| SpireError::Connect { address: address.to_owned(), reason: chain(&e) })
+}
+
+/// Waits until the agent gives the registrar an X509-SVID, as go-spiffe's X509Source does for
+/// SPIRE's registrar: at a cluster's start the registrar's entry often reaches the agent after the
+/// registrar itself starts.
+async fn wait_for_svid(agent_socket: &str) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match svid_tls_config(agent_socket).await {
+            Ok(_) => return,
+            Err(e) => tracing::warn!(agent_socket, error = %e, "waiting for an X509-SVID from the agent"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
 }
 
 /// TLS with the default X509-SVID the agent gives us, trusting its bundle.

@@ -348,6 +348,78 @@ async fn reconcile_annotation_ids_and_reserved_paths() {
     assert_eq!(now, vec![want], "{}", registrar.log());
 }
 
+/// `server_address` over TCP: the registrar authenticates to the server with the X509-SVID our agent
+/// gives it through the Workload API (an admin entry selecting its uid), as SPIRE's registrar does
+/// when it does not run beside the server; an SVID that is not admin gets nothing written.
+#[tokio::test(flavor = "multi_thread")]
+async fn reconcile_over_mtls_with_an_svid_from_the_agent() {
+    use std::os::unix::fs::MetadataExt as _;
+    let tag = "rec-mtls";
+    let Some(world) = World::new(tag).await else { return };
+    let Some((server, agent, _)) = world.start_pair::<OurServer, OurAgent>(tag, "").await else { return };
+    let ns = tag;
+    let uid = std::fs::metadata("/proc/self").expect("/proc/self").uid();
+    let alias = world.node_alias(&server);
+    let registrar_id = "spiffe://example.org/k8s-workload-registrar";
+    let selector = format!("unix:uid:{uid}");
+    let shown =
+        server.cli(&["entry", "create", "-parentID", &alias, "-spiffeID", registrar_id, "-selector", &selector]);
+    let entry_id = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("Entry ID"))
+        .expect("entry ID")
+        .trim_start_matches([' ', ':'])
+        .trim()
+        .to_owned();
+    let config = mode(&format!(
+        "server_address = \"127.0.0.1:{}\"\nagent_socket_path = \"{}\"\n",
+        server.port,
+        agent.socket.display()
+    ));
+
+    // Not an admin yet: its calls are refused, and it says so.
+    let mut registrar = Registrar::start(&world, &server, ns, &config).await;
+    eventually(
+        "the refusal",
+        Duration::from_secs(30),
+        || {
+            let log = registrar.log();
+            log.contains("authorization denied for method: caller spiffe://example.org/k8s-workload-registrar").then_some(())
+        },
+        || registrar.log(),
+    )
+    .await;
+    assert!(node_entries(&server, &world).is_empty());
+    registrar.stop();
+
+    // An admin: the node entry and the pods' entries are written over mTLS.
+    server.cli(&[
+        "entry",
+        "update",
+        "-entryID",
+        &entry_id,
+        "-parentID",
+        &alias,
+        "-spiffeID",
+        registrar_id,
+        "-selector",
+        &selector,
+        "-admin",
+    ]);
+    registrar.restart();
+    pod(&world, ns, "p", "p").await;
+    wait_for_pods(
+        &server,
+        &registrar,
+        ns,
+        &[pod_shape(&world, ns, "p", "p")],
+        Duration::from_secs(30),
+        "p's entry over mTLS",
+    )
+    .await;
+    assert_eq!(node_entries(&server, &world).len(), 1);
+}
+
 /// `metrics_addr` serves controller-runtime's reconcile metrics.
 #[tokio::test(flavor = "multi_thread")]
 async fn reconcile_serves_metrics() {

@@ -39,10 +39,9 @@ pub enum LeaderError {
 /// Runs `work` when this process may: at once without an `election`, else once the Lease is held,
 /// and stops it with an error the moment the Lease is lost (the process then exits, as
 /// controller-runtime's manager does, so that no write happens after another replica took over).
-pub async fn lead<F: Future<Output = ()>>(election: Option<Elector>, work: F) -> Result<(), LeaderError> {
+pub async fn lead<T, F: Future<Output = T>>(election: Option<Elector>, work: F) -> Result<T, LeaderError> {
     let Some(elector) = election else {
-        work.await;
-        return Ok(());
+        return Ok(work.await);
     };
     elector.acquire().await;
     tokio::select! {
@@ -50,7 +49,7 @@ pub async fn lead<F: Future<Output = ()>>(election: Option<Elector>, work: F) ->
             tracing::error!("{lost}");
             Err(lost)
         }
-        () = work => Ok(()),
+        done = work => Ok(done),
     }
 }
 

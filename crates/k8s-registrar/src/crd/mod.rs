@@ -31,7 +31,7 @@ use kube::{Api, Client, Resource, ResourceExt as _};
 use serde::de::DeserializeOwned;
 
 use crate::config::{Common, CrdConfig};
-use crate::leader::{Elector, LeaderError};
+use crate::leader::{self, Elector, LeaderError};
 use crate::metrics::{Metrics, Outcome};
 use crate::spire_api::Entries;
 use crate::workload_id::WorkloadIds;
@@ -290,12 +290,6 @@ pub async fn run(
     namespace: String,
 ) -> Result<(), CrdError> {
     tracing::info!(namespace = %namespace, "Initializing SPIFFE ID CRD Mode");
-    if config.leader_election && config.leader_election_resource_lock != "leases" {
-        tracing::info!(
-            resource_lock = %config.leader_election_resource_lock,
-            "leader election always uses a Lease (the configmaps lock no longer works on Kubernetes 1.24+)"
-        );
-    }
     let ctx = Arc::new(Context::new(client.clone(), entries.clone(), ids, &common.cluster, &namespace));
 
     // Webhooks and metrics serve on every replica, as controller-runtime's manager does.
@@ -310,12 +304,11 @@ pub async fn run(
         validator.serve(&config.webhook_cert_dir, config.webhook_port).await
     };
 
+    let election = config.leader_election.then(|| {
+        leader::note_resource_lock(&config.leader_election_resource_lock);
+        Elector::new(client.clone(), &namespace, LEASE_NAME)
+    });
     let controllers = async {
-        let elector = Elector::new(client.clone(), &namespace, LEASE_NAME);
-        if config.leader_election {
-            elector.acquire().await;
-        }
-        let hold = async { if config.leader_election { elector.hold().await } else { std::future::pending().await } };
         let spiffeids = run_controller("spiffeid", Arc::clone(&ctx), spiffeid::reconcile);
         let nodes = async {
             if config.pod_controller {
@@ -337,11 +330,16 @@ pub async fn run(
                 std::future::pending::<()>().await;
             }
         };
-        tokio::select! {
-            lost = hold => Err(CrdError::Leader(lost)),
-            () = spiffeids => Err(CrdError::Stopped("spiffeid")),
-            () = nodes => Err(CrdError::Stopped("pod")),
-            () = services => Err(CrdError::Stopped("endpoints")),
+        let stopped = async {
+            tokio::select! {
+                () = spiffeids => CrdError::Stopped("spiffeid"),
+                () = nodes => CrdError::Stopped("pod"),
+                () = services => CrdError::Stopped("endpoints"),
+            }
+        };
+        match leader::lead(election, stopped).await {
+            Ok(stopped) => Err(stopped),
+            Err(lost) => Err(CrdError::Leader(lost)),
         }
     };
     tokio::select! {

@@ -72,7 +72,7 @@ pub async fn run(
         pods: Api::<Pod>::all(client.clone()),
         endpoints: config.add_pod_dns_names.then(|| Api::<Endpoints>::all(client.clone())),
     };
-    let reporter = Reporter { controller: config.controller_name.clone(), instance: None };
+    let reporter = Reporter { controller: config.controller_name.clone(), instance: crate::events::host_name() };
     let reconciler = controller::Reconciler {
         entries,
         roots,

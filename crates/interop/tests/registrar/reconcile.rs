@@ -384,7 +384,8 @@ async fn reconcile_over_mtls_with_an_svid_from_the_agent() {
         Duration::from_secs(30),
         || {
             let log = registrar.log();
-            log.contains("authorization denied for method: caller spiffe://example.org/k8s-workload-registrar").then_some(())
+            log.contains("authorization denied for method: caller spiffe://example.org/k8s-workload-registrar")
+                .then_some(())
         },
         || registrar.log(),
     )

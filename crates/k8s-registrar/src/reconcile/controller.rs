@@ -71,6 +71,10 @@ pub(crate) struct Reconciler {
     pub(crate) metrics: Metrics,
     /// Publishes a Warning Event on pods whose ID is invalid.
     pub(crate) recorder: Option<Recorder>,
+    /// Objects whose invalid ID has been reported: a resync reports the others (a pod that was
+    /// already there when the registrar started is seen only through a resync, and an invalid ID
+    /// is otherwise never out of step, having no entry to fix).
+    pub(crate) reported_invalid: Arc<std::sync::Mutex<std::collections::HashSet<Key>>>,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -108,9 +112,11 @@ impl Reconciler {
         let desired = self.desired(key);
         if let Desired::Invalid(why) = &desired {
             tracing::error!(object = %key, "Not registering: {why}");
+            self.reported_invalid.lock().expect("reported set").insert(key.clone());
             self.warn_invalid(key, why).await;
             return Ok(());
         }
+        self.reported_invalid.lock().expect("reported set").remove(key);
         let selectors = match key {
             Key::Node(name) => node::selectors(&self.roots, name),
             Key::Pod { namespace, name } => vec![namespace_selector(namespace), pod_name_selector(name)],
@@ -181,7 +187,16 @@ impl Reconciler {
             let want = pod::desired(&self.roots, Some(&pod), self.dns.as_ref(), eps.iter().map(AsRef::as_ref));
             desired.insert(key, want);
         }
-        let stale = plan::out_of_step(&desired, actual);
+        let mut stale = plan::out_of_step(&desired, actual);
+        {
+            let mut reported = self.reported_invalid.lock().expect("reported set");
+            reported.retain(|key| matches!(desired.get(key), Some(Desired::Invalid(_))));
+            let unreported = desired
+                .iter()
+                .filter(|(key, want)| matches!(want, Desired::Invalid(_)) && !reported.contains(*key))
+                .map(|(key, _)| key.clone());
+            stale.extend(unreported);
+        }
         tracing::debug!(found, objects = desired.len(), queued = stale.len(), "Synced spire entries");
         Ok(stale)
     }

@@ -80,6 +80,7 @@ pub async fn run(
         dns: config.add_pod_dns_names.then(|| pod::DnsNames { zone: config.cluster_dns_zone.clone() }),
         metrics: metrics.clone(),
         recorder: Some(Recorder::new(client.clone(), reporter)),
+        reported_invalid: Default::default(),
     };
 
     let election = config.leader_election.then(|| {

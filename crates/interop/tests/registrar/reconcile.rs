@@ -161,7 +161,9 @@ async fn registers_nodes_and_pods<S: ServerUnderTest>(tag: &str) {
     let socket_name = agent.socket.file_name().expect("socket name").to_string_lossy().into_owned();
     let (web, container) = world.workload(ns, "web-7d9f", "web", &[("app", "web")], &agent.socket).await;
     let shape = pod_shape(&world, ns, "web-7d9f", "web");
-    let shown = wait_for_pods(&server, &registrar, ns, &[shape.clone()], Duration::from_secs(5), "the web entry").await;
+    let shown =
+        wait_for_pods(&server, &registrar, ns, std::slice::from_ref(&shape), Duration::from_secs(5), "the web entry")
+            .await;
     assert!(shown[0].federates_with.is_empty(), "{shown:#?}");
     if let Err(said) = world.fetch_until(&container, &socket_name, &shape.0).await {
         panic!(
@@ -189,13 +191,21 @@ async fn reconcile_keeps_the_entry_of_a_recreated_statefulset_pod() {
     let shape = pod_shape(&world, ns, "db-0", "db");
     let first = pod(&world, ns, "db-0", "db").await;
     let before =
-        wait_for_pods(&server, &registrar, ns, &[shape.clone()], Duration::from_secs(20), "db-0's entry").await;
+        wait_for_pods(&server, &registrar, ns, std::slice::from_ref(&shape), Duration::from_secs(20), "db-0's entry")
+            .await;
     world.cluster.delete_pod(&first).await;
     let _second = pod(&world, ns, "db-0", "db").await;
     // Let the delete and create events play out, then the entry must be there, once.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after =
-        wait_for_pods(&server, &registrar, ns, &[shape.clone()], Duration::from_secs(5), "db-0's entry after").await;
+    let after = wait_for_pods(
+        &server,
+        &registrar,
+        ns,
+        std::slice::from_ref(&shape),
+        Duration::from_secs(5),
+        "db-0's entry after",
+    )
+    .await;
     eprintln!("entry before {} after {}", before[0].id, after[0].id);
     tokio::time::sleep(Duration::from_secs(2)).await;
     wait_for_pods(&server, &registrar, ns, &[shape], Duration::from_secs(1), "db-0's entry to stay").await;
@@ -331,7 +341,8 @@ async fn reconcile_annotation_ids_and_reserved_paths() {
         [format!("k8s:ns:{ns}"), "k8s:pod-name:a".to_owned()].into_iter().collect::<BTreeSet<_>>(),
         Vec::new(),
     );
-    wait_for_pods(&server, &registrar, ns, &[want.clone()], Duration::from_secs(20), "a's entry only").await;
+    wait_for_pods(&server, &registrar, ns, std::slice::from_ref(&want), Duration::from_secs(20), "a's entry only")
+        .await;
     eventually(
         "the refusals in the log",
         Duration::from_secs(10),

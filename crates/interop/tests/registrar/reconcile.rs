@@ -432,6 +432,67 @@ async fn reconcile_over_mtls_with_an_svid_from_the_agent() {
     assert_eq!(node_entries(&server, &world).len(), 1);
 }
 
+/// `add_pod_dns_names`: the pod's IP forms first, then, once a Service selects it (its Endpoints
+/// written by the controller manager), every name of the service in search-path forms, sorted.
+#[tokio::test(flavor = "multi_thread")]
+async fn reconcile_adds_pod_and_service_dns_names() {
+    let tag = "rec-dns";
+    let Some(world) = World::new(tag).await else { return };
+    let server = server_only(&world).await;
+    let ns = tag;
+    let registrar = Registrar::start(&world, &server, ns, &mode("add_pod_dns_names = true\n")).await;
+    let pod = world
+        .cluster
+        .create_pod(PodSpec {
+            namespace: ns,
+            name: "dns-pod",
+            service_account: "dns",
+            node: world.node_name(),
+            labels: &[("app", "dns")],
+            containers: &[("main", "busybox")],
+        })
+        .await;
+    world.cluster.set_pod_running(&pod, &[]).await; // podIP 10.1.0.2
+    let ip_forms = vec![format!("10-1-0-2.{ns}.pod.cluster.local"), format!("10-1-0-2.{ns}.pod")];
+    let dns_of = || entries_in_namespace(&server, ns).into_iter().next().map(|e| e.dns_names);
+    eventually(
+        "the pod IP names",
+        Duration::from_secs(20),
+        || dns_of().filter(|d| *d == ip_forms),
+        || format!("{:?}\n{}", dns_of(), registrar.log()),
+    )
+    .await;
+
+    let services: kube::Api<k8s_openapi::api::core::v1::Service> =
+        kube::Api::namespaced(world.cluster.client().await, ns);
+    let service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "dnssvc"},
+        "spec": {"selector": {"app": "dns"}, "ports": [{"port": 80}], "publishNotReadyAddresses": true},
+    }))
+    .expect("service");
+    services.create(&kube::api::PostParams::default(), &service).await.expect("create the service");
+    let names = eventually(
+        "the service's names",
+        ONE_RESYNC,
+        || dns_of().filter(|d| d.iter().any(|n| n.starts_with("dnssvc."))),
+        || format!("{:?}\n{}", dns_of(), registrar.log()),
+    )
+    .await;
+    assert_eq!(names[..2], ip_forms[..], "{names:?}");
+    let rest = &names[2..];
+    assert!(rest.windows(2).all(|w| w[0] < w[1]), "sorted after the IP forms: {names:?}");
+    for want in [
+        format!("dnssvc.{ns}.svc.cluster.local"),
+        format!("dnssvc.{ns}.svc"),
+        format!("dnssvc.{ns}"),
+        "dnssvc".to_owned(),
+        format!("10-1-0-2.dnssvc.{ns}.svc"),
+        format!("dns-pod.dnssvc.{ns}.svc"),
+    ] {
+        assert!(rest.contains(&want), "{want} missing from {names:?}");
+    }
+}
+
 /// `metrics_addr` serves controller-runtime's reconcile metrics.
 #[tokio::test(flavor = "multi_thread")]
 async fn reconcile_serves_metrics() {

@@ -4,3 +4,4 @@
 //! depend on this crate, never on each other, and a wire change shows up as a change here.
 
 pub mod k8s_psat;
+pub mod x509pop;

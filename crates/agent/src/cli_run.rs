@@ -13,6 +13,7 @@ use spire_keymanager::{DiskKeyManager, KeyManager, MemoryKeyManager};
 use crate::bootstrap::{TrustBootstrap, UrlSource, parse_bundle};
 use crate::node_attestor::{JoinTokenAttestor, K8sPsatAttestor, K8sPsatConfig, NodeAttestor, join_token, k8s_psat};
 use crate::run::AgentSettings;
+use crate::workload_attestor::docker::{DockerAttestor, DockerConfig};
 use crate::workload_attestor::k8s::{K8sAttestor, K8sConfig};
 use crate::workload_attestor::unix::{UnixAttestor, UnixConfig};
 use crate::workload_attestor::{WorkloadAttestor, WorkloadAttestors};
@@ -126,6 +127,7 @@ enum NodeAttestorPlugin {
 enum WorkloadAttestorPlugin {
     Unix(UnixWorkloadAttestorConfig),
     K8s(K8sConfig),
+    Docker(DockerConfig),
 }
 
 impl Plugins {
@@ -147,9 +149,12 @@ impl Plugins {
                     UnixWorkloadAttestorConfig::from_plugin(plugin).map_err(|e| e.to_string())?,
                 ),
                 "k8s" => WorkloadAttestorPlugin::K8s(K8sConfig::from_plugin(plugin).map_err(|e| e.to_string())?),
+                "docker" => {
+                    WorkloadAttestorPlugin::Docker(DockerConfig::from_plugin(plugin).map_err(|e| e.to_string())?)
+                }
                 other => {
                     return Err(format!(
-                        "unknown WorkloadAttestor plugin {other:?}: this build supports \"unix\" and \"k8s\""
+                        "unknown WorkloadAttestor plugin {other:?}: this build supports \"unix\", \"k8s\" and \"docker\""
                     ));
                 }
             });
@@ -181,6 +186,7 @@ pub fn settings(config: &AgentConfig) -> Result<AgentSettings, String> {
             WorkloadAttestorPlugin::K8s(cfg) => {
                 Arc::new(K8sAttestor::new(cfg).map_err(|e| format!("WorkloadAttestor \"k8s\": {e}"))?)
             }
+            WorkloadAttestorPlugin::Docker(cfg) => Arc::new(DockerAttestor::new(cfg)),
         });
     }
     // A file is read now, as SPIRE reads it with the configuration; remote sources wait until the
@@ -352,8 +358,13 @@ plugins {
             ),
             (
                 r#"NodeAttestor "join_token" {}
-    WorkloadAttestor "docker" {}"#,
-                &["unknown WorkloadAttestor plugin \"docker\": this build supports \"unix\" and \"k8s\""],
+    WorkloadAttestor "systemd" {}"#,
+                &["unknown WorkloadAttestor plugin \"systemd\": this build supports \"unix\", \"k8s\" and \"docker\""],
+            ),
+            (
+                r#"NodeAttestor "join_token" {}
+    WorkloadAttestor "docker" { plugin_data { podman_socket_path = "/run/podman.sock" } }"#,
+                &["plugins.WorkloadAttestor.docker.plugin_data.podman_socket_path: Podman is not supported"],
             ),
         ];
         for (plugins, messages) in refused {

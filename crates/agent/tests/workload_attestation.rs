@@ -176,6 +176,7 @@ async fn attests_another_user_with_supplementary_groups_and_its_executable() {
     expected.extend(group_name(4323).map(|name| format!("supplementary_group:{name}")));
     expected.push(format!("path:{}", sleep_path().display()));
     expected.push(format!("sha256:{}", sha256sum(&sleep_path())));
+    expected.push(format!("pid:{}", child.pid()));
     // SPIRE's order, value for value.
     assert_eq!(values, expected);
     assert!(values.iter().any(|v| v.starts_with("supplementary_group:")), "gid 0 has a name: {values:?}");

@@ -8,6 +8,8 @@
 //!
 //! The Workload API answers any [`AttestError`] with `Unavailable "workload attestation failed"`.
 
+pub mod cgroup;
+pub mod docker;
 pub mod k8s;
 pub mod unix;
 
@@ -21,6 +23,7 @@ use tracing::Instrument;
 
 use crate::peer::{PeerError, Process, Watcher};
 
+pub use docker::{DockerAttestor, DockerConfig};
 pub use k8s::{K8sAttestor, K8sConfig};
 pub use unix::{UnixAttestor, UnixConfig};
 

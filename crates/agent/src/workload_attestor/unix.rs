@@ -4,7 +4,8 @@
 //! selector values in the same order: `uid:<euid>`, `user:<name>`, `gid:<egid>`, `group:<name>`, then
 //! for each supplementary group `supplementary_gid:<gid>` and `supplementary_group:<name>`; with
 //! `discover_workload_path`, `path:<exe>` and, unless `workload_size_limit` is negative,
-//! `sha256:<hex>`. Names appear only when the user or group database resolves the ID.
+//! `sha256:<hex>`. Names appear only when the user or group database resolves the ID. Last, `pid:<pid>`
+//! (ours: the workload attestation document lists it; SPIRE's agent has no such selector).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -143,6 +144,8 @@ impl WorkloadAttestor for UnixAttestor {
                 .map_err(AttestError::plugin)?;
             values.push(format!("sha256:{digest}"));
         }
+        // Ours, after SPIRE's: no SPIRE entry selects it, so it never changes what they match.
+        values.push(format!("pid:{}", process.pid()));
         Ok(values)
     }
 }

@@ -22,18 +22,15 @@ pub mod selectors;
 #[cfg(test)]
 mod tests;
 
-use std::io;
-use std::os::unix::fs::FileExt;
-
 use async_trait::async_trait;
-use spire_cli::goerror::errno_text;
 
 pub use self::config::{
     DEFAULT_KUBELET_CA_PATH, DEFAULT_MAX_POLL_ATTEMPTS, DEFAULT_NODE_NAME_ENV, DEFAULT_POLL_RETRY_INTERVAL,
     DEFAULT_RELOAD_INTERVAL, DEFAULT_SECURE_PORT, DEFAULT_TOKEN_PATH, K8sConfig,
 };
+use super::cgroup::{Pods, ProcFiles};
 use super::{AttestError, WorkloadAttestor};
-use crate::peer::{ProcRoot, Process, read_to_end_at_lossy};
+use crate::peer::{ProcRoot, Process};
 use cache::{FetchError, PodListCache};
 use cgroup::{LocateError, Location};
 use kubelet::{Endpoint, Kubelet, KubeletError, KubeletSettings};
@@ -113,33 +110,11 @@ impl K8sAttestor {
 
     /// Where `process` runs, from its cgroups.
     pub fn locate(&self, process: Process<'_>) -> Result<Location, K8sError> {
-        let root = &self.proc_root;
-        let verbose = self.config.verbose_container_locator_logs;
-        let cgroup_path = root.pid_file(process.pid(), "cgroup").display().to_string();
-        let read_cgroups = || {
-            let text = read_proc_file(process, root, "cgroup")
-                .map_err(|e| LocateError::Cgroups(format!("open {cgroup_path}: {}", errno_text(&e))))?;
-            if verbose && let Some(text) = &text {
-                for (i, path) in cgroup::parse_cgroups(text).unwrap_or_default().iter().enumerate() {
-                    tracing::debug!(index = i + 1, path, "PID cgroup enumerated");
-                }
-            }
-            Ok(text)
-        };
+        let files = ProcFiles { process, root: &self.proc_root, verbose: self.config.verbose_container_locator_logs };
         if !self.config.use_new_container_locator {
-            return Ok(read_cgroups()?.map(|text| cgroup::legacy_locate(&text)).transpose()?.unwrap_or_default());
+            return Ok(files.cgroups()?.map(|text| cgroup::legacy_locate(&text)).transpose()?.unwrap_or_default());
         }
-        let mountinfo_path = root.pid_file(process.pid(), "mountinfo").display().to_string();
-        let mountinfo = read_proc_file(process, root, "mountinfo").map_err(|e| LocateError::MountInfo {
-            path: mountinfo_path.clone(),
-            reason: format!("open {mountinfo_path}: {}", errno_text(&e)),
-        })?;
-        if verbose && let Some(text) = &mountinfo {
-            for (i, (fs_type, mount_root)) in cgroup::parse_mountinfo(text).unwrap_or_default().iter().enumerate() {
-                tracing::debug!(index = i + 1, r#type = fs_type, root = mount_root, "PID mount enumerated");
-            }
-        }
-        Ok(cgroup::locate(mountinfo.as_deref(), &mountinfo_path, read_cgroups)?)
+        Ok(files.locate(Pods::Find)?)
     }
 
     /// The selector values of the workload at `location`, polling the kubelet until its container
@@ -178,15 +153,5 @@ impl WorkloadAttestor for K8sAttestor {
     async fn attest(&self, process: Process<'_>) -> Result<Vec<String>, AttestError> {
         let location = self.locate(process).map_err(AttestError::plugin)?;
         self.attest_location(&location).await.map_err(AttestError::plugin)
-    }
-}
-
-/// `<root>/<pid>/<name>` read whole, `None` if it does not exist. Bytes that are not UTF-8 (cgroup
-/// names may hold any) are replaced, which cannot create a container ID or pod UID.
-fn read_proc_file(process: Process<'_>, root: &ProcRoot, name: &str) -> io::Result<Option<String>> {
-    match process.open(root, name) {
-        Ok(file) => read_to_end_at_lossy(|buf, at| file.read_at(buf, at)).map(Some),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
     }
 }

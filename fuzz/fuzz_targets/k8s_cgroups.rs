@@ -2,10 +2,14 @@
 //! input is the two files, split at the first NUL byte; without one it is the cgroup file alone):
 //! never panics, and a container ID or pod UID found is one the input spells out, in the shape
 //! Kubernetes gives it. The container locator's pod UID is written in the input (with `-` or the
-//! systemd driver's `_`), and comes from a path that names no other pod.
+//! systemd driver's `_`), and comes from a path that names no other pod. The docker attestor's use
+//! of the same locator (container IDs only, `Pods::Ignore`) is checked on the same input, and so are
+//! its legacy `container_id_cgroup_matchers`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use spire_agent::workload_attestor::cgroup::{Pods, locate_with};
+use spire_agent::workload_attestor::docker::matcher::ContainerIdFinder;
 use spire_agent::workload_attestor::k8s::cgroup::{self, Location};
 
 fn check(text: &str, found: &Location) {
@@ -35,6 +39,16 @@ fuzz_target!(|data: &[u8]| {
             // Spelled with `-` or `_` (systemd's form), in any mix: the locator reads both as `-`.
             let dashed = text.replace('_', "-");
             assert!(dashed.contains(&format!("pod{}", found.pod_uid)), "{found:?}");
+        }
+    }
+    if let Ok(found) = locate_with(Pods::Ignore, mountinfo, "/proc/1/mountinfo", || Ok(Some(cgroups.to_owned()))) {
+        assert!(found.pod_uid.is_empty(), "{found:?}");
+        check(&text, &found);
+    }
+    if let Ok(paths) = cgroup::parse_cgroups(cgroups) {
+        let finder = ContainerIdFinder::new(&["/docker/<id>".into(), "/my.slice/*/<id>/*".into()]).expect("patterns");
+        if let Ok(id) = finder.container_id(paths.iter().copied()) {
+            assert!(!id.contains('/') && cgroups.contains(&id), "{id:?}");
         }
     }
     if let Ok(found) = cgroup::legacy_locate(cgroups) {

@@ -19,7 +19,7 @@ const BUILTIN_PLUGINS: &[(&str, &[&str])] = &[
     ("DataStore", &["sql"]),
     ("KeyManager", &["disk", "memory"]),
     ("UpstreamAuthority", &["disk"]),
-    ("NodeAttestor", &["join_token", "k8s_psat"]),
+    ("NodeAttestor", &["join_token", "k8s_psat", "x509pop"]),
 ];
 
 const NO_FEDERATION: &str = "spire-rs neither serves its bundle to other trust domains nor fetches theirs";

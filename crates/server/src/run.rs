@@ -20,7 +20,9 @@ use crate::api::{ServerContext, Settings};
 use crate::authorized::follower::{self, EventCursor};
 use crate::ca::{Ca, CaManager, CaManagerConfig};
 use crate::catalog::keymanager::{DiskKeyManager, KeyManager, MemoryKeyManager};
-use crate::catalog::nodeattestor::{self, K8sPsatAttestor, NodeAttestor, NodeAttestors, k8s_psat};
+use crate::catalog::nodeattestor::{
+    self, K8sPsatAttestor, NodeAttestor, NodeAttestors, X509PopAttestor, k8s_psat, x509pop,
+};
 use crate::catalog::upstreamauthority::{DiskUpstreamAuthority, UpstreamAuthority};
 use crate::endpoints::{self, tls::ServerCert};
 use crate::server_svid::ServerSvid;
@@ -114,6 +116,7 @@ enum KeyManagerPlugin {
 #[derive(Debug)]
 enum NodeAttestorPlugin {
     K8sPsat(k8s_psat::K8sPsatConfig),
+    X509Pop(x509pop::X509PopConfig),
 }
 
 impl Plugins {
@@ -150,9 +153,12 @@ impl Plugins {
                 k8s_psat::NAME => NodeAttestorPlugin::K8sPsat(
                     k8s_psat::K8sPsatConfig::from_plugin(plugin, &config.trust_domain).map_err(plugin_error)?,
                 ),
+                x509pop::NAME => {
+                    NodeAttestorPlugin::X509Pop(x509pop::X509PopConfig::from_plugin(plugin).map_err(plugin_error)?)
+                }
                 other => {
                     return Err(RunError::Plugin(format!(
-                        "unknown NodeAttestor plugin {other:?}: this build supports \"join_token\" and \"k8s_psat\""
+                        "unknown NodeAttestor plugin {other:?}: this build supports \"join_token\", \"k8s_psat\" and \"x509pop\""
                     )));
                 }
             });
@@ -184,6 +190,9 @@ async fn node_attestors(plugins: Vec<NodeAttestorPlugin>, td: &TrustDomain) -> R
         let attestor: Arc<dyn NodeAttestor> = match plugin {
             NodeAttestorPlugin::K8sPsat(cfg) => {
                 Arc::new(K8sPsatAttestor::from_config(cfg, td.clone()).await.map_err(plugin_error)?)
+            }
+            NodeAttestorPlugin::X509Pop(cfg) => {
+                Arc::new(X509PopAttestor::from_config(cfg, td.clone()).map_err(plugin_error)?)
             }
         };
         attestors.register(attestor);
@@ -389,12 +398,16 @@ plugins {{
             built(&config(r#"NodeAttestor "k8s_psat" { plugin_data { clusters = { "c" = {} } } }"#)).await.unwrap_err();
         assert!(err.to_string().contains("service_account_allow_list"), "{err}");
 
-        let err = built(&config(r#"NodeAttestor "x509pop" {}"#)).await.unwrap_err();
+        let err = built(&config(r#"NodeAttestor "tpm_devid" {}"#)).await.unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown NodeAttestor plugin \"x509pop\": this build supports \"join_token\" and \"k8s_psat\""
+            "unknown NodeAttestor plugin \"tpm_devid\": this build supports \"join_token\", \"k8s_psat\" and \"x509pop\""
         );
-        let disabled = built(&config(r#"NodeAttestor "x509pop" { enabled = false }"#)).await.unwrap();
+        let err = built(&config(r#"NodeAttestor "x509pop" { plugin_data { ca_bundle_path = "/no/such/ca.pem" } }"#))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("unable to load trust bundle \"/no/such/ca.pem\""), "{err}");
+        let disabled = built(&config(r#"NodeAttestor "tpm_devid" { enabled = false }"#)).await.unwrap();
         assert_eq!(disabled.names().count(), 0);
     }
 
@@ -424,8 +437,12 @@ plugins {{
                 "plugins.NodeAttestor.k8s_psat.plugin_data.clusters[\"c\"].service_account_allow_list: ",
             ),
             (
+                r#"NodeAttestor "tpm_devid" {}"#.to_owned(),
+                "unknown NodeAttestor plugin \"tpm_devid\": this build supports \"join_token\", \"k8s_psat\" and \"x509pop\"",
+            ),
+            (
                 r#"NodeAttestor "x509pop" {}"#.to_owned(),
-                "unknown NodeAttestor plugin \"x509pop\": this build supports \"join_token\" and \"k8s_psat\"",
+                "plugins.NodeAttestor.x509pop.plugin_data: one of ca_bundle_path or ca_bundle_paths must be configured",
             ),
             (r#"UpstreamAuthority "vault" {}"#.to_owned(), "unknown UpstreamAuthority plugin \"vault\": use \"disk\""),
         ];

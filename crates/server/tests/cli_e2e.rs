@@ -1381,8 +1381,8 @@ fn validate_config() {
         ),
         (
             "unknown_plugin.conf",
-            r#"NodeAttestor "x509pop" {}"#.to_owned(),
-            r#"unknown NodeAttestor plugin "x509pop": this build supports "join_token" and "k8s_psat""#,
+            r#"NodeAttestor "tpm_devid" {}"#.to_owned(),
+            r#"unknown NodeAttestor plugin "tpm_devid": this build supports "join_token", "k8s_psat" and "x509pop""#,
         ),
     ] {
         let out = validate(name, &plugin);

@@ -8,9 +8,11 @@
 
 pub mod join_token;
 pub mod k8s_psat;
+pub mod x509pop;
 
 pub use join_token::JoinTokenAttestor;
 pub use k8s_psat::K8sPsatAttestor;
+pub use x509pop::X509PopAttestor;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -11,7 +11,10 @@ use spire_config::plugin_data::{DiskKeyManagerAgentConfig, UnixWorkloadAttestorC
 use spire_keymanager::{DiskKeyManager, KeyManager, MemoryKeyManager};
 
 use crate::bootstrap::{TrustBootstrap, UrlSource, parse_bundle};
-use crate::node_attestor::{JoinTokenAttestor, K8sPsatAttestor, K8sPsatConfig, NodeAttestor, join_token, k8s_psat};
+use crate::node_attestor::{
+    JoinTokenAttestor, K8sPsatAttestor, K8sPsatConfig, NodeAttestor, X509PopAttestor, X509PopConfig, join_token,
+    k8s_psat, x509pop,
+};
 use crate::run::AgentSettings;
 use crate::workload_attestor::docker::{DockerAttestor, DockerConfig};
 use crate::workload_attestor::k8s::{K8sAttestor, K8sConfig};
@@ -121,6 +124,7 @@ enum NodeAttestorPlugin {
     /// The built-in join_token attestor, with the configured token if there is one.
     JoinToken(Option<String>),
     K8sPsat(K8sPsatConfig),
+    X509Pop(X509PopConfig),
 }
 
 #[derive(Debug)]
@@ -175,6 +179,7 @@ pub fn settings(config: &AgentConfig) -> Result<AgentSettings, String> {
     let node_attestor: Arc<dyn NodeAttestor> = match plugins.node_attestor {
         NodeAttestorPlugin::JoinToken(token) => Arc::new(JoinTokenAttestor::new(token)),
         NodeAttestorPlugin::K8sPsat(cfg) => Arc::new(K8sPsatAttestor::new(cfg)),
+        NodeAttestorPlugin::X509Pop(cfg) => Arc::new(X509PopAttestor::new(cfg)),
     };
     let mut attestors: Vec<Arc<dyn WorkloadAttestor>> = Vec::new();
     for plugin in plugins.workload_attestors {
@@ -240,9 +245,12 @@ fn node_attestor(config: &AgentConfig) -> Result<NodeAttestorPlugin, String> {
         k8s_psat::PLUGIN_NAME => {
             NodeAttestorPlugin::K8sPsat(K8sPsatConfig::from_plugin(plugin).map_err(|e| e.to_string())?)
         }
+        x509pop::PLUGIN_NAME => {
+            NodeAttestorPlugin::X509Pop(X509PopConfig::from_plugin(plugin).map_err(|e| e.to_string())?)
+        }
         other => {
             return Err(format!(
-                "unknown NodeAttestor plugin {other:?}: this build supports \"join_token\" and \"k8s_psat\""
+                "unknown NodeAttestor plugin {other:?}: this build supports \"join_token\", \"k8s_psat\" and \"x509pop\""
             ));
         }
     })
@@ -304,9 +312,12 @@ plugins {
         let missing = r#"NodeAttestor "k8s_psat" { plugin_data {} }"#;
         let err = node_attestor(&agent_config("", missing)).unwrap_err();
         assert!(err.contains("missing required cluster block"), "{err}");
-        let other = r#"NodeAttestor "x509pop" { plugin_data {} }"#;
+        let other = r#"NodeAttestor "tpm_devid" { plugin_data {} }"#;
         let err = node_attestor(&agent_config("", other)).unwrap_err();
-        assert_eq!(err, "unknown NodeAttestor plugin \"x509pop\": this build supports \"join_token\" and \"k8s_psat\"");
+        assert_eq!(
+            err,
+            "unknown NodeAttestor plugin \"tpm_devid\": this build supports \"join_token\", \"k8s_psat\" and \"x509pop\""
+        );
     }
 
     /// `validate -config <file>` on an agent config whose `plugins` block is `plugins`, and what
@@ -352,9 +363,11 @@ plugins {
                 &["plugins.WorkloadAttestor.k8s.plugin_data.experimental.sigstore: "],
             ),
             (
-                r#"NodeAttestor "x509pop" {}
+                r#"NodeAttestor "tpm_devid" {}
     WorkloadAttestor "unix" {}"#,
-                &["unknown NodeAttestor plugin \"x509pop\": this build supports \"join_token\" and \"k8s_psat\""],
+                &[
+                    "unknown NodeAttestor plugin \"tpm_devid\": this build supports \"join_token\", \"k8s_psat\" and \"x509pop\"",
+                ],
             ),
             (
                 r#"NodeAttestor "join_token" {}

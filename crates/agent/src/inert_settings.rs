@@ -15,7 +15,7 @@ use spire_config::inert::{self, InertSetting};
 /// The plugins this build runs, per plugin type; the agent has no SVIDStore plugins.
 const BUILTIN_PLUGINS: &[(&str, &[&str])] = &[
     ("KeyManager", &["disk", "memory"]),
-    ("NodeAttestor", &["join_token", "k8s_psat"]),
+    ("NodeAttestor", &["join_token", "k8s_psat", "x509pop"]),
     ("WorkloadAttestor", &["unix"]),
 ];
 

@@ -26,9 +26,9 @@ use crate::agent_server::{AgentUnderTest, ServerSetup, ServerUnderTest};
 
 /// The image workloads run in: busybox and a stripped copy of our `spire-agent` (its `api fetch`
 /// is the Workload API client), imported once per test process.
-const WORKLOAD_IMAGE: &str = "spire-rs-workload:test";
+pub(crate) const WORKLOAD_IMAGE: &str = "spire-rs-workload:test";
 /// Where the agent's socket directory is mounted in workload containers.
-const SOCKET_DIR: &str = "/run/spire/sockets";
+pub(crate) const SOCKET_DIR: &str = "/run/spire/sockets";
 /// The audience k8s_psat tokens are requested for (SPIRE's default).
 pub(crate) const AUDIENCE: &str = "spire-server";
 
@@ -56,10 +56,16 @@ impl Drop for World {
 /// The shared cluster and Docker engine with the workload image, or `None` when a peer is missing
 /// (skipped).
 async fn shared() -> Option<(&'static Cluster, &'static Dockerd, String)> {
-    static IMAGE: OnceCell<String> = OnceCell::const_new();
     let cluster = Cluster::shared().await?;
     let docker = Dockerd::shared().await?;
-    let image = IMAGE
+    Some((cluster, docker, workload_image(docker).await))
+}
+
+/// [`WORKLOAD_IMAGE`] (busybox and a stripped copy of our `spire-agent`) in `docker`, imported once
+/// per test process; its image ID.
+pub(crate) async fn workload_image(docker: &'static Dockerd) -> String {
+    static IMAGE: OnceCell<String> = OnceCell::const_new();
+    IMAGE
         .get_or_init(|| async move {
             tokio::task::spawn_blocking(move || {
                 let stripped = docker.dir().join("spire-agent");
@@ -76,8 +82,7 @@ async fn shared() -> Option<(&'static Cluster, &'static Dockerd, String)> {
             .expect("import the workload image")
         })
         .await
-        .clone();
-    Some((cluster, docker, image))
+        .clone()
 }
 
 impl World {

@@ -1,0 +1,136 @@
+//! The `plugin_data` of NodeAttestor `x509pop`, with SPIRE v1.13.3's keys:
+//!
+//! ```hcl
+//! plugin_data {
+//!   ca_bundle_path = "/opt/spire/conf/server/agent-cacert.pem"   # or ca_bundle_paths = [...]
+//!   agent_path_template = "/{{ .PluginName }}/{{ .Fingerprint }}" # the default
+//!   mode = "external_pki"                                         # the default
+//! }
+//! ```
+//!
+//! `spiffe_prefix` is read too (SPIRE's key; its docs call it `svid_prefix`, which SPIRE ignores and
+//! we refuse as unknown). `mode = "spiffe"` is refused: this build verifies agents' certificates
+//! against configured CAs only.
+
+use std::path::PathBuf;
+
+use spire_config::plugin_data::decode;
+use spire_config::{ConfigError, PluginConfig, Reader};
+
+use super::template::{self, Template};
+
+/// The decoded `plugin_data`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct X509PopConfig {
+    /// The PEM files holding the trusted root CAs (`ca_bundle_path` or `ca_bundle_paths`).
+    pub ca_bundle_paths: Vec<PathBuf>,
+    /// `agent_path_template`.
+    pub agent_path_template: Template,
+}
+
+impl X509PopConfig {
+    /// Decodes the plugin's data; no file is read.
+    pub fn from_plugin(plugin: &PluginConfig) -> Result<Self, ConfigError> {
+        decode(plugin, read)
+    }
+}
+
+fn read(r: &mut Reader<'_, '_>) -> X509PopConfig {
+    let line = r.pos().line;
+    let path = r.path().to_owned();
+    let invalid = |r: &mut Reader<'_, '_>, message: String| {
+        r.diags().error(ConfigError::invalid(format!("{path}: {message}"), line));
+    };
+    let mode = r.non_empty_string("mode").unwrap_or_else(|| "external_pki".into());
+    match mode.as_str() {
+        "external_pki" => {}
+        "spiffe" => invalid(r, "mode \"spiffe\" is not supported by this build; use external_pki".into()),
+        _ => invalid(r, "mode can only be either spiffe or external_pki".into()),
+    }
+    // Read for SPIRE compatibility; only meaningful in spiffe mode.
+    let _ = r.string("spiffe_prefix");
+    let single = r.non_empty_string("ca_bundle_path");
+    let many = r.string_list("ca_bundle_paths").unwrap_or_default();
+    let ca_bundle_paths: Vec<PathBuf> = match (single, many.is_empty()) {
+        (Some(_), false) => {
+            invalid(r, "only one of ca_bundle_path or ca_bundle_paths can be configured, not both".into());
+            Vec::new()
+        }
+        (Some(p), true) => vec![PathBuf::from(p)],
+        (None, false) => many.into_iter().map(PathBuf::from).collect(),
+        (None, true) => {
+            if mode == "external_pki" {
+                invalid(r, "one of ca_bundle_path or ca_bundle_paths must be configured".into());
+            }
+            Vec::new()
+        }
+    };
+    let text = r.non_empty_string("agent_path_template").unwrap_or_else(|| template::DEFAULT.into());
+    let agent_path_template = match Template::parse(&text) {
+        Ok(t) => t,
+        Err(e) => {
+            invalid(r, format!("failed to parse agent svid template: {}: {e}", spire_cli::flags::go_quote(&text)));
+            Template::parse(template::DEFAULT).expect("the default parses")
+        }
+    };
+    X509PopConfig { ca_bundle_paths, agent_path_template }
+}
+
+/// A NodeAttestor "x509pop" block with `data` (HCL) as its `plugin_data`.
+#[cfg(test)]
+pub(crate) fn test_plugin(data: &str) -> PluginConfig {
+    PluginConfig {
+        plugin_type: "NodeAttestor".into(),
+        name: "x509pop".into(),
+        pos: spire_config::Pos { line: 1, column: 1 },
+        plugin_cmd: None,
+        plugin_args: Vec::new(),
+        plugin_checksum: None,
+        enabled: true,
+        plugin_data: Some(spire_config::parse_str(data, false).expect("test plugin data parses")),
+        plugin_data_file: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(data: &str) -> Result<X509PopConfig, String> {
+        X509PopConfig::from_plugin(&test_plugin(data)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn one_bundle_path_or_several() {
+        let c = config(r#"ca_bundle_path = "/ca.pem""#).unwrap();
+        assert_eq!(c.ca_bundle_paths, [PathBuf::from("/ca.pem")]);
+        assert_eq!(c.agent_path_template, Template::parse(template::DEFAULT).unwrap());
+        let c = config(
+            "ca_bundle_paths = [\"/a.pem\", \"/b.pem\"]\nmode = \"external_pki\"\nspiffe_prefix = \"/x\"\nagent_path_template = \"/cn/{{ .Subject.CommonName }}\"",
+        )
+        .unwrap();
+        assert_eq!(c.ca_bundle_paths.len(), 2);
+    }
+
+    #[test]
+    fn spire_refusals() {
+        for (data, expected) in [
+            ("", "one of ca_bundle_path or ca_bundle_paths must be configured"),
+            (
+                "ca_bundle_path = \"/a\"\nca_bundle_paths = [\"/b\"]",
+                "only one of ca_bundle_path or ca_bundle_paths can be configured, not both",
+            ),
+            ("ca_bundle_path = \"/a\"\nmode = \"other\"", "mode can only be either spiffe or external_pki"),
+            ("mode = \"spiffe\"", "mode \"spiffe\" is not supported by this build"),
+            (
+                "ca_bundle_path = \"/a\"\nagent_path_template = \"/{{ .X }}\"",
+                "failed to parse agent svid template: \"/{{ .X }}\"",
+            ),
+            ("ca_bundle_path = \"/a\"\nsvid_prefix = \"/x\"", "unknown configuration key \"svid_prefix\""),
+        ] {
+            let err = config(data).unwrap_err();
+            assert!(err.contains(expected), "{data:?}: {err}");
+            assert!(err.contains("plugins.NodeAttestor.x509pop.plugin_data"), "{data:?}: {err}");
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! NodeAttestor `x509pop`: agents provisioned with an X.509 certificate out of band prove they hold
+//! its private key.
+//!
+//! The payload is the agent's chain, leaf first ([`spire_attestation::x509pop`]). The server checks
+//! the chain against the configured root CAs (any extended key usage, as SPIRE's
+//! `ExtKeyUsageAny`), requires the digitalSignature key usage, and challenges the agent with a
+//! 32-byte nonce; the agent signs `SHA256(nonce || its own nonce)` with the leaf's key (RSA-PSS or
+//! ECDSA). The agent is named by [`config::X509PopConfig::agent_path_template`], by default
+//! `spiffe://<td>/spire/agent/x509pop/<SHA-1 of the leaf's DER>`, with the selectors of
+//! [`selectors`]. Agents renew by attesting again.
+//!
+//! [`verify`] holds the checks as functions, [`template`] the agent path template, [`config`] the
+//! `plugin_data`, [`error`] SPIRE's refusals.
+
+pub mod config;
+pub mod error;
+pub mod template;
+pub mod verify;
+
+use std::path::Path;
+
+use spire_attestation::x509pop::{AttestationData, PLUGIN_NAME, Response};
+use spire_config::{ConfigError, PluginConfig};
+use spire_identity::TrustDomain;
+use tonic::Status;
+
+pub use self::config::X509PopConfig;
+pub use self::error::AttestError;
+use self::template::Template;
+use self::verify::LeafInfo;
+use super::{AttestResult, Challenger, NodeAttestor};
+
+/// The attestation type and plugin name.
+pub const NAME: &str = PLUGIN_NAME;
+
+/// Why the plugin could not be set up at server start.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The `plugin_data` is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A CA bundle could not be read (SPIRE's wording).
+    #[error("plugins.NodeAttestor.x509pop.plugin_data: unable to load trust bundle {}: {reason}", spire_cli::flags::go_quote(&path.display().to_string()))]
+    Bundle {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The `x509pop` attestor.
+#[derive(Debug)]
+pub struct X509PopAttestor {
+    trust_domain: TrustDomain,
+    roots: Vec<Vec<u8>>,
+    template: Template,
+}
+
+impl X509PopAttestor {
+    /// The attestor `plugin` configures.
+    pub fn from_plugin(plugin: &PluginConfig, trust_domain: TrustDomain) -> Result<Self, SetupError> {
+        Self::from_config(X509PopConfig::from_plugin(plugin)?, trust_domain)
+    }
+
+    /// The attestor for a decoded `config`; the CA bundles are read now.
+    pub fn from_config(config: X509PopConfig, trust_domain: TrustDomain) -> Result<Self, SetupError> {
+        let mut roots = Vec::new();
+        for path in &config.ca_bundle_paths {
+            roots.extend(load_bundle(path)?);
+        }
+        Ok(Self::new(trust_domain, roots, config.agent_path_template))
+    }
+
+    /// An attestor trusting `roots` (DER).
+    pub fn new(trust_domain: TrustDomain, roots: Vec<Vec<u8>>, template: Template) -> Self {
+        Self { trust_domain, roots, template }
+    }
+
+    /// Every step of SPIRE's plugin, in its order.
+    pub async fn attest_payload(
+        &self,
+        payload: &[u8],
+        challenger: &mut dyn Challenger,
+    ) -> Result<AttestResult, Status> {
+        if payload.is_empty() {
+            return Err(AttestError::MissingPayload.into());
+        }
+        let data = AttestationData::from_json(payload).map_err(|e| AttestError::BadPayload(e.to_string()))?;
+        let (leaf_der, intermediates) = data.certificates.split_first().ok_or(AttestError::NoCertificate)?;
+        let leaf = LeafInfo::parse(leaf_der)?;
+        for (i, der) in intermediates.iter().enumerate() {
+            verify::check_parses(der).map_err(|e| AttestError::BadIntermediate(i, e))?;
+        }
+        let ca_fingerprints = verify::verify_chain(leaf_der, intermediates, &self.roots, std::time::SystemTime::now())?;
+        let challenge = verify::generate_challenge(&leaf)?;
+        let answer = challenger.challenge(challenge.to_json()).await?;
+        let response = Response::from_json(&answer).map_err(|e| AttestError::BadResponse(e.to_string()))?;
+        verify::verify_response(&leaf.key, &challenge, &response)
+            .map_err(|e| AttestError::ResponseVerification(e.to_string()))?;
+        let sans = leaf.uri_san_selectors(self.trust_domain.as_str());
+        let agent_id = verify::agent_id(&self.trust_domain, &self.template, &leaf, &sans)?;
+        Ok(AttestResult {
+            agent_id,
+            selector_values: verify::selectors(&leaf, &ca_fingerprints, &sans),
+            can_reattest: true,
+        })
+    }
+}
+
+/// Every certificate in a PEM file.
+fn load_bundle(path: &Path) -> Result<Vec<Vec<u8>>, SetupError> {
+    let bundle_error = |reason: String| SetupError::Bundle { path: path.to_owned(), reason };
+    let text = std::fs::read_to_string(path).map_err(|e| bundle_error(e.to_string()))?;
+    spire_identity::x509::certs_from_pem(&text).map_err(|e| bundle_error(e.to_string()))
+}
+
+#[async_trait::async_trait]
+impl NodeAttestor for X509PopAttestor {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    async fn attest(&self, payload: &[u8], challenger: &mut dyn Challenger) -> Result<AttestResult, Status> {
+        self.attest_payload(payload, challenger).await
+    }
+}
+
+#[cfg(test)]
+mod tests;

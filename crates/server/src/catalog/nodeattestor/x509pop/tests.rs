@@ -1,0 +1,188 @@
+//! The attestation flow with certificates made here (rcgen), answered by the agent's signer.
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SanType, SignatureAlgorithm,
+};
+use spire_attestation::x509pop::{AttestationData, Challenge, SigningKey, fingerprint};
+use tonic::Code;
+
+use super::template::{self, Template};
+use super::*;
+
+struct Ca {
+    der: Vec<u8>,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+fn ca(cn: &str) -> Ca {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let cert = p.self_signed(&key).unwrap();
+    Ca { der: cert.der().to_vec(), issuer: Issuer::new(p, key) }
+}
+
+fn intermediate(parent: &Ca, cn: &str) -> Ca {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    let cert = p.signed_by(&key, &parent.issuer).unwrap();
+    Ca { der: cert.der().to_vec(), issuer: Issuer::new(p, key) }
+}
+
+/// A leaf under `issuer` with a key of `alg`; returns its DER and the agent's signer.
+fn leaf(issuer: &Ca, alg: &'static SignatureAlgorithm, digital_signature: bool) -> (Vec<u8>, SigningKey) {
+    let key = KeyPair::generate_for(alg).unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, "node-1");
+    p.serial_number = Some(vec![0x0a, 0xbc].into());
+    p.key_usages = if digital_signature { vec![KeyUsagePurpose::DigitalSignature] } else { vec![] };
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    p.subject_alt_names = vec![
+        SanType::URI("x509pop://example.org/datacenter/eu-1".try_into().unwrap()),
+        SanType::URI("x509pop://other.org/ignored/x".try_into().unwrap()),
+    ];
+    let cert = p.signed_by(&key, &issuer.issuer).unwrap();
+    (cert.der().to_vec(), SigningKey::from_pkcs8(&key.serialize_der()).unwrap())
+}
+
+fn td() -> TrustDomain {
+    TrustDomain::parse("example.org").unwrap()
+}
+
+fn attestor(roots: &[&Ca], template: &str) -> X509PopAttestor {
+    X509PopAttestor::new(td(), roots.iter().map(|c| c.der.clone()).collect(), Template::parse(template).unwrap())
+}
+
+/// Answers with `key` and counts challenges.
+struct Agent<'a> {
+    key: &'a SigningKey,
+    challenges: usize,
+}
+
+#[async_trait::async_trait]
+impl Challenger for Agent<'_> {
+    async fn challenge(&mut self, challenge: Vec<u8>) -> Result<Vec<u8>, Status> {
+        self.challenges += 1;
+        let c = Challenge::from_json(&challenge).unwrap();
+        Ok(self.key.respond(&c).map_err(|e| Status::internal(e.to_string()))?.to_json())
+    }
+}
+
+fn payload(chain: &[&[u8]]) -> Vec<u8> {
+    AttestationData { certificates: chain.iter().map(|c| c.to_vec()).collect() }.to_json()
+}
+
+#[tokio::test]
+async fn every_key_type_attests_through_an_intermediate() {
+    let root = ca("root");
+    let inter = intermediate(&root, "inter");
+    for alg in [&rcgen::PKCS_ECDSA_P256_SHA256, &rcgen::PKCS_ECDSA_P384_SHA384, &rcgen::PKCS_RSA_SHA256] {
+        let (leaf_der, key) = leaf(&inter, alg, true);
+        let mut agent = Agent { key: &key, challenges: 0 };
+        let result = attestor(&[&root], template::DEFAULT)
+            .attest_payload(&payload(&[&leaf_der, &inter.der]), &mut agent)
+            .await
+            .unwrap_or_else(|e| panic!("{alg:?}: {e:?}"));
+        assert_eq!(agent.challenges, 1);
+        assert_eq!(
+            result.agent_id.to_string(),
+            format!("spiffe://example.org/spire/agent/x509pop/{}", fingerprint(&leaf_der))
+        );
+        assert!(result.can_reattest);
+        assert_eq!(
+            result.selector_values,
+            [
+                "subject:cn:node-1".to_owned(),
+                format!("ca:fingerprint:{}", fingerprint(&inter.der)),
+                format!("ca:fingerprint:{}", fingerprint(&root.der)),
+                "serialnumber:0abc".to_owned(),
+                "san:datacenter:eu-1".to_owned(),
+            ]
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_template_names_the_agent() {
+    let root = ca("root");
+    let (leaf_der, key) = leaf(&root, &rcgen::PKCS_ECDSA_P256_SHA256, true);
+    let result = attestor(&[&root], "/cn/{{ .Subject.CommonName }}/{{ index .URISanSelectors \"datacenter\" }}")
+        .attest_payload(&payload(&[&leaf_der]), &mut Agent { key: &key, challenges: 0 })
+        .await
+        .unwrap();
+    assert_eq!(result.agent_id.to_string(), "spiffe://example.org/spire/agent/cn/node-1/eu-1");
+    let err = attestor(&[&root], "/{{ .Subject.SerialNumber }}")
+        .attest_payload(&payload(&[&leaf_der]), &mut Agent { key: &key, challenges: 0 })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Internal);
+    assert!(
+        err.message().starts_with("nodeattestor(x509pop): failed to make spiffe id: invalid agent path suffix \"/\""),
+        "{}",
+        err.message()
+    );
+}
+
+#[tokio::test]
+async fn refusals() {
+    let root = ca("root");
+    let other = ca("other");
+    let (leaf_der, key) = leaf(&root, &rcgen::PKCS_ECDSA_P256_SHA256, true);
+    let (_, wrong_key) = leaf(&root, &rcgen::PKCS_ECDSA_P256_SHA256, true);
+    let (no_sign_der, no_sign_key) = leaf(&root, &rcgen::PKCS_ECDSA_P256_SHA256, false);
+    let a = attestor(&[&root], template::DEFAULT);
+    let run = |payload: Vec<u8>, key: &'static SigningKey| {
+        let a = &a;
+        async move { a.attest_payload(&payload, &mut Agent { key, challenges: 0 }).await.unwrap_err() }
+    };
+    let key: &'static SigningKey = Box::leak(Box::new(key));
+    let cases: Vec<(Vec<u8>, &'static SigningKey, Code, &str)> = vec![
+        (Vec::new(), key, Code::InvalidArgument, "missing attestation payload"),
+        (b"{".to_vec(), key, Code::InvalidArgument, "failed to unmarshal data: "),
+        (br#"{"certificates":[]}"#.to_vec(), key, Code::InvalidArgument, "no certificate to attest"),
+        (payload(&[b"junk"]), key, Code::InvalidArgument, "unable to parse leaf certificate: "),
+        (payload(&[&leaf_der, b"junk"]), key, Code::InvalidArgument, "unable to parse intermediate certificate 0: "),
+        (
+            payload(&[&leaf(&other, &rcgen::PKCS_ECDSA_P256_SHA256, true).0]),
+            key,
+            Code::PermissionDenied,
+            "certificate verification failed: x509: certificate signed by unknown authority",
+        ),
+        (
+            payload(&[&leaf_der]),
+            Box::leak(Box::new(wrong_key)),
+            Code::PermissionDenied,
+            "challenge response verification failed: ECDSA signature verify failed",
+        ),
+        (
+            payload(&[&no_sign_der]),
+            Box::leak(Box::new(no_sign_key)),
+            Code::Internal,
+            "unable to generate challenge: certificate not intended for digital signature use",
+        ),
+    ];
+    for (p, k, code, message) in cases {
+        let err = run(p, k).await;
+        assert_eq!(err.code(), code, "{message}: {err:?}");
+        let expected = format!("nodeattestor(x509pop): {message}");
+        assert!(err.message().starts_with(&expected), "{}\n  expected {expected}", err.message());
+    }
+}
+
+#[test]
+fn responses_of_the_wrong_kind_or_length_are_refused() {
+    let ec = verify::LeafKey::P256(vec![4; 65]);
+    let challenge = Challenge { rsa_signature: None, ecdsa_signature: Some(Default::default()) };
+    let err = verify::verify_response(&ec, &challenge, &Default::default()).unwrap_err();
+    assert_eq!(err.to_string(), "expecting ECDSA response");
+    let rsa = verify::LeafKey::Rsa(vec![1]);
+    let challenge = Challenge { rsa_signature: Some(Default::default()), ecdsa_signature: None };
+    let err = verify::verify_response(&rsa, &challenge, &Default::default()).unwrap_err();
+    assert_eq!(err.to_string(), "expecting RSA response");
+}

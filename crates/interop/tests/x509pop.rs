@@ -1,0 +1,228 @@
+//! The x509pop node attestor end to end, for each pairing of our server and agent with SPIRE
+//! v1.13.3's: certificates made by `openssl` (a CA and leaves, EC and RSA), the agent proving it
+//! holds the leaf's key (RSA-PSS or ECDSA over both nonces), the agent ID and selectors as the server
+//! shows them, and a workload under a node alias on those selectors getting its SVID; then the
+//! refusals: a leaf of another CA, a key that is not the certificate's.
+
+mod agent_server;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use agent_server::{AgentUnderTest, OurAgent, OurServer, ServerSetup, ServerUnderTest};
+use spire_testkit::agent::AgentOptions;
+use spire_testkit::peers;
+use spire_testkit::upstream::{UpstreamAgent, UpstreamServer};
+
+/// `openssl` with `args` in `dir`; panics with its stderr if it fails.
+fn openssl(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A CA `name` in `dir` (`<name>.pem`, `<name>.key`).
+fn ca(dir: &Path, name: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+            "-subj",
+            &format!("/CN={name}"),
+            "-days",
+            "2",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+}
+
+/// A leaf `name` (CN `name`) signed by CA `ca`, with a key of `alg` (`ec` or `rsa`).
+fn leaf(dir: &Path, ca: &str, name: &str, alg: &str) {
+    let key_args: &[&str] =
+        if alg == "rsa" { &["-newkey", "rsa:2048"] } else { &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] };
+    let mut args = vec!["req", "-nodes", "-keyout"];
+    let (key, csr, pem) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
+    args.extend([key.as_str(), "-out", csr.as_str(), "-subj"]);
+    let subject = format!("/CN={name}");
+    args.push(&subject);
+    args.extend(key_args);
+    openssl(dir, &args);
+    std::fs::write(dir.join("leaf.ext"), "keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n")
+        .expect("ext");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "1",
+            "-extfile",
+            "leaf.ext",
+        ],
+    );
+}
+
+/// The SHA-1 of a PEM certificate's DER, lowercase hex: the agent ID's last segment.
+fn sha1_fingerprint(dir: &Path, pem: &str) -> String {
+    let out = openssl(dir, &["x509", "-in", pem, "-noout", "-fingerprint", "-sha1"]);
+    out.trim().rsplit('=').next().expect("fingerprint").replace(':', "").to_lowercase()
+}
+
+fn server_setup(ca_bundle: &Path) -> ServerSetup {
+    let plugin = format!(
+        "    NodeAttestor \"x509pop\" {{\n        plugin_data {{\n            ca_bundle_path = \"{}\"\n        }}\n    }}\n",
+        ca_bundle.display()
+    );
+    ServerSetup { extra_plugins: plugin, ..ServerSetup::default() }
+}
+
+fn agent_options(cert: &Path, key: &Path) -> AgentOptions {
+    let attestors = format!(
+        "    NodeAttestor \"x509pop\" {{\n        plugin_data {{\n            private_key_path = \"{}\"\n            certificate_path = \"{}\"\n        }}\n    }}\n    WorkloadAttestor \"unix\" {{\n        plugin_data {{}}\n    }}",
+        key.display(),
+        cert.display()
+    );
+    AgentOptions { attestors: Some(attestors), ..AgentOptions::default() }
+}
+
+/// The whole flow on one pairing with a leaf of key type `alg`.
+async fn attests<S: ServerUnderTest, A: AgentUnderTest>(tag: &str, alg: &str) {
+    let (Some(server_bin), Some(agent_bin)) = (S::binary(), A::binary()) else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir: PathBuf = tmp.path().to_owned();
+    ca(&dir, "ca");
+    let node = format!("node-{tag}");
+    leaf(&dir, "ca", &node, alg);
+    let server = S::start(&server_bin, &server_setup(&dir.join("ca.pem"))).await;
+    let options = agent_options(&dir.join(format!("{node}.pem")), &dir.join(format!("{node}.key")));
+    let agent = A::start(&agent_bin, &dir.join("agent"), server.port, &options).await;
+
+    let agent_id =
+        format!("spiffe://example.org/spire/agent/x509pop/{}", sha1_fingerprint(&dir, &format!("{node}.pem")));
+    let shown = server.cli(&["agent", "show", "-spiffeID", &agent_id]);
+    let ca_fingerprint = sha1_fingerprint(&dir, "ca.pem");
+    for selector in [format!("x509pop:subject:cn:{node}"), format!("x509pop:ca:fingerprint:{ca_fingerprint}")] {
+        assert!(shown.contains(&selector), "{} lacks {selector}:\n{shown}", S::NAME);
+    }
+    assert!(shown.contains("x509pop:serialnumber:"), "{shown}");
+
+    // A node alias on the subject, a workload entry under it, and the SVID through the Workload API.
+    let alias = format!("spiffe://example.org/x509pop-nodes/{tag}");
+    server.cli(&["entry", "create", "-node", "-spiffeID", &alias, "-selector", &format!("x509pop:subject:cn:{node}")]);
+    let workload = format!("spiffe://example.org/{tag}/workload");
+    let uid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).expect("uid");
+    server.cli(&[
+        "entry",
+        "create",
+        "-parentID",
+        &alias,
+        "-spiffeID",
+        &workload,
+        "-selector",
+        &format!("unix:uid:{uid}"),
+    ]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = Command::new(peers::workspace_binary("spire-agent"))
+            .args(["api", "fetch", "x509", "-socketPath"])
+            .arg(&agent.socket)
+            .output()
+            .expect("api fetch");
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() && said.contains(&workload) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no SVID for {workload} from {}: {said}{}\n--- agent ---\n{}",
+            A::NAME,
+            String::from_utf8_lossy(&out.stderr),
+            agent.log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn our_agent_attests_to_our_server_with_an_ec_leaf() {
+    attests::<OurServer, OurAgent>("ours-ec", "ec").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn our_agent_attests_to_our_server_with_an_rsa_leaf() {
+    attests::<OurServer, OurAgent>("ours-rsa", "rsa").await;
+}
+
+/// SPIRE's agent signs the challenge; our server checks it (ECDSA, then RSA-PSS).
+#[tokio::test(flavor = "multi_thread")]
+async fn spire_agent_attests_to_our_server() {
+    attests::<OurServer, UpstreamAgent>("spire-agent-ec", "ec").await;
+    attests::<OurServer, UpstreamAgent>("spire-agent-rsa", "rsa").await;
+}
+
+/// Our agent signs; SPIRE's server checks.
+#[tokio::test(flavor = "multi_thread")]
+async fn our_agent_attests_to_spire_server() {
+    attests::<UpstreamServer, OurAgent>("spire-server-ec", "ec").await;
+    attests::<UpstreamServer, OurAgent>("spire-server-rsa", "rsa").await;
+}
+
+/// Our server refuses a leaf of another CA and a key that is not the certificate's (SPIRE's agent
+/// signs with whatever key it is given; ours refuses such a pair itself), and creates no agent.
+#[tokio::test(flavor = "multi_thread")]
+async fn our_server_refuses_other_cas_and_wrong_keys() {
+    let Some(upstream_agent) = <UpstreamAgent as AgentUnderTest>::binary() else { return };
+    let server_bin = <OurServer as ServerUnderTest>::binary().expect("our server");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().to_owned();
+    ca(&dir, "ca");
+    ca(&dir, "other-ca");
+    leaf(&dir, "ca", "good", "ec");
+    leaf(&dir, "other-ca", "stranger", "ec");
+    leaf(&dir, "ca", "spare", "ec");
+    let server = OurServer::start(&server_bin, &server_setup(&dir.join("ca.pem"))).await;
+    let cases = [
+        ("another CA", "stranger.pem", "stranger.key", upstream_agent.clone()),
+        ("wrong key", "good.pem", "spare.key", upstream_agent),
+    ];
+    for (case, cert, key, binary) in cases {
+        // The server allows one attestation per second from an address (SPIRE's rate limit).
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let options = agent_options(&dir.join(cert), &dir.join(key));
+        let mut agent = UpstreamAgent::launch(&binary, &dir.join(case.replace(' ', "-")), server.port, &options);
+        let status = agent.wait_exit(Duration::from_secs(30)).await;
+        assert!(status.is_some_and(|s| !s.success()), "{case}: the agent did not fail:\n{}", agent.log());
+        assert!(server.log().contains("x509pop"), "{case}: the server says nothing:\n{}", server.log());
+    }
+    let listed = server.cli(&["agent", "list"]);
+    assert!(!listed.contains("x509pop"), "no agent may have attested:\n{listed}");
+    // Our agent refuses the mismatched pair before sending anything.
+    let our_agent = <OurAgent as AgentUnderTest>::binary().expect("our agent");
+    let options = agent_options(&dir.join("good.pem"), &dir.join("spare.key"));
+    let mut agent = OurAgent::launch(&our_agent, &dir.join("ours-wrong-key"), server.port, &options);
+    let status = agent.wait_exit(Duration::from_secs(30)).await;
+    assert!(status.is_some_and(|s| !s.success()), "our agent did not fail:\n{}", agent.log());
+}

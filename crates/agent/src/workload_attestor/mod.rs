@@ -24,6 +24,22 @@ use tracing::Instrument;
 use crate::peer::{PeerError, Process, Watcher};
 
 pub use docker::{DockerAttestor, DockerConfig};
+
+/// Refuses the `experimental.sigstore` block of a container attestor (`k8s`, `docker`): image
+/// signature verification is not built, and ignoring it would admit unsigned images.
+pub(crate) fn refuse_sigstore(r: &mut spire_config::Reader<'_, '_>) {
+    if let Some(mut experimental) = r.object("experimental") {
+        if experimental.take("sigstore").is_some() {
+            let message = format!(
+                "{}: Sigstore image signature verification is not supported by this build",
+                experimental.key_path("sigstore")
+            );
+            let line = experimental.pos().line;
+            experimental.diags().error(spire_config::ConfigError::invalid(message, line));
+        }
+        experimental.finish();
+    }
+}
 pub use k8s::{K8sAttestor, K8sConfig};
 pub use unix::{UnixAttestor, UnixConfig};
 

@@ -119,17 +119,7 @@ impl DockerConfig {
                 r.diags().error(ConfigError::invalid(e, line));
             }
         }
-        if let Some(mut experimental) = r.object("experimental") {
-            if experimental.take("sigstore").is_some() {
-                let message = format!(
-                    "{}: Sigstore image signature verification is not supported by this build",
-                    experimental.key_path("sigstore")
-                );
-                let line = experimental.pos().line;
-                experimental.diags().error(ConfigError::invalid(message, line));
-            }
-            experimental.finish();
-        }
+        crate::workload_attestor::refuse_sigstore(r);
         Self {
             docker_socket_path,
             docker_version,

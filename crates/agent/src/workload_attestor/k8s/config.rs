@@ -134,17 +134,7 @@ impl K8sConfig {
             use_new_container_locator: r.bool("use_new_container_locator").unwrap_or(true),
             verbose_container_locator_logs: r.bool("verbose_container_locator_logs").unwrap_or(false),
         };
-        if let Some(mut experimental) = r.object("experimental") {
-            if experimental.take("sigstore").is_some() {
-                let message = format!(
-                    "{}: Sigstore image signature verification is not supported by this build",
-                    experimental.key_path("sigstore")
-                );
-                let line = experimental.pos().line;
-                experimental.diags().error(ConfigError::invalid(message, line));
-            }
-            experimental.finish();
-        }
+        crate::workload_attestor::refuse_sigstore(r);
         config
     }
 

@@ -126,17 +126,7 @@ fn check_cluster_name(r: &mut Reader<'_, '_>, path: &str, name: &str, line: usiz
 /// A NodeAttestor "k8s_psat" block with `data` (HCL or JSON) as its `plugin_data`.
 #[cfg(test)]
 pub(crate) fn test_plugin(data: &str) -> PluginConfig {
-    PluginConfig {
-        plugin_type: "NodeAttestor".into(),
-        name: "k8s_psat".into(),
-        pos: spire_config::Pos { line: 1, column: 1 },
-        plugin_cmd: None,
-        plugin_args: Vec::new(),
-        plugin_checksum: None,
-        enabled: true,
-        plugin_data: Some(spire_config::parse_str(data, false).expect("test plugin data parses")),
-        plugin_data_file: None,
-    }
+    crate::catalog::nodeattestor::test_plugin("k8s_psat", data)
 }
 
 #[cfg(test)]

@@ -79,17 +79,7 @@ fn read(r: &mut Reader<'_, '_>) -> X509PopConfig {
 /// A NodeAttestor "x509pop" block with `data` (HCL) as its `plugin_data`.
 #[cfg(test)]
 pub(crate) fn test_plugin(data: &str) -> PluginConfig {
-    PluginConfig {
-        plugin_type: "NodeAttestor".into(),
-        name: "x509pop".into(),
-        pos: spire_config::Pos { line: 1, column: 1 },
-        plugin_cmd: None,
-        plugin_args: Vec::new(),
-        plugin_checksum: None,
-        enabled: true,
-        plugin_data: Some(spire_config::parse_str(data, false).expect("test plugin data parses")),
-        plugin_data_file: None,
-    }
+    crate::catalog::nodeattestor::test_plugin("x509pop", data)
 }
 
 #[cfg(test)]

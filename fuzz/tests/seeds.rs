@@ -61,3 +61,8 @@ fn admission_review_seeds() {
 fn spiffeid_review_seeds() {
     run("spiffeid_review", env!("CARGO_BIN_EXE_spiffeid_review"));
 }
+
+#[test]
+fn x509pop_messages_seeds() {
+    run("x509pop_messages", env!("CARGO_BIN_EXE_x509pop_messages"));
+}

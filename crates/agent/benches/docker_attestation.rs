@@ -17,12 +17,10 @@
 mod support;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use spire_agent::workload_attestor::docker::{DockerAttestor, DockerConfig};
 use spire_agent::workload_attestor::{UnixAttestor, UnixConfig, WorkloadAttestor, WorkloadAttestors};
 use spire_testkit::docker::Dockerd;
-use support::{quantile, us};
 
 const ROUNDS: usize = 10;
 const BLOCK: usize = 200;
@@ -70,23 +68,9 @@ async fn main() {
         }
     }
 
-    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); cases.len()];
-    for _ in 0..ROUNDS {
-        for (i, (_, attestors)) in cases.iter().enumerate() {
-            for _ in 0..BLOCK {
-                let start = Instant::now();
-                attestors.attest_pid(pid).await.expect("attest");
-                samples[i].push(start.elapsed());
-            }
-        }
-    }
-    let base = quantile(&samples[0], 0.5);
+    let samples = support::attest_in_turns(&cases, pid, ROUNDS, BLOCK).await;
     println!("docker workload attestation, {} calls per case", ROUNDS * BLOCK);
-    println!("{:<24} {:>10} {:>10} {:>8}", "case", "p50 µs", "p99 µs", "p50 ×");
-    for (i, (name, _)) in cases.iter().enumerate() {
-        let p50 = quantile(&samples[i], 0.5);
-        let p99 = quantile(&samples[i], 0.99);
-        println!("{name:<24} {:>10.1} {:>10.1} {:>8.2}", us(p50), us(p99), p50.as_secs_f64() / base.as_secs_f64());
-    }
+    let names: Vec<&str> = cases.iter().map(|(name, _)| *name).collect();
+    support::print_cases(&names, &samples);
     docker.remove(&id);
 }

@@ -94,28 +94,14 @@ async fn main() {
         }
     }
 
-    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); cases.len()];
-    for _ in 0..ROUNDS {
-        for (i, (_, attestors)) in cases.iter().enumerate() {
-            for _ in 0..BLOCK {
-                let start = Instant::now();
-                attestors.attest_pid(pid).await.expect("attest");
-                samples[i].push(start.elapsed());
-            }
-        }
-    }
-    let base = quantile(&samples[0], 0.5);
+    let samples = support::attest_in_turns(&cases, pid, ROUNDS, BLOCK).await;
     println!(
         "k8s workload attestation, {} calls per case, pod list fetched {} times",
         ROUNDS * BLOCK,
         kubelet.pod_lists_served()
     );
-    println!("{:<28} {:>10} {:>10} {:>8}", "case", "p50 µs", "p99 µs", "p50 ×");
-    for (i, (name, _)) in cases.iter().enumerate() {
-        let p50 = quantile(&samples[i], 0.5);
-        let p99 = quantile(&samples[i], 0.99);
-        println!("{name:<28} {:>10.1} {:>10.1} {:>8.2}", us(p50), us(p99), p50.as_secs_f64() / base.as_secs_f64());
-    }
+    let names: Vec<&str> = cases.iter().map(|(name, _)| *name).collect();
+    support::print_cases(&names, &samples);
 
     // Where the k8s time goes: the cgroup step, then the pod-list step, each alone.
     let process = spire_agent::peer::Process::from_pid(pid);

@@ -35,6 +35,22 @@ pub struct PluginConfig {
 }
 
 impl PluginConfig {
+    /// A built-in `<plugin_type> "<name>"` block whose `plugin_data` is the HCL (or JSON) `data`:
+    /// how plugins are configured outside a whole file (their tests, tools).
+    pub fn built_in(plugin_type: &str, name: &str, data: &str) -> Result<Self, ConfigError> {
+        Ok(Self {
+            plugin_type: plugin_type.to_owned(),
+            name: name.to_owned(),
+            pos: Pos { line: 1, column: 1 },
+            plugin_cmd: None,
+            plugin_args: Vec::new(),
+            plugin_checksum: None,
+            enabled: true,
+            plugin_data: Some(crate::parse_str(data, false)?),
+            plugin_data_file: None,
+        })
+    }
+
     /// Whether the plugin runs as an external process rather than built in.
     pub fn is_external(&self) -> bool {
         self.plugin_cmd.is_some()

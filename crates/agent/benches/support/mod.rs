@@ -208,3 +208,39 @@ pub(crate) fn us(d: Duration) -> f64 {
 pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
+
+/// Runs each of `cases` (name, attestors) against `pid` in `rounds` turns of `block` calls, so that
+/// the machine's slow moments spread over every case; the samples per case, in order. Each case
+/// runs once first (warm-up, and a failure shows before the clock starts).
+pub(crate) async fn attest_in_turns(
+    cases: &[(&str, spire_agent::workload_attestor::WorkloadAttestors)],
+    pid: i32,
+    rounds: usize,
+    block: usize,
+) -> Vec<Vec<Duration>> {
+    for (name, attestors) in cases {
+        attestors.attest_pid(pid).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); cases.len()];
+    for _ in 0..rounds {
+        for (i, (_, attestors)) in cases.iter().enumerate() {
+            for _ in 0..block {
+                let start = Instant::now();
+                attestors.attest_pid(pid).await.expect("attest");
+                samples[i].push(start.elapsed());
+            }
+        }
+    }
+    samples
+}
+
+/// Prints each case's p50 and p99 and its p50 as a multiple of the first case's.
+pub(crate) fn print_cases(names: &[&str], samples: &[Vec<Duration>]) {
+    let base = quantile(&samples[0], 0.5);
+    println!("{:<28} {:>10} {:>10} {:>8}", "case", "p50 µs", "p99 µs", "p50 ×");
+    for (name, case) in names.iter().zip(samples) {
+        let p50 = quantile(case, 0.5);
+        let p99 = quantile(case, 0.99);
+        println!("{name:<28} {:>10.1} {:>10.1} {:>8.2}", us(p50), us(p99), p50.as_secs_f64() / base.as_secs_f64());
+    }
+}

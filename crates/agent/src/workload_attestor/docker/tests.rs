@@ -12,17 +12,7 @@ use super::*;
 const CID: &str = "9bca8d63d5fa610783847915bcff0ecac1273e5b4bed3f6fa1b07350e0135961";
 
 fn plugin(data: &str) -> PluginConfig {
-    PluginConfig {
-        plugin_type: "WorkloadAttestor".into(),
-        name: "docker".into(),
-        pos: Default::default(),
-        plugin_cmd: None,
-        plugin_args: Vec::new(),
-        plugin_checksum: None,
-        enabled: true,
-        plugin_data: Some(spire_config::parse_str(data, false).unwrap()),
-        plugin_data_file: None,
-    }
+    PluginConfig::built_in("WorkloadAttestor", "docker", data).unwrap()
 }
 
 fn refused(data: &str) -> String {

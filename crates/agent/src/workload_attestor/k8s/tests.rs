@@ -34,17 +34,7 @@ fn blog() -> Location {
 // --- configuration ------------------------------------------------------------------------------
 
 fn plugin(data: &str) -> PluginConfig {
-    PluginConfig {
-        plugin_type: "WorkloadAttestor".into(),
-        name: "k8s".into(),
-        pos: Default::default(),
-        plugin_cmd: None,
-        plugin_args: Vec::new(),
-        plugin_checksum: None,
-        enabled: true,
-        plugin_data: Some(spire_config::parse_str(data, false).unwrap()),
-        plugin_data_file: None,
-    }
+    PluginConfig::built_in("WorkloadAttestor", "k8s", data).unwrap()
 }
 
 #[test]

@@ -90,15 +90,5 @@ impl NodeAttestors {
 /// A `NodeAttestor "<name>"` block with `data` as its `plugin_data`, for the plugins' tests.
 #[cfg(test)]
 pub(crate) fn test_plugin(name: &str, data: &str) -> spire_config::PluginConfig {
-    spire_config::PluginConfig {
-        plugin_type: "NodeAttestor".into(),
-        name: name.into(),
-        pos: spire_config::Pos { line: 1, column: 1 },
-        plugin_cmd: None,
-        plugin_args: Vec::new(),
-        plugin_checksum: None,
-        enabled: true,
-        plugin_data: Some(spire_config::parse_str(data, false).expect("test plugin data parses")),
-        plugin_data_file: None,
-    }
+    spire_config::PluginConfig::built_in("NodeAttestor", name, data).expect("test plugin data parses")
 }

@@ -265,10 +265,11 @@ fn long_runs(s: &str) -> String {
             return None;
         }
         let len = b[i..].iter().take_while(|&&c| is_word(c)).count();
-        // Paths are runs of this alphabet too; a key, DER or serial number has no '/' run of
-        // segments, so require at most one '/' per 20 characters.
+        // Paths are runs of this alphabet too, with a '/' every few characters; base64 has one in
+        // 64 on average, and a random key can have several times that (7 in 124 was seen), so
+        // allow up to one '/' per 10 characters.
         let slashes = b[i..i + len].iter().filter(|&&c| c == b'/').count();
-        (len >= 30 && slashes * 20 <= len).then_some(len)
+        (len >= 30 && slashes * 10 <= len).then_some(len)
     })
 }
 

@@ -158,7 +158,11 @@ impl Plugins {
                 }
                 other => {
                     return Err(format!(
-                        "unknown WorkloadAttestor plugin {other:?}: this build supports \"unix\", \"k8s\" and \"docker\""
+                        "unknown WorkloadAttestor plugin {other:?}: this build supports {}",
+                        spire_config::inert::supported_names(
+                            crate::inert_settings::BUILTIN_PLUGINS,
+                            "WorkloadAttestor"
+                        )
                     ));
                 }
             });
@@ -250,7 +254,8 @@ fn node_attestor(config: &AgentConfig) -> Result<NodeAttestorPlugin, String> {
         }
         other => {
             return Err(format!(
-                "unknown NodeAttestor plugin {other:?}: this build supports \"join_token\", \"k8s_psat\" and \"x509pop\""
+                "unknown NodeAttestor plugin {other:?}: this build supports {}",
+                spire_config::inert::supported_names(crate::inert_settings::BUILTIN_PLUGINS, "NodeAttestor")
             ));
         }
     })

@@ -13,10 +13,10 @@ use spire_config::agent::{
 use spire_config::inert::{self, InertSetting};
 
 /// The plugins this build runs, per plugin type; the agent has no SVIDStore plugins.
-const BUILTIN_PLUGINS: &[(&str, &[&str])] = &[
+pub(crate) const BUILTIN_PLUGINS: &[(&str, &[&str])] = &[
     ("KeyManager", &["disk", "memory"]),
     ("NodeAttestor", &["join_token", "k8s_psat", "x509pop"]),
-    ("WorkloadAttestor", &["unix"]),
+    ("WorkloadAttestor", &["unix", "k8s", "docker"]),
 ];
 
 /// The settings of `config` that have no effect, block by block in the order of SPIRE's docs.

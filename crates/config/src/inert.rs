@@ -140,6 +140,21 @@ pub fn profiling(block: &str, p: &Profiling, out: &mut Vec<InertSetting>) {
 /// has, the names it runs: a plugin of a type not listed is reported (the daemon has no plugin of
 /// that type at all), and so is `plugin_cmd` on a listed name (the built-in runs instead). A plugin
 /// with an unlisted name of a listed type is not reported: the daemon refuses to start with it.
+/// The names `builtin` lists for `plugin_type`, quoted and joined for an error message:
+/// `"join_token", "k8s_psat" and "x509pop"`.
+pub fn supported_names(builtin: &[(&str, &[&str])], plugin_type: &str) -> String {
+    let names: Vec<String> = builtin
+        .iter()
+        .find(|(t, _)| *t == plugin_type)
+        .map(|(_, names)| names.iter().map(|n| format!("{n:?}")).collect())
+        .unwrap_or_default();
+    match names.split_last() {
+        None => "none".to_owned(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
 pub fn plugins(plugins: &Plugins, builtin: &[(&str, &[&str])], out: &mut Vec<InertSetting>) {
     for p in plugins.all().iter().filter(|p| p.enabled) {
         match builtin.iter().find(|(plugin_type, _)| *plugin_type == p.plugin_type) {
@@ -161,6 +176,15 @@ mod tests {
     use crate::decode::Reader;
     use crate::error::Diagnostics;
     use crate::load::parse_str;
+
+    #[test]
+    fn supported_names_read_as_a_list() {
+        let builtin: &[(&str, &[&str])] = &[("A", &["x"]), ("B", &["x", "y", "z"]), ("C", &[])];
+        assert_eq!(supported_names(builtin, "A"), r#""x""#);
+        assert_eq!(supported_names(builtin, "B"), r#""x", "y" and "z""#);
+        assert_eq!(supported_names(builtin, "C"), "none");
+        assert_eq!(supported_names(builtin, "D"), "none");
+    }
 
     fn keys(out: &[InertSetting]) -> Vec<&str> {
         out.iter().map(|s| s.key.as_str()).collect()

@@ -15,7 +15,7 @@ use spire_config::plugin_data::{DatabaseType, SqlDataStoreConfig};
 
 /// The plugins this build runs, per plugin type; the server has no Notifier, BundlePublisher or
 /// CredentialComposer plugins.
-const BUILTIN_PLUGINS: &[(&str, &[&str])] = &[
+pub(crate) const BUILTIN_PLUGINS: &[(&str, &[&str])] = &[
     ("DataStore", &["sql"]),
     ("KeyManager", &["disk", "memory"]),
     ("UpstreamAuthority", &["disk"]),

@@ -158,7 +158,8 @@ impl Plugins {
                 }
                 other => {
                     return Err(RunError::Plugin(format!(
-                        "unknown NodeAttestor plugin {other:?}: this build supports \"join_token\", \"k8s_psat\" and \"x509pop\""
+                        "unknown NodeAttestor plugin {other:?}: this build supports {}",
+                        spire_config::inert::supported_names(crate::inert_settings::BUILTIN_PLUGINS, "NodeAttestor")
                     )));
                 }
             });

@@ -4,4 +4,5 @@
 //! depend on this crate, never on each other, and a wire change shows up as a change here.
 
 pub mod k8s_psat;
+pub mod tpm_devid;
 pub mod x509pop;

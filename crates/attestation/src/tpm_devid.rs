@@ -1,0 +1,166 @@
+//! `tpm_devid`: the agent proves that its DevID key (certified by a DevID CA) lives in a TPM whose
+//! endorsement key is certified by a trusted manufacturer (SPIRE's `pkg/common/plugin/tpmdevid`).
+//!
+//! The messages are Go structs without JSON tags, so their keys are the Go field names; every byte
+//! string is standard base64 as Go's `encoding/json` writes a `[]byte` (`null` and absent read as
+//! empty). The TPM structures inside them are in TPM wire format without a `TPM2B` size prefix:
+//! [`tpm`] reads and names them.
+
+pub mod tpm;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The TPM 2.0 marshaling crate the agent also builds its commands with.
+pub use tpm2_protocol;
+
+/// The attestation type and plugin name.
+pub const PLUGIN_NAME: &str = "tpm_devid";
+
+/// The length of the nonce the DevID key signs.
+pub const DEVID_NONCE_LEN: usize = 32;
+
+/// The payload (SPIRE's `AttestationRequest`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttestationRequest {
+    /// The DevID certificate chain, DER, leaf first.
+    #[serde(rename = "DevIDCert", serialize_with = "b64_list_out", deserialize_with = "b64_list_in", default)]
+    pub devid_cert: Vec<Vec<u8>>,
+    /// The DevID key's `TPMT_PUBLIC`.
+    #[serde(rename = "DevIDPub", serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    pub devid_pub: Vec<u8>,
+    /// The endorsement certificate, DER.
+    #[serde(rename = "EKCert", serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    pub ek_cert: Vec<u8>,
+    /// The endorsement key's `TPMT_PUBLIC`, as the TPM regenerated it from the default RSA template.
+    #[serde(rename = "EKPub", serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    pub ek_pub: Vec<u8>,
+    /// The attestation key's `TPMT_PUBLIC` (an RSA signing key made for this attestation).
+    #[serde(rename = "AKPub", serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    pub ak_pub: Vec<u8>,
+    /// The `TPMS_ATTEST` of TPM2_Certify: the AK vouching for the DevID key.
+    #[serde(rename = "CertifiedDevID", serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    pub certified_devid: Vec<u8>,
+    /// The AK's `TPMT_SIGNATURE` over [`Self::certified_devid`].
+    #[serde(rename = "CertificationSignature", serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    pub certification_signature: Vec<u8>,
+}
+
+/// The server's two challenges (SPIRE's `ChallengeRequest`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeRequest {
+    /// The nonce the DevID key must sign (proof of possession).
+    #[serde(rename = "DevID", serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    pub devid: Vec<u8>,
+    /// The credential only the TPM holding both the EK and the AK can open (proof of residency).
+    #[serde(rename = "CredActivation", default)]
+    pub cred_activation: Option<CredActivation>,
+}
+
+/// A TPM2_MakeCredential result, both parts without their `TPM2B` size prefix.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredActivation {
+    /// The `TPM2B_ID_OBJECT` contents: integrity HMAC and encrypted credential.
+    #[serde(rename = "Credential", serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    pub credential: Vec<u8>,
+    /// The `TPM2B_ENCRYPTED_SECRET` contents: the seed encrypted to the EK.
+    #[serde(rename = "Secret", serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    pub secret: Vec<u8>,
+}
+
+/// The agent's answers (SPIRE's `ChallengeResponse`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeResponse {
+    /// The DevID key's signature over the nonce: PKCS#1 v1.5 for RSA, ASN.1 `(r, s)` for ECDSA.
+    #[serde(rename = "DevID", serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    pub devid: Vec<u8>,
+    /// The credential TPM2_ActivateCredential recovered.
+    #[serde(rename = "CredActivation", serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    pub cred_activation: Vec<u8>,
+}
+
+/// A JSON body that is not what it should be; the message is serde_json's.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct DecodeError(#[from] serde_json::Error);
+
+macro_rules! json_codec {
+    ($($t:ty),*) => {$(
+        impl $t {
+            /// The JSON bytes.
+            pub fn to_json(&self) -> Vec<u8> {
+                serde_json::to_vec(self).expect("byte strings always serialize")
+            }
+
+            /// Reads JSON bytes; unknown fields are ignored, as Go does.
+            pub fn from_json(bytes: &[u8]) -> Result<Self, DecodeError> {
+                Ok(serde_json::from_slice(bytes)?)
+            }
+        }
+    )*};
+}
+json_codec!(AttestationRequest, ChallengeRequest, ChallengeResponse);
+
+fn b64_out<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&STANDARD.encode(bytes))
+}
+
+fn b64_in<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    let text: Option<String> = Option::deserialize(d)?;
+    decode_b64(text.as_deref().unwrap_or_default())
+}
+
+fn b64_list_out<S: Serializer>(list: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+    let encoded: Vec<String> = list.iter().map(|c| STANDARD.encode(c)).collect();
+    encoded.serialize(s)
+}
+
+fn b64_list_in<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+    let list: Option<Vec<Option<String>>> = Option::deserialize(d)?;
+    list.unwrap_or_default().iter().map(|t| decode_b64(t.as_deref().unwrap_or_default())).collect()
+}
+
+fn decode_b64<E: serde::de::Error>(text: &str) -> Result<Vec<u8>, E> {
+    // Go's decoder drops CR and LF inside the string.
+    let cleaned: String = text.chars().filter(|c| *c != '\r' && *c != '\n').collect();
+    STANDARD.decode(cleaned).map_err(|e| E::custom(format!("illegal base64 data: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_go_field_names() {
+        let req = AttestationRequest {
+            devid_cert: vec![vec![1], vec![2]],
+            devid_pub: vec![3],
+            ek_cert: vec![4],
+            ek_pub: vec![5],
+            ak_pub: vec![6],
+            certified_devid: vec![7],
+            certification_signature: vec![8],
+        };
+        let json: serde_json::Value = serde_json::from_slice(&req.to_json()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"DevIDCert": ["AQ==", "Ag=="], "DevIDPub": "Aw==", "EKCert": "BA==", "EKPub": "BQ==",
+                "AKPub": "Bg==", "CertifiedDevID": "Bw==", "CertificationSignature": "CA=="})
+        );
+        assert_eq!(AttestationRequest::from_json(&req.to_json()).unwrap(), req);
+    }
+
+    #[test]
+    fn challenge_and_response_as_go_writes_them() {
+        let go = br#"{"DevID":"AAE=","CredActivation":{"Credential":"AgM=","Secret":"BA=="}}"#;
+        let c = ChallengeRequest::from_json(go).unwrap();
+        assert_eq!(c.devid, [0, 1]);
+        assert_eq!(c.cred_activation, Some(CredActivation { credential: vec![2, 3], secret: vec![4] }));
+        let none = ChallengeRequest::from_json(br#"{"DevID":null,"CredActivation":null}"#).unwrap();
+        assert_eq!(none, ChallengeRequest::default());
+        let r = ChallengeResponse::from_json(br#"{"DevID":"AQ==","CredActivation":"Ag=="}"#).unwrap();
+        assert_eq!((r.devid.as_slice(), r.cred_activation.as_slice()), (&[1u8][..], &[2u8][..]));
+        assert!(ChallengeResponse::from_json(br#"{"DevID":"!"}"#).unwrap_err().to_string().contains("illegal base64"));
+    }
+}

@@ -4,5 +4,6 @@
 //! depend on this crate, never on each other, and a wire change shows up as a change here.
 
 pub mod k8s_psat;
+pub mod sshpop;
 pub mod tpm_devid;
 pub mod x509pop;

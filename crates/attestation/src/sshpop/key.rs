@@ -1,0 +1,457 @@
+//! SSH signatures with aws-lc-rs: the agent signing with its host key, the server checking a
+//! signature against a host key or a CA key, with the formats and checks of Go's `x/crypto/ssh`.
+//!
+//! Keys are Ed25519, ECDSA on P-256/384/521 and RSA. RSA signatures are read as `ssh-rsa`
+//! (SHA-1, what SPIRE's agent sends), `rsa-sha2-256` or `rsa-sha2-512`, and made as
+//! `rsa-sha2-512`. DSA and security-key (`sk-*`) keys are refused: aws-lc-rs has no DSA, and a
+//! host key on a security key cannot sign unattended.
+
+use aws_lc_rs::signature::{self as sig, KeyPair as _};
+use aws_lc_rs::{digest, rand};
+use ssh_key::public::KeyData;
+use ssh_key::{EcdsaCurve, Mpint, PrivateKey};
+
+use super::wire::SshSignature;
+
+/// A host private key that answers challenges.
+#[derive(Debug)]
+pub enum HostKey {
+    /// Ed25519.
+    Ed25519(sig::Ed25519KeyPair),
+    /// ECDSA; the curve decides the SSH format and the hash.
+    Ecdsa(sig::EcdsaKeyPair, EcdsaCurve),
+    /// RSA, 2048 to 8192 bits.
+    Rsa(aws_lc_rs::rsa::KeyPair),
+}
+
+/// Why a private key file cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// No PEM block at all (Go's wording).
+    #[error("ssh: no key found")]
+    NoKey,
+    /// An encrypted key (Go's wording).
+    #[error("ssh: this private key is passphrase protected")]
+    Passphrase,
+    /// A PEM block of a type Go does not read either.
+    #[error("ssh: unsupported key type {0:?}")]
+    UnsupportedPem(String),
+    /// A key type this build cannot sign with.
+    #[error("ssh: unsupported key type {0}")]
+    Unsupported(String),
+    /// The key does not parse.
+    #[error("{0}")]
+    Malformed(String),
+}
+
+impl HostKey {
+    /// Reads a private key file: OpenSSH's own format (`ssh-keygen`'s default), or PEM PKCS#1,
+    /// SEC1 or PKCS#8 as Go's `ssh.ParsePrivateKey` also reads.
+    pub fn from_pem(text: &[u8]) -> Result<Self, KeyError> {
+        let text = std::str::from_utf8(text).map_err(|_| KeyError::NoKey)?;
+        let begin = text.find("-----BEGIN ").ok_or(KeyError::NoKey)?;
+        let label = text[begin + 11..].split("-----").next().unwrap_or_default().to_owned();
+        if text[begin..].lines().take(3).any(|l| l.starts_with("Proc-Type:") && l.contains("ENCRYPTED")) {
+            return Err(KeyError::Passphrase);
+        }
+        match label.as_str() {
+            "OPENSSH PRIVATE KEY" => {
+                let key =
+                    PrivateKey::from_openssh(&text[begin..]).map_err(|e| KeyError::Malformed(format!("ssh: {e}")))?;
+                Self::from_openssh(&key)
+            }
+            "RSA PRIVATE KEY" | "EC PRIVATE KEY" | "PRIVATE KEY" => {
+                let der = pem_body(&text[begin..]).ok_or(KeyError::NoKey)?;
+                Self::from_der(&label, &der)
+            }
+            other => Err(KeyError::UnsupportedPem(other.to_owned())),
+        }
+    }
+
+    fn from_openssh(key: &PrivateKey) -> Result<Self, KeyError> {
+        use ssh_key::private::{EcdsaKeypair, KeypairData};
+        let bad = |e: aws_lc_rs::error::KeyRejected| KeyError::Malformed(format!("ssh: {e}"));
+        if key.is_encrypted() {
+            return Err(KeyError::Passphrase);
+        }
+        match key.key_data() {
+            KeypairData::Ed25519(k) => {
+                sig::Ed25519KeyPair::from_seed_and_public_key(&k.private.to_bytes(), &k.public.0)
+                    .map(Self::Ed25519)
+                    .map_err(bad)
+            }
+            KeypairData::Ecdsa(k) => {
+                let (alg, curve) = match k {
+                    EcdsaKeypair::NistP256 { .. } => (&sig::ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaCurve::NistP256),
+                    EcdsaKeypair::NistP384 { .. } => (&sig::ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaCurve::NistP384),
+                    EcdsaKeypair::NistP521 { .. } => (&sig::ECDSA_P521_SHA512_FIXED_SIGNING, EcdsaCurve::NistP521),
+                };
+                sig::EcdsaKeyPair::from_private_key_and_public_key(alg, k.private_key_bytes(), k.public_key_bytes())
+                    .map(|p| Self::Ecdsa(p, curve))
+                    .map_err(bad)
+            }
+            KeypairData::Rsa(k) => {
+                let der = rsa_private_key_der(
+                    &k.public.n,
+                    &k.public.e,
+                    &k.private.d,
+                    &k.private.p,
+                    &k.private.q,
+                    &k.private.iqmp,
+                )
+                .ok_or_else(|| KeyError::Malformed("ssh: malformed RSA key".into()))?;
+                aws_lc_rs::rsa::KeyPair::from_der(&der).map(Self::Rsa).map_err(bad)
+            }
+            other => Err(KeyError::Unsupported(other.algorithm().map(|a| a.to_string()).unwrap_or_default())),
+        }
+    }
+
+    fn from_der(label: &str, der: &[u8]) -> Result<Self, KeyError> {
+        let curves = [
+            (&sig::ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaCurve::NistP256),
+            (&sig::ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaCurve::NistP384),
+            (&sig::ECDSA_P521_SHA512_FIXED_SIGNING, EcdsaCurve::NistP521),
+        ];
+        let found = match label {
+            "RSA PRIVATE KEY" => aws_lc_rs::rsa::KeyPair::from_der(der).ok().map(Self::Rsa),
+            "EC PRIVATE KEY" => curves.iter().find_map(|(alg, c)| {
+                sig::EcdsaKeyPair::from_private_key_der(alg, der).ok().map(|k| Self::Ecdsa(k, *c))
+            }),
+            _ => aws_lc_rs::rsa::KeyPair::from_pkcs8(der)
+                .ok()
+                .map(Self::Rsa)
+                .or_else(|| sig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).ok().map(Self::Ed25519))
+                .or_else(|| {
+                    curves
+                        .iter()
+                        .find_map(|(alg, c)| sig::EcdsaKeyPair::from_pkcs8(alg, der).ok().map(|k| Self::Ecdsa(k, *c)))
+                }),
+        };
+        found.ok_or_else(|| KeyError::Malformed(format!("ssh: cannot read the {label}")))
+    }
+
+    /// Signs `data` as Go's `ssh.Signer.Sign` does for this key (RSA: `rsa-sha2-512`).
+    pub fn sign(&self, data: &[u8]) -> Result<SshSignature, SignError> {
+        let rng = rand::SystemRandom::new();
+        let (format, blob) = match self {
+            Self::Ed25519(k) => ("ssh-ed25519".to_owned(), k.sign(data).as_ref().to_vec()),
+            Self::Ecdsa(k, curve) => {
+                let fixed = k.sign(&rng, data).map_err(|_| SignError)?;
+                let (r, s) = fixed.as_ref().split_at(fixed.as_ref().len() / 2);
+                let mut blob = Vec::new();
+                for v in [r, s] {
+                    let m = Mpint::from_positive_bytes(v).map_err(|_| SignError)?;
+                    put_string(&mut blob, m.as_bytes());
+                }
+                (format!("ecdsa-sha2-{}", curve.as_str()), blob)
+            }
+            Self::Rsa(k) => {
+                let mut blob = vec![0; k.public_modulus_len()];
+                k.sign(&sig::RSA_PKCS1_SHA512, &rng, data, &mut blob).map_err(|_| SignError)?;
+                ("rsa-sha2-512".to_owned(), blob)
+            }
+        };
+        Ok(SshSignature { format, blob, rest: None })
+    }
+
+    /// The public key in SSH wire format, as a certificate holds it.
+    pub fn public_key_blob(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Self::Ed25519(k) => {
+                put_string(&mut out, b"ssh-ed25519");
+                put_string(&mut out, k.public_key().as_ref());
+            }
+            Self::Ecdsa(k, curve) => {
+                put_string(&mut out, format!("ecdsa-sha2-{}", curve.as_str()).as_bytes());
+                put_string(&mut out, curve.as_str().as_bytes());
+                put_string(&mut out, k.public_key().as_ref());
+            }
+            Self::Rsa(k) => {
+                use aws_lc_rs::rsa::PublicKeyComponents;
+                let c: PublicKeyComponents<Vec<u8>> = k.public_key().into();
+                put_string(&mut out, b"ssh-rsa");
+                for v in [&c.e, &c.n] {
+                    put_string(
+                        &mut out,
+                        Mpint::from_positive_bytes(v).map(|m| m.as_bytes().to_vec()).unwrap_or_default().as_slice(),
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The signing itself failed (never for a key that loaded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("failed to sign data")]
+pub struct SignError;
+
+/// Why a signature does not verify, in the words of Go's `ssh.PublicKey.Verify`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// The signature's format is not one for the key.
+    #[error("ssh: signature type {format} for key type {key}")]
+    Format {
+        /// The signature's format.
+        format: String,
+        /// The key's type.
+        key: String,
+    },
+    /// Ed25519 or ECDSA: the signature is wrong.
+    #[error("ssh: signature did not verify")]
+    Bad,
+    /// RSA: the signature is wrong.
+    #[error("crypto/rsa: verification error")]
+    Rsa,
+    /// The ECDSA blob is not two mpints.
+    #[error("ssh: short read")]
+    ShortRead,
+    /// No signature at all.
+    #[error("ssh: signature missing")]
+    Missing,
+    /// A key this build cannot check signatures with.
+    #[error("ssh: unsupported key type {0}")]
+    Unsupported(String),
+}
+
+/// Checks `signature` over `data` against `key` as Go's `key.Verify(data, signature)` does.
+pub fn verify(key: &KeyData, data: &[u8], signature: &SshSignature) -> Result<(), VerifyError> {
+    let key_type = key.algorithm().to_string();
+    let format_error = || VerifyError::Format { format: signature.format.clone(), key: key_type.clone() };
+    match key {
+        KeyData::Ed25519(k) => {
+            if signature.format != "ssh-ed25519" {
+                return Err(format_error());
+            }
+            sig::UnparsedPublicKey::new(&sig::ED25519, &k.0).verify(data, &signature.blob).map_err(|_| VerifyError::Bad)
+        }
+        KeyData::Ecdsa(k) => {
+            if signature.format != key_type {
+                return Err(format_error());
+            }
+            let (alg, field): (&sig::EcdsaVerificationAlgorithm, usize) = match k.curve() {
+                EcdsaCurve::NistP256 => (&sig::ECDSA_P256_SHA256_FIXED, 32),
+                EcdsaCurve::NistP384 => (&sig::ECDSA_P384_SHA384_FIXED, 48),
+                EcdsaCurve::NistP521 => (&sig::ECDSA_P521_SHA512_FIXED, 66),
+            };
+            let fixed = ecdsa_fixed(&signature.blob, field)?.ok_or(VerifyError::Bad)?;
+            sig::UnparsedPublicKey::new(alg, k.as_sec1_bytes()).verify(data, &fixed).map_err(|_| VerifyError::Bad)
+        }
+        KeyData::Rsa(k) => {
+            let params = match signature.format.as_str() {
+                "rsa-sha2-256" => &sig::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
+                "rsa-sha2-512" => &sig::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY,
+                "ssh-rsa" => &sig::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
+                _ => return Err(format_error()),
+            };
+            let (Some(n), Some(e)) = (k.n.as_positive_bytes(), k.e.as_positive_bytes()) else {
+                return Err(VerifyError::Rsa);
+            };
+            // Short signatures are padded to the modulus length, as Go and OpenSSH accept them.
+            let mut blob = signature.blob.clone();
+            if blob.len() < n.len() {
+                let mut padded = vec![0; n.len() - blob.len()];
+                padded.extend_from_slice(&blob);
+                blob = padded;
+            }
+            sig::RsaPublicKeyComponents { n, e }.verify(params, data, &blob).map_err(|_| VerifyError::Rsa)
+        }
+        _ => Err(VerifyError::Unsupported(key_type)),
+    }
+}
+
+/// `r || s` at `field` bytes each from the blob's two mpints; `None` when they cannot be a valid
+/// signature (negative or too long), which then fails to verify as in Go.
+fn ecdsa_fixed(blob: &[u8], field: usize) -> Result<Option<Vec<u8>>, VerifyError> {
+    let mut rest = blob;
+    let mut out = Vec::with_capacity(2 * field);
+    let mut ok = true;
+    for _ in 0..2 {
+        let v = take_string(&mut rest).ok_or(VerifyError::ShortRead)?;
+        if v.first().is_some_and(|b| b & 0x80 != 0) {
+            ok = false;
+            continue;
+        }
+        let start = v.iter().position(|b| *b != 0).unwrap_or(v.len());
+        let v = &v[start..];
+        if v.len() > field {
+            ok = false;
+            continue;
+        }
+        out.extend(std::iter::repeat_n(0, field - v.len()));
+        out.extend_from_slice(v);
+    }
+    Ok(ok.then_some(out))
+}
+
+/// `SHA256(challenge || response)`: what the agent signs.
+pub fn combined_digest(challenge: &[u8], response: &[u8]) -> [u8; 32] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(challenge);
+    ctx.update(response);
+    let mut out = [0; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// Appends an SSH `string`: a 32-bit big-endian length, then the bytes.
+pub(crate) fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// Takes an SSH `string` off the front of `input`.
+fn take_string<'a>(input: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let len = usize::try_from(u32::from_be_bytes(input.get(..4)?.try_into().ok()?)).ok()?;
+    let value = input.get(4..4 + len)?;
+    *input = &input[4 + len..];
+    Some(value)
+}
+
+/// The DER body of the first PEM block of `text`.
+fn pem_body(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let mut lines = text.lines().skip(1);
+    let body: String = lines
+        .by_ref()
+        .take_while(|l| !l.starts_with("-----END "))
+        .filter(|l| !l.contains(':'))
+        .map(str::trim)
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(body).ok()
+}
+
+/// A PKCS#1 `RSAPrivateKey` from OpenSSH's fields; the CRT exponents OpenSSH does not store are
+/// computed here (`d mod (p-1)`, `d mod (q-1)`).
+fn rsa_private_key_der(n: &Mpint, e: &Mpint, d: &Mpint, p: &Mpint, q: &Mpint, iqmp: &Mpint) -> Option<Vec<u8>> {
+    use num_bigint::BigUint;
+    let big = |m: &Mpint| m.as_positive_bytes().map(BigUint::from_bytes_be);
+    let (dd, pp, qq) = (big(d)?, big(p)?, big(q)?);
+    let one = BigUint::from(1u8);
+    let dp = (&dd % (&pp - &one)).to_bytes_be();
+    let dq = (&dd % (&qq - &one)).to_bytes_be();
+    let mut body = Vec::new();
+    der_integer(&mut body, &[0]);
+    for v in [
+        n.as_positive_bytes()?,
+        e.as_positive_bytes()?,
+        d.as_positive_bytes()?,
+        p.as_positive_bytes()?,
+        q.as_positive_bytes()?,
+    ] {
+        der_integer(&mut body, v);
+    }
+    der_integer(&mut body, &dp);
+    der_integer(&mut body, &dq);
+    der_integer(&mut body, iqmp.as_positive_bytes()?);
+    let mut out = vec![0x30];
+    der_len(&mut out, body.len());
+    out.extend(body);
+    Some(out)
+}
+
+fn der_integer(out: &mut Vec<u8>, magnitude: &[u8]) {
+    let start = magnitude.iter().position(|b| *b != 0).unwrap_or(magnitude.len().saturating_sub(1));
+    let v = if magnitude.is_empty() { &[0u8][..] } else { &magnitude[start..] };
+    let pad = v.first().is_some_and(|b| b & 0x80 != 0);
+    out.push(0x02);
+    der_len(out, v.len() + usize::from(pad));
+    if pad {
+        out.push(0);
+    }
+    out.extend_from_slice(v);
+}
+
+fn der_len(out: &mut Vec<u8>, len: usize) {
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ed25519() -> HostKey {
+        let pkcs8 = sig::Ed25519KeyPair::generate_pkcs8(&rand::SystemRandom::new()).unwrap();
+        HostKey::Ed25519(sig::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap())
+    }
+
+    fn ecdsa(alg: &'static sig::EcdsaSigningAlgorithm, curve: EcdsaCurve) -> HostKey {
+        let pkcs8 = sig::EcdsaKeyPair::generate_pkcs8(alg, &rand::SystemRandom::new()).unwrap();
+        HostKey::Ecdsa(sig::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref()).unwrap(), curve)
+    }
+
+    fn key_data(k: &HostKey) -> KeyData {
+        ssh_key::PublicKey::from_bytes(&k.public_key_blob()).unwrap().key_data().clone()
+    }
+
+    #[test]
+    fn every_key_type_signs_and_verifies() {
+        let rsa = HostKey::Rsa(aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap());
+        for key in [
+            ed25519(),
+            ecdsa(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaCurve::NistP256),
+            ecdsa(&sig::ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaCurve::NistP384),
+            ecdsa(&sig::ECDSA_P521_SHA512_FIXED_SIGNING, EcdsaCurve::NistP521),
+            rsa,
+        ] {
+            let data = combined_digest(&[1; 32], &[2; 32]);
+            let s = key.sign(&data).unwrap();
+            let public = key_data(&key);
+            assert_eq!(verify(&public, &data, &s), Ok(()), "{}", s.format);
+            assert!(verify(&public, b"other", &s).is_err(), "{}", s.format);
+            let wrong_format = SshSignature { format: "ssh-dss".into(), ..s.clone() };
+            assert!(matches!(verify(&public, &data, &wrong_format), Err(VerifyError::Format { .. })));
+        }
+    }
+
+    #[test]
+    fn spire_messages() {
+        let key = ed25519();
+        let other = key_data(&ed25519());
+        let s = key.sign(b"x").unwrap();
+        assert_eq!(verify(&other, b"x", &s).unwrap_err().to_string(), "ssh: signature did not verify");
+        let s = SshSignature { format: "ssh-rsa".into(), ..s };
+        assert_eq!(
+            verify(&other, b"x", &s).unwrap_err().to_string(),
+            "ssh: signature type ssh-rsa for key type ssh-ed25519"
+        );
+        assert_eq!(HostKey::from_pem(b"nothing").unwrap_err(), KeyError::NoKey);
+        let encrypted =
+            b"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\nAAAA\n-----END RSA PRIVATE KEY-----\n";
+        assert_eq!(
+            HostKey::from_pem(encrypted).unwrap_err().to_string(),
+            "ssh: this private key is passphrase protected"
+        );
+        let other_pem = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert_eq!(HostKey::from_pem(other_pem).unwrap_err().to_string(), "ssh: unsupported key type \"CERTIFICATE\"");
+    }
+
+    #[test]
+    fn ecdsa_blobs_are_read_as_go_does() {
+        assert_eq!(ecdsa_fixed(&[0, 0, 0, 1], 32), Err(VerifyError::ShortRead));
+        let mut blob = Vec::new();
+        put_string(&mut blob, &[0x80]);
+        put_string(&mut blob, &[1]);
+        assert_eq!(ecdsa_fixed(&blob, 32), Ok(None));
+    }
+
+    #[test]
+    fn rsa_der_from_openssh_fields() {
+        // A PKCS#1 key round-trips through its OpenSSH fields.
+        let generated = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let key = HostKey::Rsa(generated);
+        let blob = key.public_key_blob();
+        assert!(ssh_key::PublicKey::from_bytes(&blob).is_ok());
+        let mut small = Vec::new();
+        der_integer(&mut small, &[0x00, 0x80]);
+        assert_eq!(small, [0x02, 0x02, 0x00, 0x80]);
+    }
+}

@@ -18,6 +18,7 @@ use crate::node_attestor::{
 use crate::run::AgentSettings;
 use crate::workload_attestor::docker::{DockerAttestor, DockerConfig};
 use crate::workload_attestor::k8s::{K8sAttestor, K8sConfig};
+use crate::workload_attestor::systemd::{self, SystemdAttestor};
 use crate::workload_attestor::unix::{UnixAttestor, UnixConfig};
 use crate::workload_attestor::{WorkloadAttestor, WorkloadAttestors};
 
@@ -132,6 +133,8 @@ enum WorkloadAttestorPlugin {
     Unix(UnixWorkloadAttestorConfig),
     K8s(K8sConfig),
     Docker(DockerConfig),
+    /// Takes no configuration.
+    Systemd,
 }
 
 impl Plugins {
@@ -155,6 +158,10 @@ impl Plugins {
                 "k8s" => WorkloadAttestorPlugin::K8s(K8sConfig::from_plugin(plugin).map_err(|e| e.to_string())?),
                 "docker" => {
                     WorkloadAttestorPlugin::Docker(DockerConfig::from_plugin(plugin).map_err(|e| e.to_string())?)
+                }
+                "systemd" => {
+                    systemd::check_config(plugin).map_err(|e| e.to_string())?;
+                    WorkloadAttestorPlugin::Systemd
                 }
                 other => {
                     return Err(format!(
@@ -196,6 +203,7 @@ pub fn settings(config: &AgentConfig) -> Result<AgentSettings, String> {
                 Arc::new(K8sAttestor::new(cfg).map_err(|e| format!("WorkloadAttestor \"k8s\": {e}"))?)
             }
             WorkloadAttestorPlugin::Docker(cfg) => Arc::new(DockerAttestor::new(cfg)),
+            WorkloadAttestorPlugin::Systemd => Arc::new(SystemdAttestor::new()),
         });
     }
     // A file is read now, as SPIRE reads it with the configuration; remote sources wait until the
@@ -376,8 +384,13 @@ plugins {
             ),
             (
                 r#"NodeAttestor "join_token" {}
-    WorkloadAttestor "systemd" {}"#,
-                &["unknown WorkloadAttestor plugin \"systemd\": this build supports \"unix\", \"k8s\" and \"docker\""],
+    WorkloadAttestor "windows" {}"#,
+                &["unknown WorkloadAttestor plugin \"windows\": this build supports \"unix\", \"k8s\", \"docker\" and \"systemd\""],
+            ),
+            (
+                r#"NodeAttestor "join_token" {}
+    WorkloadAttestor "systemd" { plugin_data { bus = "unix:path=/run/bus" } }"#,
+                &["unknown configuration key \"bus\"", "(in plugins.WorkloadAttestor.systemd.plugin_data)"],
             ),
             (
                 r#"NodeAttestor "join_token" {}

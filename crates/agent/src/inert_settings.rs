@@ -16,7 +16,7 @@ use spire_config::inert::{self, InertSetting};
 pub(crate) const BUILTIN_PLUGINS: &[(&str, &[&str])] = &[
     ("KeyManager", &["disk", "memory"]),
     ("NodeAttestor", &["join_token", "k8s_psat", "x509pop"]),
-    ("WorkloadAttestor", &["unix", "k8s", "docker"]),
+    ("WorkloadAttestor", &["unix", "k8s", "docker", "systemd"]),
 ];
 
 /// The settings of `config` that have no effect, block by block in the order of SPIRE's docs.

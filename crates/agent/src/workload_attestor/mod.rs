@@ -11,6 +11,7 @@
 pub mod cgroup;
 pub mod docker;
 pub mod k8s;
+pub mod systemd;
 pub mod unix;
 
 use std::fmt;
@@ -41,6 +42,7 @@ pub(crate) fn refuse_sigstore(r: &mut spire_config::Reader<'_, '_>) {
     }
 }
 pub use k8s::{K8sAttestor, K8sConfig};
+pub use systemd::SystemdAttestor;
 pub use unix::{UnixAttestor, UnixConfig};
 
 /// A workload attestor plugin.

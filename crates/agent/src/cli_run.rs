@@ -385,7 +385,9 @@ plugins {
             (
                 r#"NodeAttestor "join_token" {}
     WorkloadAttestor "windows" {}"#,
-                &["unknown WorkloadAttestor plugin \"windows\": this build supports \"unix\", \"k8s\", \"docker\" and \"systemd\""],
+                &[
+                    "unknown WorkloadAttestor plugin \"windows\": this build supports \"unix\", \"k8s\", \"docker\" and \"systemd\"",
+                ],
             ),
             (
                 r#"NodeAttestor "join_token" {}

@@ -185,7 +185,11 @@ fn upstream_authority(
 }
 
 /// The NodeAttestor instances; kube clients are built here, not in [`Plugins::decode`].
-async fn node_attestors(plugins: Vec<NodeAttestorPlugin>, td: &TrustDomain) -> Result<NodeAttestors, RunError> {
+async fn node_attestors(
+    plugins: Vec<NodeAttestorPlugin>,
+    td: &TrustDomain,
+    ds: &Arc<dyn DataStore>,
+) -> Result<NodeAttestors, RunError> {
     let mut attestors = NodeAttestors::new();
     for plugin in plugins {
         let attestor: Arc<dyn NodeAttestor> = match plugin {
@@ -193,7 +197,8 @@ async fn node_attestors(plugins: Vec<NodeAttestorPlugin>, td: &TrustDomain) -> R
                 Arc::new(K8sPsatAttestor::from_config(cfg, td.clone()).await.map_err(plugin_error)?)
             }
             NodeAttestorPlugin::X509Pop(cfg) => {
-                Arc::new(X509PopAttestor::from_config(cfg, td.clone()).map_err(plugin_error)?)
+                let bundle = Arc::new(x509pop::StoredServerBundle { datastore: ds.clone(), trust_domain: td.clone() });
+                Arc::new(X509PopAttestor::from_config(cfg, td.clone(), bundle).map_err(plugin_error)?)
             }
         };
         attestors.register(attestor);
@@ -254,8 +259,8 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| RunError::Config(format!("cannot create data_dir {}: {e}", config.data_dir.display())))?;
     let plugins = Plugins::decode(config)?;
-    let attestors = node_attestors(plugins.node_attestors, &config.trust_domain).await?;
     let ds = open_datastore(&config.datastore).await?;
+    let attestors = node_attestors(plugins.node_attestors, &config.trust_domain, &ds).await?;
     let keys = key_manager(plugins.key_manager)?;
     let upstream = upstream_authority(plugins.upstream_authority)?;
 
@@ -367,7 +372,11 @@ plugins {{
 
     /// What `start` makes of the NodeAttestors `config` names.
     async fn built(config: &ServerConfig) -> Result<NodeAttestors, RunError> {
-        node_attestors(Plugins::decode(config)?.node_attestors, &config.trust_domain).await
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ds.sqlite3");
+        let ds: Arc<dyn DataStore> =
+            Arc::new(SqlStore::open(path.to_str().unwrap(), SqliteOptions::default()).await.unwrap());
+        node_attestors(Plugins::decode(config)?.node_attestors, &config.trust_domain, &ds).await
     }
 
     #[tokio::test]

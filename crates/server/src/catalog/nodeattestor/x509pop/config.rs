@@ -8,9 +8,11 @@
 //! }
 //! ```
 //!
-//! `spiffe_prefix` is read too (SPIRE's key; its docs call it `svid_prefix`, which SPIRE ignores and
-//! we refuse as unknown). `mode = "spiffe"` is refused: this build verifies agents' certificates
-//! against configured CAs only.
+//! In `mode = "spiffe"` the agents' certificates are X509-SVIDs of the server's own trust domain,
+//! checked against the server's current bundle, and exchanged for agent IDs: `spiffe_prefix`
+//! (default `/spire-exchange/`; SPIRE's docs call it `svid_prefix`, a key SPIRE ignores and we
+//! refuse as unknown) is the path prefix an SVID must have, and the rest of its path is the
+//! template's `.SVIDPathTrimmed`.
 
 use std::path::PathBuf;
 
@@ -22,10 +24,26 @@ use super::template::{self, Template};
 /// The decoded `plugin_data`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct X509PopConfig {
-    /// The PEM files holding the trusted root CAs (`ca_bundle_path` or `ca_bundle_paths`).
+    /// `mode`.
+    pub mode: Mode,
+    /// The PEM files holding the trusted root CAs (`ca_bundle_path` or `ca_bundle_paths`); empty in
+    /// `spiffe` mode.
     pub ca_bundle_paths: Vec<PathBuf>,
-    /// `agent_path_template`.
+    /// `agent_path_template`, defaulted by mode.
     pub agent_path_template: Template,
+}
+
+/// Where the trusted roots come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// `external_pki`: the configured CA bundles.
+    ExternalPki,
+    /// `spiffe`: the server's own bundle; agents present X509-SVIDs whose path starts with
+    /// `svid_prefix` (always ending in `/`).
+    Spiffe {
+        /// `spiffe_prefix`, with a trailing `/` added as SPIRE does.
+        svid_prefix: String,
+    },
 }
 
 impl X509PopConfig {
@@ -41,16 +59,20 @@ fn read(r: &mut Reader<'_, '_>) -> X509PopConfig {
     let invalid = |r: &mut Reader<'_, '_>, message: String| {
         r.diags().error(ConfigError::invalid(format!("{path}: {message}"), line));
     };
-    let mode = r.non_empty_string("mode").unwrap_or_else(|| "external_pki".into());
-    match mode.as_str() {
-        "external_pki" => {}
-        "spiffe" => invalid(r, "mode \"spiffe\" is not supported by this build; use external_pki".into()),
-        _ => invalid(r, "mode can only be either spiffe or external_pki".into()),
+    let mode_name = r.non_empty_string("mode").unwrap_or_else(|| "external_pki".into());
+    if mode_name != "external_pki" && mode_name != "spiffe" {
+        invalid(r, "mode can only be either spiffe or external_pki".into());
     }
-    // Read for SPIRE compatibility; only meaningful in spiffe mode.
-    let _ = r.string("spiffe_prefix");
+    let mut svid_prefix = r.string("spiffe_prefix").unwrap_or_else(|| "/spire-exchange/".into());
+    if !svid_prefix.ends_with('/') {
+        svid_prefix.push('/');
+    }
+    let mode = if mode_name == "spiffe" { Mode::Spiffe { svid_prefix } } else { Mode::ExternalPki };
     let single = r.non_empty_string("ca_bundle_path");
     let many = r.string_list("ca_bundle_paths").unwrap_or_default();
+    if matches!(mode, Mode::Spiffe { .. }) && (single.is_some() || !many.is_empty()) {
+        invalid(r, "you can not use ca_bundle_path or ca_bundle_paths in spiffe mode".into());
+    }
     let ca_bundle_paths: Vec<PathBuf> = match (single, many.is_empty()) {
         (Some(_), false) => {
             invalid(r, "only one of ca_bundle_path or ca_bundle_paths can be configured, not both".into());
@@ -59,13 +81,17 @@ fn read(r: &mut Reader<'_, '_>) -> X509PopConfig {
         (Some(p), true) => vec![PathBuf::from(p)],
         (None, false) => many.into_iter().map(PathBuf::from).collect(),
         (None, true) => {
-            if mode == "external_pki" {
+            if mode == Mode::ExternalPki {
                 invalid(r, "one of ca_bundle_path or ca_bundle_paths must be configured".into());
             }
             Vec::new()
         }
     };
-    let text = r.non_empty_string("agent_path_template").unwrap_or_else(|| template::DEFAULT.into());
+    let default_template = match mode {
+        Mode::ExternalPki => template::DEFAULT,
+        Mode::Spiffe { .. } => template::DEFAULT_SVID,
+    };
+    let text = r.non_empty_string("agent_path_template").unwrap_or_else(|| default_template.into());
     let agent_path_template = match Template::parse(&text) {
         Ok(t) => t,
         Err(e) => {
@@ -73,7 +99,7 @@ fn read(r: &mut Reader<'_, '_>) -> X509PopConfig {
             Template::parse(template::DEFAULT).expect("the default parses")
         }
     };
-    X509PopConfig { ca_bundle_paths, agent_path_template }
+    X509PopConfig { mode, ca_bundle_paths, agent_path_template }
 }
 
 /// A NodeAttestor "x509pop" block with `data` (HCL) as its `plugin_data`.
@@ -100,6 +126,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.ca_bundle_paths.len(), 2);
+        assert_eq!(c.mode, Mode::ExternalPki);
+    }
+
+    #[test]
+    fn spiffe_mode_needs_no_bundle_and_defaults_its_prefix_and_template() {
+        let c = config(r#"mode = "spiffe""#).unwrap();
+        assert_eq!(c.mode, Mode::Spiffe { svid_prefix: "/spire-exchange/".into() });
+        assert!(c.ca_bundle_paths.is_empty());
+        assert_eq!(c.agent_path_template, Template::parse(template::DEFAULT_SVID).unwrap());
+        let c = config("mode = \"spiffe\"\nspiffe_prefix = \"/nodes\"").unwrap();
+        assert_eq!(c.mode, Mode::Spiffe { svid_prefix: "/nodes/".into() });
+        let c = config("mode = \"spiffe\"\nspiffe_prefix = \"\"").unwrap();
+        assert_eq!(c.mode, Mode::Spiffe { svid_prefix: "/".into() });
     }
 
     #[test]
@@ -111,7 +150,10 @@ mod tests {
                 "only one of ca_bundle_path or ca_bundle_paths can be configured, not both",
             ),
             ("ca_bundle_path = \"/a\"\nmode = \"other\"", "mode can only be either spiffe or external_pki"),
-            ("mode = \"spiffe\"", "mode \"spiffe\" is not supported by this build"),
+            (
+                "mode = \"spiffe\"\nca_bundle_path = \"/a\"",
+                "you can not use ca_bundle_path or ca_bundle_paths in spiffe mode",
+            ),
             (
                 "ca_bundle_path = \"/a\"\nagent_path_template = \"/{{ .X }}\"",
                 "failed to parse agent svid template: \"/{{ .X }}\"",

@@ -23,6 +23,15 @@ pub enum AttestError {
     /// An intermediate is not X.509 DER (index among the intermediates).
     #[error("unable to parse intermediate certificate {0}: {1}")]
     BadIntermediate(usize, String),
+    /// `spiffe` mode: the server's bundle could not be read.
+    #[error("failed to get trust bundle: {0}")]
+    TrustBundle(String),
+    /// `spiffe` mode: the leaf has no SPIFFE ID.
+    #[error("valid SVID x509 cert not found")]
+    NoSvid,
+    /// `spiffe` mode: the leaf's SPIFFE ID is not under the configured prefix.
+    #[error("x509 cert doesnt match SVID prefix")]
+    SvidPrefix,
     /// The chain does not lead to a trusted CA, or a certificate is expired or not yet valid.
     #[error("certificate verification failed: {0}")]
     Verification(String),
@@ -50,8 +59,10 @@ impl AttestError {
             | Self::BadLeaf(_)
             | Self::BadIntermediate(..)
             | Self::BadResponse(_) => Code::InvalidArgument,
-            Self::Verification(_) | Self::ResponseVerification(_) => Code::PermissionDenied,
-            Self::Challenge(_) | Self::AgentId(_) => Code::Internal,
+            Self::Verification(_) | Self::ResponseVerification(_) | Self::NoSvid | Self::SvidPrefix => {
+                Code::PermissionDenied
+            }
+            Self::Challenge(_) | Self::AgentId(_) | Self::TrustBundle(_) => Code::Internal,
         }
     }
 }

@@ -7,7 +7,11 @@
 //! 32-byte nonce; the agent signs `SHA256(nonce || its own nonce)` with the leaf's key (RSA-PSS or
 //! ECDSA). The agent is named by [`config::X509PopConfig::agent_path_template`], by default
 //! `spiffe://<td>/spire/agent/x509pop/<SHA-1 of the leaf's DER>`, with the selectors of
-//! [`selectors`]. Agents renew by attesting again.
+//! [`verify::selectors`]. Agents renew by attesting again.
+//!
+//! In `spiffe` mode the roots are the server's own X.509 authorities, read from [`ServerBundle`] at
+//! each attestation, and the leaf must be an X509-SVID whose path starts with the configured
+//! prefix: an SVID a workload got from this trust domain is exchanged for an agent identity.
 //!
 //! [`verify`] holds the checks as functions, [`template`] the agent path template, [`config`] the
 //! `plugin_data`, [`error`] SPIRE's refusals.
@@ -18,13 +22,14 @@ pub mod template;
 pub mod verify;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use spire_attestation::x509pop::{AttestationData, PLUGIN_NAME, Response};
-use spire_config::{ConfigError, PluginConfig};
+use spire_config::ConfigError;
 use spire_identity::TrustDomain;
 use tonic::Status;
 
-pub use self::config::X509PopConfig;
+pub use self::config::{Mode, X509PopConfig};
 pub use self::error::AttestError;
 use self::template::Template;
 use self::verify::LeafInfo;
@@ -49,32 +54,89 @@ pub enum SetupError {
     },
 }
 
+/// The server's current X.509 authorities (DER), as SPIRE's IdentityProvider host service gives
+/// them to the plugin.
+#[async_trait::async_trait]
+pub trait ServerBundle: Send + Sync + std::fmt::Debug {
+    /// The authorities now.
+    async fn x509_authorities(&self) -> Result<Vec<Vec<u8>>, String>;
+}
+
+/// The trust domain's bundle as the datastore holds it: what the CA manager publishes, so a
+/// prepared or rotated authority is trusted as soon as it is stored.
+pub struct StoredServerBundle {
+    /// The server's datastore.
+    pub datastore: Arc<dyn spire_datastore::DataStore>,
+    /// The server's trust domain.
+    pub trust_domain: TrustDomain,
+}
+
+impl std::fmt::Debug for StoredServerBundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredServerBundle").field("trust_domain", &self.trust_domain).finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl ServerBundle for StoredServerBundle {
+    async fn x509_authorities(&self) -> Result<Vec<Vec<u8>>, String> {
+        let bundle = self.datastore.fetch_bundle(&self.trust_domain).await.map_err(|e| e.to_string())?;
+        Ok(bundle.map(|b| b.x509_authorities.into_iter().map(|a| a.der).collect()).unwrap_or_default())
+    }
+}
+
+/// Where an attestation's roots come from.
+#[derive(Debug, Clone)]
+enum Roots {
+    /// `external_pki`: read from the CA bundle files at start.
+    Fixed(Vec<Vec<u8>>),
+    /// `spiffe`: the server's bundle at attestation time, and the SVID path prefix.
+    Server { bundle: Arc<dyn ServerBundle>, svid_prefix: String },
+}
+
 /// The `x509pop` attestor.
 #[derive(Debug)]
 pub struct X509PopAttestor {
     trust_domain: TrustDomain,
-    roots: Vec<Vec<u8>>,
+    roots: Roots,
     template: Template,
 }
 
 impl X509PopAttestor {
-    /// The attestor `plugin` configures.
-    pub fn from_plugin(plugin: &PluginConfig, trust_domain: TrustDomain) -> Result<Self, SetupError> {
-        Self::from_config(X509PopConfig::from_plugin(plugin)?, trust_domain)
+    /// The attestor for a decoded `config`; the CA bundles are read now. `server_bundle` is the
+    /// server's own bundle, used in `spiffe` mode.
+    pub fn from_config(
+        config: X509PopConfig,
+        trust_domain: TrustDomain,
+        server_bundle: Arc<dyn ServerBundle>,
+    ) -> Result<Self, SetupError> {
+        let roots = match config.mode {
+            Mode::ExternalPki => {
+                let mut roots = Vec::new();
+                for path in &config.ca_bundle_paths {
+                    roots.extend(load_bundle(path)?);
+                }
+                Roots::Fixed(roots)
+            }
+            Mode::Spiffe { svid_prefix } => Roots::Server { bundle: server_bundle, svid_prefix },
+        };
+        Ok(Self { trust_domain, roots, template: config.agent_path_template })
     }
 
-    /// The attestor for a decoded `config`; the CA bundles are read now.
-    pub fn from_config(config: X509PopConfig, trust_domain: TrustDomain) -> Result<Self, SetupError> {
-        let mut roots = Vec::new();
-        for path in &config.ca_bundle_paths {
-            roots.extend(load_bundle(path)?);
-        }
-        Ok(Self::new(trust_domain, roots, config.agent_path_template))
-    }
-
-    /// An attestor trusting `roots` (DER).
+    /// An `external_pki` attestor trusting `roots` (DER).
     pub fn new(trust_domain: TrustDomain, roots: Vec<Vec<u8>>, template: Template) -> Self {
-        Self { trust_domain, roots, template }
+        Self { trust_domain, roots: Roots::Fixed(roots), template }
+    }
+
+    /// A `spiffe` mode attestor trusting the server's `bundle`, exchanging SVIDs under
+    /// `svid_prefix` (ending in `/`).
+    pub fn spiffe(
+        trust_domain: TrustDomain,
+        bundle: Arc<dyn ServerBundle>,
+        svid_prefix: String,
+        template: Template,
+    ) -> Self {
+        Self { trust_domain, roots: Roots::Server { bundle, svid_prefix }, template }
     }
 
     /// Every step of SPIRE's plugin, in its order.
@@ -92,14 +154,22 @@ impl X509PopAttestor {
         for (i, der) in intermediates.iter().enumerate() {
             verify::check_parses(der).map_err(|e| AttestError::BadIntermediate(i, e))?;
         }
-        let ca_fingerprints = verify::verify_chain(leaf_der, intermediates, &self.roots, std::time::SystemTime::now())?;
+        let roots = match &self.roots {
+            Roots::Fixed(roots) => roots.clone(),
+            Roots::Server { bundle, .. } => bundle.x509_authorities().await.map_err(AttestError::TrustBundle)?,
+        };
+        let ca_fingerprints = verify::verify_chain(leaf_der, intermediates, &roots, std::time::SystemTime::now())?;
         let challenge = verify::generate_challenge(&leaf)?;
         let answer = challenger.challenge(challenge.to_json()).await?;
         let response = Response::from_json(&answer).map_err(|e| AttestError::BadResponse(e.to_string()))?;
         verify::verify_response(&leaf.key, &challenge, &response)
             .map_err(|e| AttestError::ResponseVerification(e.to_string()))?;
+        let svid_path_trimmed = match &self.roots {
+            Roots::Fixed(_) => String::new(),
+            Roots::Server { svid_prefix, .. } => verify::svid_path_trimmed(&leaf, svid_prefix)?,
+        };
         let sans = leaf.uri_san_selectors(self.trust_domain.as_str());
-        let agent_id = verify::agent_id(&self.trust_domain, &self.template, &leaf, &sans)?;
+        let agent_id = verify::agent_id(&self.trust_domain, &self.template, &leaf, &svid_path_trimmed, &sans)?;
         Ok(AttestResult {
             agent_id,
             selector_values: verify::selectors(&leaf, &ca_fingerprints, &sans),

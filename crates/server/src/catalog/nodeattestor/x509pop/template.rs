@@ -10,6 +10,9 @@ use std::collections::BTreeMap;
 /// SPIRE's default in `external_pki` mode.
 pub const DEFAULT: &str = "/{{ .PluginName }}/{{ .Fingerprint }}";
 
+/// SPIRE's default in `spiffe` mode.
+pub const DEFAULT_SVID: &str = "/{{ .PluginName }}/{{ .SVIDPathTrimmed }}";
+
 /// A parsed template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {

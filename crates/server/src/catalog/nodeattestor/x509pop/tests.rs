@@ -186,3 +186,77 @@ fn responses_of_the_wrong_kind_or_length_are_refused() {
     let err = verify::verify_response(&rsa, &challenge, &Default::default()).unwrap_err();
     assert_eq!(err.to_string(), "expecting RSA response");
 }
+
+/// A server bundle holding fixed authorities.
+#[derive(Debug)]
+struct Bundle(Vec<Vec<u8>>);
+
+#[async_trait::async_trait]
+impl ServerBundle for Bundle {
+    async fn x509_authorities(&self) -> Result<Vec<Vec<u8>>, String> {
+        Ok(self.0.clone())
+    }
+}
+
+/// An X509-SVID with `uri` under `issuer`, and its signer.
+fn svid(issuer: &Ca, uri: &str) -> (Vec<u8>, SigningKey) {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.subject_alt_names = vec![SanType::URI(uri.try_into().unwrap())];
+    let cert = p.signed_by(&key, &issuer.issuer).unwrap();
+    (cert.der().to_vec(), SigningKey::from_pkcs8(&key.serialize_der()).unwrap())
+}
+
+fn spiffe_attestor(roots: &[&Ca], prefix: &str) -> X509PopAttestor {
+    X509PopAttestor::spiffe(
+        td(),
+        Arc::new(Bundle(roots.iter().map(|c| c.der.clone()).collect())),
+        prefix.into(),
+        Template::parse(template::DEFAULT_SVID).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn spiffe_mode_exchanges_an_svid_under_the_prefix_for_an_agent_id() {
+    let server_ca = ca("server");
+    let (der, key) = svid(&server_ca, "spiffe://example.org/spire-exchange/rack-7/node-3");
+    let result = spiffe_attestor(&[&server_ca], "/spire-exchange/")
+        .attest_payload(&payload(&[&der]), &mut Agent { key: &key, challenges: 0 })
+        .await
+        .unwrap();
+    assert_eq!(result.agent_id.to_string(), "spiffe://example.org/spire/agent/x509pop/rack-7/node-3");
+    assert!(result.can_reattest);
+    assert!(result.selector_values.contains(&format!("ca:fingerprint:{}", fingerprint(&server_ca.der))));
+
+    // An empty prefix (normalised to "/") lets every path through.
+    let result = spiffe_attestor(&[&server_ca], "/")
+        .attest_payload(&payload(&[&der]), &mut Agent { key: &key, challenges: 0 })
+        .await
+        .unwrap();
+    assert_eq!(result.agent_id.to_string(), "spiffe://example.org/spire/agent/x509pop/spire-exchange/rack-7/node-3");
+}
+
+#[tokio::test]
+async fn spiffe_mode_refusals() {
+    let server_ca = ca("server");
+    let other = ca("other");
+    let a = spiffe_attestor(&[&server_ca], "/spire-exchange/");
+    let (outside, outside_key) = svid(&server_ca, "spiffe://example.org/workload/web");
+    let (foreign, foreign_key) = svid(&other, "spiffe://example.org/spire-exchange/node");
+    let (plain, plain_key) = leaf(&server_ca, &rcgen::PKCS_ECDSA_P256_SHA256, true);
+    for (der, key, code, message) in [
+        (outside, outside_key, Code::PermissionDenied, "x509 cert doesnt match SVID prefix"),
+        (
+            foreign,
+            foreign_key,
+            Code::PermissionDenied,
+            "certificate verification failed: x509: certificate signed by unknown authority",
+        ),
+        (plain, plain_key, Code::PermissionDenied, "valid SVID x509 cert not found"),
+    ] {
+        let err = a.attest_payload(&payload(&[&der]), &mut Agent { key: &key, challenges: 0 }).await.unwrap_err();
+        assert_eq!(err.code(), code, "{message}: {err:?}");
+        assert_eq!(err.message(), format!("nodeattestor(x509pop): {message}"));
+    }
+}

@@ -329,11 +329,25 @@ fn strip_zeros(v: &[u8]) -> &[u8] {
     &v[start..]
 }
 
+/// In `spiffe` mode, the path of the leaf's first `spiffe://` URI SAN after `svid_prefix`.
+pub fn svid_path_trimmed(leaf: &LeafInfo, svid_prefix: &str) -> Result<String, AttestError> {
+    let uri = leaf
+        .uris
+        .iter()
+        .find(|u| u.get(..9).is_some_and(|scheme| scheme.eq_ignore_ascii_case("spiffe://")))
+        .ok_or(AttestError::NoSvid)?;
+    let rest = &uri[9..];
+    let path = rest.find('/').map_or("", |i| &rest[i..]);
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    path.strip_prefix(svid_prefix).map(str::to_owned).ok_or(AttestError::SvidPrefix)
+}
+
 /// The agent ID the template makes for `leaf`.
 pub fn agent_id(
     trust_domain: &TrustDomain,
     template: &Template,
     leaf: &LeafInfo,
+    svid_path_trimmed: &str,
     sans: &BTreeMap<String, String>,
 ) -> Result<SpiffeId, AttestError> {
     let path = template.execute(&TemplateData {
@@ -341,7 +355,7 @@ pub fn agent_id(
         fingerprint: wire::fingerprint(&leaf.der),
         trust_domain: trust_domain.as_str().into(),
         serial_number_hex: leaf.serial_hex.clone(),
-        svid_path_trimmed: String::new(),
+        svid_path_trimmed: svid_path_trimmed.to_owned(),
         subject_common_name: leaf.subject_cn.clone(),
         subject_serial_number: leaf.subject_serial_number.clone(),
         issuer_common_name: leaf.issuer_cn.clone(),

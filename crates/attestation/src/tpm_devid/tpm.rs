@@ -307,7 +307,9 @@ pub fn verify_rsa_signature(key: &Public, data: &[u8], signature_bytes: &[u8]) -
         HashAlg::Sha512 => &signature::RSA_PKCS1_2048_8192_SHA512,
     };
     let exponent = key.rsa_exponent().unwrap_or(65537).to_be_bytes();
-    let components = signature::RsaPublicKeyComponents { n: modulus.as_slice(), e: &exponent[..] };
+    let e = &exponent[exponent.iter().position(|b| *b != 0).unwrap_or(3)..];
+    let n = &modulus[modulus.iter().position(|b| *b != 0).unwrap_or(0)..];
+    let components = signature::RsaPublicKeyComponents { n, e };
     components.verify(params, data, &sig).map_err(|_| SignatureError::Invalid)
 }
 

@@ -139,3 +139,22 @@ async fn a_bus_without_systemd_fails_the_attestation() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn an_unreachable_bus_does_not_stop_the_other_attestors() {
+    use std::sync::Arc;
+
+    use crate::workload_attestor::{UnixAttestor, UnixConfig, WorkloadAttestors};
+
+    let dir = tempfile::tempdir().unwrap();
+    let systemd = SystemdAttestor::with_address(format!("unix:path={}", dir.path().join("no.sock").display()));
+    let attestors = WorkloadAttestors::new([
+        Arc::new(systemd) as Arc<dyn WorkloadAttestor>,
+        Arc::new(UnixAttestor::new(UnixConfig::default())),
+    ]);
+    let pid = i32::try_from(std::process::id()).unwrap();
+    let selectors = attestors.attest_pid(pid).await.unwrap();
+    let shown: Vec<String> = selectors.iter().map(ToString::to_string).collect();
+    assert!(shown.iter().any(|s| s.starts_with("unix:uid:")), "{shown:?}");
+    assert!(!shown.iter().any(|s| s.starts_with("systemd:")), "{shown:?}");
+}

@@ -98,7 +98,9 @@ pub(crate) fn unavailable() -> Option<String> {
     if systemd_binary().is_none() {
         return Some("no systemd binary (Debian's systemd package)".into());
     }
-    for tool in ["/usr/bin/dbus-daemon", "/usr/bin/unshare", "/usr/bin/nsenter", "/usr/bin/systemctl", "/usr/bin/busctl"] {
+    for tool in
+        ["/usr/bin/dbus-daemon", "/usr/bin/unshare", "/usr/bin/nsenter", "/usr/bin/systemctl", "/usr/bin/busctl"]
+    {
         if !Path::new(tool).exists() {
             return Some(format!("{tool} is not installed"));
         }

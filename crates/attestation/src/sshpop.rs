@@ -5,10 +5,11 @@
 //! The exchange: payload `{"Certificate":<cert>}`, challenge `{"Nonce":<32 bytes>}`, response
 //! `{"Nonce":<32 bytes>,"Signature":{"Format","Blob","Rest"}}` where the signature is an SSH
 //! signature by the host key over `SHA256(challenge nonce || response nonce)`. [`wire`] holds the
-//! JSON, [`key`] the signatures, [`cert`] the certificate checks.
+//! JSON, [`key`] the signatures, [`cert`] the certificate checks, [`ssh`] the SSH wire format.
 
 pub mod cert;
 pub mod key;
+pub mod ssh;
 pub mod wire;
 
 pub use cert::{Authorities, AuthorityError, CheckError, HostCertificate, ParseError};
@@ -104,8 +105,7 @@ mod tests {
         let challenge = Challenge { nonce: vec![9; 32] };
         let response = Response::from_json(&respond(&key, &challenge.to_json()).unwrap()).unwrap();
         let digest = combine_nonces(&challenge.nonce, &response.nonce).unwrap();
-        let public = ssh_key::PublicKey::from_bytes(&key.public_key_blob()).unwrap();
-        key::verify(public.key_data(), &digest, &response.signature.unwrap()).unwrap();
+        key::verify(&key.public_key(), &digest, &response.signature.unwrap()).unwrap();
         let err = respond(&key, br#"{"Nonce":"AQ=="}"#).unwrap_err();
         assert_eq!(err.to_string(), "failed to combine nonces: invalid challenge nonce size");
         assert!(respond(&key, b"{").unwrap_err().to_string().starts_with("failed to unmarshal challenge request: "));

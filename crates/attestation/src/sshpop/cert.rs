@@ -4,11 +4,9 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use ssh_key::certificate::CertType;
-use ssh_key::public::KeyData;
-use ssh_key::{Certificate, PublicKey};
 
 use super::key::{self, VerifyError};
+use super::ssh::{Certificate, PublicKey};
 use super::wire::SshSignature;
 
 /// `ValidBefore` of a certificate that never expires.
@@ -77,13 +75,10 @@ pub enum CheckError {
 impl HostCertificate {
     /// Reads a certificate in SSH wire format (the payload), as Go's `ssh.ParsePublicKey`.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ParseError> {
-        match Certificate::from_bytes(bytes) {
-            Ok(cert) => Self::new(cert),
-            Err(e) if PublicKey::from_bytes(bytes).is_ok() => {
-                let _ = e;
-                Err(ParseError::NotCertificate)
-            }
-            Err(e) => Err(ParseError::Malformed(e.to_string())),
+        match Certificate::parse(bytes) {
+            Ok(Some(cert)) => Ok(Self { bytes: cert.marshal(), cert }),
+            Ok(None) => Err(ParseError::NotCertificate),
+            Err(e) => Err(ParseError::Malformed(e.0)),
         }
     }
 
@@ -92,11 +87,6 @@ impl HostCertificate {
     pub fn from_text(text: &[u8]) -> Result<Self, ParseError> {
         let blob = first_key_blob(text)?;
         Self::from_bytes(&blob)
-    }
-
-    fn new(cert: Certificate) -> Result<Self, ParseError> {
-        let bytes = cert.to_bytes().map_err(|e| ParseError::Malformed(e.to_string()))?;
-        Ok(Self { cert, bytes })
     }
 
     /// The wire bytes (what the agent sends and the fingerprint hashes).
@@ -111,45 +101,42 @@ impl HostCertificate {
 
     /// `ValidPrincipals`.
     pub fn principals(&self) -> &[String] {
-        self.cert.valid_principals()
+        &self.cert.valid_principals
     }
 
     /// `KeyId`.
     pub fn key_id(&self) -> &str {
-        self.cert.key_id()
+        &self.cert.key_id
     }
 
     /// `Serial`.
     pub fn serial(&self) -> u64 {
-        self.cert.serial()
+        self.cert.serial
     }
 
     /// `CertType`: 1 user, 2 host.
     pub fn cert_type(&self) -> u32 {
-        match self.cert.cert_type() {
-            CertType::User => 1,
-            CertType::Host => 2,
-        }
+        self.cert.cert_type
     }
 
     /// `ValidAfter`, Unix seconds.
     pub fn valid_after(&self) -> u64 {
-        self.cert.valid_after()
+        self.cert.valid_after
     }
 
     /// `ValidBefore`, Unix seconds (`u64::MAX`: forever).
     pub fn valid_before(&self) -> u64 {
-        self.cert.valid_before()
+        self.cert.valid_before
     }
 
-    /// The certified host key in wire format.
-    pub fn public_key_blob(&self) -> Vec<u8> {
-        PublicKey::from(self.cert.public_key().clone()).to_bytes().unwrap_or_default()
+    /// The certified host key.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.cert.key
     }
 
     /// Checks a signature made with the certified key (Go's `cert.Verify`).
     pub fn verify(&self, data: &[u8], signature: &SshSignature) -> Result<(), VerifyError> {
-        key::verify(self.cert.public_key(), data, signature)
+        key::verify(&self.cert.key, data, signature)
     }
 
     /// SPIRE's host check: a host certificate, signed by one of `authorities`, valid for its first
@@ -161,11 +148,11 @@ impl HostCertificate {
         }
         let first = self.principals().first().cloned().unwrap_or_default();
         let addr = format!("{first}:22");
-        if !authorities.contains(self.cert.signature_key()) {
+        if !authorities.contains(&self.cert.signature_key) {
             return Err(CheckError::UnknownAuthority(addr));
         }
         let host = split_host(&addr)?;
-        if let Some(opt) = self.cert.critical_options().keys().find(|k| k.as_str() != "source-address") {
+        if let Some((opt, _)) = self.cert.critical_options.iter().find(|(k, _)| k != "source-address") {
             return Err(CheckError::CriticalOption(opt.clone()));
         }
         if !self.principals().is_empty() && !self.principals().iter().any(|p| *p == host) {
@@ -182,17 +169,10 @@ impl HostCertificate {
         if self.valid_before() != FOREVER && (now >= before || before < 0) {
             return Err(CheckError::Expired);
         }
-        let signature = self.cert.signature();
-        let ca_signature =
-            SshSignature { format: signature.algorithm().to_string(), blob: signature.as_bytes().to_vec(), rest: None };
-        key::verify(self.cert.signature_key(), self.signed_bytes(), &ca_signature).map_err(|_| CheckError::Signature)
-    }
-
-    /// The bytes the CA signed: the wire bytes without the trailing signature string.
-    fn signed_bytes(&self) -> &[u8] {
-        let s = self.cert.signature();
-        let encoded = 4 + 4 + s.algorithm().as_str().len() + 4 + s.as_bytes().len();
-        &self.bytes[..self.bytes.len().saturating_sub(encoded)]
+        let (format, blob, rest) = &self.cert.signature;
+        let ca_signature = SshSignature { format: format.clone(), blob: blob.clone(), rest: Some(rest.clone()) };
+        key::verify(&self.cert.signature_key, &self.cert.signed_bytes(), &ca_signature)
+            .map_err(|_| CheckError::Signature)
     }
 }
 
@@ -208,7 +188,8 @@ impl Authorities {
         for line in lines {
             let blob = first_key_blob(line.as_bytes())
                 .map_err(|e| AuthorityError::Parse { line: line.to_owned(), reason: e.to_string() })?;
-            keys.push(blob);
+            // Go compares the keys' re-encodings.
+            keys.push(PublicKey::parse(&blob).map_or(blob, |k| k.marshal()));
         }
         if keys.is_empty() {
             return Err(AuthorityError::None);
@@ -216,9 +197,8 @@ impl Authorities {
         Ok(Self(keys))
     }
 
-    fn contains(&self, key: &KeyData) -> bool {
-        let Ok(blob) = PublicKey::from(key.clone()).to_bytes() else { return false };
-        self.0.contains(&blob)
+    fn contains(&self, key: &PublicKey) -> bool {
+        self.0.contains(&key.marshal())
     }
 
     /// How many keys are trusted.
@@ -275,13 +255,9 @@ fn first_key_blob(text: &[u8]) -> Result<Vec<u8>, ParseError> {
     }
 }
 
-/// Whether `blob` is a public key or certificate in wire format.
+/// Whether `blob` is a public key or certificate in wire format (Go's `ParsePublicKey`).
 fn parse_key(blob: &[u8]) -> Result<(), String> {
-    if PublicKey::from_bytes(blob).is_ok() || Certificate::from_bytes(blob).is_ok() {
-        Ok(())
-    } else {
-        Err(Certificate::from_bytes(blob).err().map(|e| e.to_string()).unwrap_or_default())
-    }
+    Certificate::parse(blob).map(|_| ()).map_err(|e| e.0)
 }
 
 /// The `n`th blank-separated field of `line` (0-based), up to the next blank.

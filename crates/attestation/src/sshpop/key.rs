@@ -4,22 +4,21 @@
 //! Keys are Ed25519, ECDSA on P-256/384/521 and RSA. RSA signatures are read as `ssh-rsa`
 //! (SHA-1, what SPIRE's agent sends), `rsa-sha2-256` or `rsa-sha2-512`, and made as
 //! `rsa-sha2-512`. DSA and security-key (`sk-*`) keys are refused: aws-lc-rs has no DSA, and a
-//! host key on a security key cannot sign unattended.
+//! host key on a security key cannot sign unattended. Private keys are read in OpenSSH's own
+//! format (unencrypted, as `ssh-keygen` writes host keys) and in PEM PKCS#1, SEC1 and PKCS#8.
 
+use super::ssh::{self, PublicKey};
+use super::wire::SshSignature;
 use aws_lc_rs::signature::{self as sig, KeyPair as _};
 use aws_lc_rs::{digest, rand};
-use ssh_key::public::KeyData;
-use ssh_key::{EcdsaCurve, Mpint, PrivateKey};
-
-use super::wire::SshSignature;
 
 /// A host private key that answers challenges.
 #[derive(Debug)]
 pub enum HostKey {
     /// Ed25519.
     Ed25519(sig::Ed25519KeyPair),
-    /// ECDSA; the curve decides the SSH format and the hash.
-    Ecdsa(sig::EcdsaKeyPair, EcdsaCurve),
+    /// ECDSA; the curve (`nistp256`, `nistp384`, `nistp521`) decides the SSH format and the hash.
+    Ecdsa(sig::EcdsaKeyPair, &'static str),
     /// RSA, 2048 to 8192 bits.
     Rsa(aws_lc_rs::rsa::KeyPair),
 }
@@ -55,11 +54,7 @@ impl HostKey {
             return Err(KeyError::Passphrase);
         }
         match label.as_str() {
-            "OPENSSH PRIVATE KEY" => {
-                let key =
-                    PrivateKey::from_openssh(&text[begin..]).map_err(|e| KeyError::Malformed(format!("ssh: {e}")))?;
-                Self::from_openssh(&key)
-            }
+            "OPENSSH PRIVATE KEY" => Self::from_openssh(&pem_body(&text[begin..]).ok_or(KeyError::NoKey)?),
             "RSA PRIVATE KEY" | "EC PRIVATE KEY" | "PRIVATE KEY" => {
                 let der = pem_body(&text[begin..]).ok_or(KeyError::NoKey)?;
                 Self::from_der(&label, &der)
@@ -68,49 +63,85 @@ impl HostKey {
         }
     }
 
-    fn from_openssh(key: &PrivateKey) -> Result<Self, KeyError> {
-        use ssh_key::private::{EcdsaKeypair, KeypairData};
-        let bad = |e: aws_lc_rs::error::KeyRejected| KeyError::Malformed(format!("ssh: {e}"));
-        if key.is_encrypted() {
+    /// OpenSSH's `openssh-key-v1` format, unencrypted, one key (as Go's
+    /// `parseOpenSSHPrivateKey`).
+    fn from_openssh(body: &[u8]) -> Result<Self, KeyError> {
+        let malformed = || KeyError::Malformed("ssh: malformed OpenSSH key".into());
+        let mut r = body
+            .strip_prefix(b"openssh-key-v1\0")
+            .ok_or_else(|| KeyError::Malformed("ssh: invalid openssh private key format".into()))?;
+        let cipher = ssh::take_string(&mut r).ok_or_else(malformed)?;
+        let kdf = ssh::take_string(&mut r).ok_or_else(malformed)?;
+        let _kdf_options = ssh::take_string(&mut r).ok_or_else(malformed)?;
+        if cipher != b"none" || kdf != b"none" {
             return Err(KeyError::Passphrase);
         }
-        match key.key_data() {
-            KeypairData::Ed25519(k) => {
-                sig::Ed25519KeyPair::from_seed_and_public_key(&k.private.to_bytes(), &k.public.0)
-                    .map(Self::Ed25519)
-                    .map_err(bad)
-            }
-            KeypairData::Ecdsa(k) => {
-                let (alg, curve) = match k {
-                    EcdsaKeypair::NistP256 { .. } => (&sig::ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaCurve::NistP256),
-                    EcdsaKeypair::NistP384 { .. } => (&sig::ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaCurve::NistP384),
-                    EcdsaKeypair::NistP521 { .. } => (&sig::ECDSA_P521_SHA512_FIXED_SIGNING, EcdsaCurve::NistP521),
-                };
-                sig::EcdsaKeyPair::from_private_key_and_public_key(alg, k.private_key_bytes(), k.public_key_bytes())
-                    .map(|p| Self::Ecdsa(p, curve))
-                    .map_err(bad)
-            }
-            KeypairData::Rsa(k) => {
-                let der = rsa_private_key_der(
-                    &k.public.n,
-                    &k.public.e,
-                    &k.private.d,
-                    &k.private.p,
-                    &k.private.q,
-                    &k.private.iqmp,
-                )
-                .ok_or_else(|| KeyError::Malformed("ssh: malformed RSA key".into()))?;
-                aws_lc_rs::rsa::KeyPair::from_der(&der).map(Self::Rsa).map_err(bad)
-            }
-            other => Err(KeyError::Unsupported(other.algorithm().map(|a| a.to_string()).unwrap_or_default())),
+        let count = r.get(..4).ok_or_else(malformed)?;
+        if count != [0, 0, 0, 1] {
+            return Err(KeyError::Malformed("ssh: multi-key files are not supported".into()));
         }
+        r = &r[4..];
+        let _public = ssh::take_string(&mut r).ok_or_else(malformed)?;
+        let mut p = ssh::take_string(&mut r).ok_or_else(malformed)?;
+        let (check1, check2) = (p.get(..4).ok_or_else(malformed)?, p.get(4..8).ok_or_else(malformed)?);
+        if check1 != check2 {
+            return Err(KeyError::Malformed("ssh: malformed OpenSSH key".into()));
+        }
+        p = &p[8..];
+        let key_type = ssh::take_string(&mut p).ok_or_else(malformed)?;
+        let bad = |e: aws_lc_rs::error::KeyRejected| KeyError::Malformed(format!("ssh: {e}"));
+        let mpint = |p: &mut &[u8]| ssh::take_mpint(p).filter(|(neg, _)| !neg).map(|(_, m)| m).ok_or_else(malformed);
+        let key = match key_type {
+            b"ssh-ed25519" => {
+                let public = ssh::take_string(&mut p).ok_or_else(malformed)?;
+                let private = ssh::take_string(&mut p).ok_or_else(malformed)?;
+                if public.len() != 32 || private.len() != 64 {
+                    return Err(malformed());
+                }
+                sig::Ed25519KeyPair::from_seed_and_public_key(&private[..32], public).map(Self::Ed25519).map_err(bad)?
+            }
+            b"ecdsa-sha2-nistp256" | b"ecdsa-sha2-nistp384" | b"ecdsa-sha2-nistp521" => {
+                let curve = ssh::take_string(&mut p).ok_or_else(malformed)?;
+                let point = ssh::take_string(&mut p).ok_or_else(malformed)?;
+                let scalar = mpint(&mut p)?;
+                let (alg, name, len) = match curve {
+                    b"nistp256" => (&sig::ECDSA_P256_SHA256_FIXED_SIGNING, "nistp256", 32),
+                    b"nistp384" => (&sig::ECDSA_P384_SHA384_FIXED_SIGNING, "nistp384", 48),
+                    b"nistp521" => (&sig::ECDSA_P521_SHA512_FIXED_SIGNING, "nistp521", 66),
+                    _ => return Err(KeyError::Unsupported(String::from_utf8_lossy(curve).into_owned())),
+                };
+                if scalar.len() > len {
+                    return Err(malformed());
+                }
+                // OpenSSH drops leading zeros; aws-lc-rs wants the field's length.
+                let mut padded = vec![0; len - scalar.len()];
+                padded.extend_from_slice(&scalar);
+                sig::EcdsaKeyPair::from_private_key_and_public_key(alg, &padded, point)
+                    .map(|k| Self::Ecdsa(k, name))
+                    .map_err(bad)?
+            }
+            b"ssh-rsa" => {
+                let [n, e, d, iqmp, pp, q] = [(); 6].map(|()| mpint(&mut p)).map(Result::ok);
+                let (Some(n), Some(e), Some(d), Some(iqmp), Some(pp), Some(q)) = (n, e, d, iqmp, pp, q) else {
+                    return Err(malformed());
+                };
+                let der = rsa_private_key_der(&n, &e, &d, &pp, &q, &iqmp).ok_or_else(malformed)?;
+                aws_lc_rs::rsa::KeyPair::from_der(&der).map(Self::Rsa).map_err(bad)?
+            }
+            other => return Err(KeyError::Unsupported(String::from_utf8_lossy(other).into_owned())),
+        };
+        let _comment = ssh::take_string(&mut p).ok_or_else(malformed)?;
+        if p.iter().enumerate().any(|(i, b)| usize::from(*b) != i + 1) {
+            return Err(KeyError::Malformed("ssh: padding not as expected".into()));
+        }
+        Ok(key)
     }
 
     fn from_der(label: &str, der: &[u8]) -> Result<Self, KeyError> {
         let curves = [
-            (&sig::ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaCurve::NistP256),
-            (&sig::ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaCurve::NistP384),
-            (&sig::ECDSA_P521_SHA512_FIXED_SIGNING, EcdsaCurve::NistP521),
+            (&sig::ECDSA_P256_SHA256_FIXED_SIGNING, "nistp256"),
+            (&sig::ECDSA_P384_SHA384_FIXED_SIGNING, "nistp384"),
+            (&sig::ECDSA_P521_SHA512_FIXED_SIGNING, "nistp521"),
         ];
         let found = match label {
             "RSA PRIVATE KEY" => aws_lc_rs::rsa::KeyPair::from_der(der).ok().map(Self::Rsa),
@@ -139,11 +170,9 @@ impl HostKey {
                 let fixed = k.sign(&rng, data).map_err(|_| SignError)?;
                 let (r, s) = fixed.as_ref().split_at(fixed.as_ref().len() / 2);
                 let mut blob = Vec::new();
-                for v in [r, s] {
-                    let m = Mpint::from_positive_bytes(v).map_err(|_| SignError)?;
-                    put_string(&mut blob, m.as_bytes());
-                }
-                (format!("ecdsa-sha2-{}", curve.as_str()), blob)
+                ssh::put_mpint(&mut blob, r);
+                ssh::put_mpint(&mut blob, s);
+                (format!("ecdsa-sha2-{curve}"), blob)
             }
             Self::Rsa(k) => {
                 let mut blob = vec![0; k.public_modulus_len()];
@@ -154,32 +183,18 @@ impl HostKey {
         Ok(SshSignature { format, blob, rest: None })
     }
 
-    /// The public key in SSH wire format, as a certificate holds it.
-    pub fn public_key_blob(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+    /// The public key, as a certificate holds it.
+    pub fn public_key(&self) -> PublicKey {
         match self {
-            Self::Ed25519(k) => {
-                put_string(&mut out, b"ssh-ed25519");
-                put_string(&mut out, k.public_key().as_ref());
-            }
+            Self::Ed25519(k) => PublicKey::Ed25519(k.public_key().as_ref().to_vec()),
             Self::Ecdsa(k, curve) => {
-                put_string(&mut out, format!("ecdsa-sha2-{}", curve.as_str()).as_bytes());
-                put_string(&mut out, curve.as_str().as_bytes());
-                put_string(&mut out, k.public_key().as_ref());
+                PublicKey::Ecdsa { curve: (*curve).to_owned(), point: k.public_key().as_ref().to_vec() }
             }
             Self::Rsa(k) => {
-                use aws_lc_rs::rsa::PublicKeyComponents;
-                let c: PublicKeyComponents<Vec<u8>> = k.public_key().into();
-                put_string(&mut out, b"ssh-rsa");
-                for v in [&c.e, &c.n] {
-                    put_string(
-                        &mut out,
-                        Mpint::from_positive_bytes(v).map(|m| m.as_bytes().to_vec()).unwrap_or_default().as_slice(),
-                    );
-                }
+                let c: aws_lc_rs::rsa::PublicKeyComponents<Vec<u8>> = k.public_key().into();
+                PublicKey::Rsa { e: c.e, n: c.n }
             }
         }
-        out
     }
 }
 
@@ -217,37 +232,34 @@ pub enum VerifyError {
 }
 
 /// Checks `signature` over `data` against `key` as Go's `key.Verify(data, signature)` does.
-pub fn verify(key: &KeyData, data: &[u8], signature: &SshSignature) -> Result<(), VerifyError> {
-    let key_type = key.algorithm().to_string();
+pub fn verify(key: &PublicKey, data: &[u8], signature: &SshSignature) -> Result<(), VerifyError> {
+    let key_type = key.key_type();
     let format_error = || VerifyError::Format { format: signature.format.clone(), key: key_type.clone() };
     match key {
-        KeyData::Ed25519(k) => {
+        PublicKey::Ed25519(k) => {
             if signature.format != "ssh-ed25519" {
                 return Err(format_error());
             }
-            sig::UnparsedPublicKey::new(&sig::ED25519, &k.0).verify(data, &signature.blob).map_err(|_| VerifyError::Bad)
+            sig::UnparsedPublicKey::new(&sig::ED25519, k).verify(data, &signature.blob).map_err(|_| VerifyError::Bad)
         }
-        KeyData::Ecdsa(k) => {
+        PublicKey::Ecdsa { curve, point } => {
             if signature.format != key_type {
                 return Err(format_error());
             }
-            let (alg, field): (&sig::EcdsaVerificationAlgorithm, usize) = match k.curve() {
-                EcdsaCurve::NistP256 => (&sig::ECDSA_P256_SHA256_FIXED, 32),
-                EcdsaCurve::NistP384 => (&sig::ECDSA_P384_SHA384_FIXED, 48),
-                EcdsaCurve::NistP521 => (&sig::ECDSA_P521_SHA512_FIXED, 66),
+            let (alg, field): (&sig::EcdsaVerificationAlgorithm, usize) = match curve.as_str() {
+                "nistp256" => (&sig::ECDSA_P256_SHA256_FIXED, 32),
+                "nistp384" => (&sig::ECDSA_P384_SHA384_FIXED, 48),
+                _ => (&sig::ECDSA_P521_SHA512_FIXED, 66),
             };
             let fixed = ecdsa_fixed(&signature.blob, field)?.ok_or(VerifyError::Bad)?;
-            sig::UnparsedPublicKey::new(alg, k.as_sec1_bytes()).verify(data, &fixed).map_err(|_| VerifyError::Bad)
+            sig::UnparsedPublicKey::new(alg, point).verify(data, &fixed).map_err(|_| VerifyError::Bad)
         }
-        KeyData::Rsa(k) => {
+        PublicKey::Rsa { e, n } => {
             let params = match signature.format.as_str() {
                 "rsa-sha2-256" => &sig::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
                 "rsa-sha2-512" => &sig::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY,
                 "ssh-rsa" => &sig::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
                 _ => return Err(format_error()),
-            };
-            let (Some(n), Some(e)) = (k.n.as_positive_bytes(), k.e.as_positive_bytes()) else {
-                return Err(VerifyError::Rsa);
             };
             // Short signatures are padded to the modulus length, as Go and OpenSSH accept them.
             let mut blob = signature.blob.clone();
@@ -256,9 +268,11 @@ pub fn verify(key: &KeyData, data: &[u8], signature: &SshSignature) -> Result<()
                 padded.extend_from_slice(&blob);
                 blob = padded;
             }
-            sig::RsaPublicKeyComponents { n, e }.verify(params, data, &blob).map_err(|_| VerifyError::Rsa)
+            sig::RsaPublicKeyComponents { n: n.as_slice(), e: e.as_slice() }
+                .verify(params, data, &blob)
+                .map_err(|_| VerifyError::Rsa)
         }
-        _ => Err(VerifyError::Unsupported(key_type)),
+        PublicKey::Other(..) => Err(VerifyError::Unsupported(key_type)),
     }
 }
 
@@ -269,19 +283,13 @@ fn ecdsa_fixed(blob: &[u8], field: usize) -> Result<Option<Vec<u8>>, VerifyError
     let mut out = Vec::with_capacity(2 * field);
     let mut ok = true;
     for _ in 0..2 {
-        let v = take_string(&mut rest).ok_or(VerifyError::ShortRead)?;
-        if v.first().is_some_and(|b| b & 0x80 != 0) {
-            ok = false;
-            continue;
-        }
-        let start = v.iter().position(|b| *b != 0).unwrap_or(v.len());
-        let v = &v[start..];
-        if v.len() > field {
+        let (negative, v) = ssh::take_mpint(&mut rest).ok_or(VerifyError::ShortRead)?;
+        if negative || v.len() > field {
             ok = false;
             continue;
         }
         out.extend(std::iter::repeat_n(0, field - v.len()));
-        out.extend_from_slice(v);
+        out.extend_from_slice(&v);
     }
     Ok(ok.then_some(out))
 }
@@ -294,20 +302,6 @@ pub fn combined_digest(challenge: &[u8], response: &[u8]) -> [u8; 32] {
     let mut out = [0; 32];
     out.copy_from_slice(ctx.finish().as_ref());
     out
-}
-
-/// Appends an SSH `string`: a 32-bit big-endian length, then the bytes.
-pub(crate) fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
-    out.extend_from_slice(bytes);
-}
-
-/// Takes an SSH `string` off the front of `input`.
-fn take_string<'a>(input: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let len = usize::try_from(u32::from_be_bytes(input.get(..4)?.try_into().ok()?)).ok()?;
-    let value = input.get(4..4 + len)?;
-    *input = &input[4 + len..];
-    Some(value)
 }
 
 /// The DER body of the first PEM block of `text`.
@@ -325,27 +319,20 @@ fn pem_body(text: &str) -> Option<Vec<u8>> {
 
 /// A PKCS#1 `RSAPrivateKey` from OpenSSH's fields; the CRT exponents OpenSSH does not store are
 /// computed here (`d mod (p-1)`, `d mod (q-1)`).
-fn rsa_private_key_der(n: &Mpint, e: &Mpint, d: &Mpint, p: &Mpint, q: &Mpint, iqmp: &Mpint) -> Option<Vec<u8>> {
+fn rsa_private_key_der(n: &[u8], e: &[u8], d: &[u8], p: &[u8], q: &[u8], iqmp: &[u8]) -> Option<Vec<u8>> {
     use num_bigint::BigUint;
-    let big = |m: &Mpint| m.as_positive_bytes().map(BigUint::from_bytes_be);
-    let (dd, pp, qq) = (big(d)?, big(p)?, big(q)?);
+    let (dd, pp, qq) = (BigUint::from_bytes_be(d), BigUint::from_bytes_be(p), BigUint::from_bytes_be(q));
+    if pp <= BigUint::from(1u8) || qq <= BigUint::from(1u8) {
+        return None;
+    }
     let one = BigUint::from(1u8);
     let dp = (&dd % (&pp - &one)).to_bytes_be();
     let dq = (&dd % (&qq - &one)).to_bytes_be();
     let mut body = Vec::new();
     der_integer(&mut body, &[0]);
-    for v in [
-        n.as_positive_bytes()?,
-        e.as_positive_bytes()?,
-        d.as_positive_bytes()?,
-        p.as_positive_bytes()?,
-        q.as_positive_bytes()?,
-    ] {
+    for v in [n, e, d, p, q, &dp, &dq, iqmp] {
         der_integer(&mut body, v);
     }
-    der_integer(&mut body, &dp);
-    der_integer(&mut body, &dq);
-    der_integer(&mut body, iqmp.as_positive_bytes()?);
     let mut out = vec![0x30];
     der_len(&mut out, body.len());
     out.extend(body);
@@ -383,13 +370,13 @@ mod tests {
         HostKey::Ed25519(sig::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap())
     }
 
-    fn ecdsa(alg: &'static sig::EcdsaSigningAlgorithm, curve: EcdsaCurve) -> HostKey {
+    fn ecdsa(alg: &'static sig::EcdsaSigningAlgorithm, curve: &'static str) -> HostKey {
         let pkcs8 = sig::EcdsaKeyPair::generate_pkcs8(alg, &rand::SystemRandom::new()).unwrap();
         HostKey::Ecdsa(sig::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref()).unwrap(), curve)
     }
 
-    fn key_data(k: &HostKey) -> KeyData {
-        ssh_key::PublicKey::from_bytes(&k.public_key_blob()).unwrap().key_data().clone()
+    fn key_data(k: &HostKey) -> PublicKey {
+        PublicKey::parse(&k.public_key().marshal()).unwrap()
     }
 
     #[test]
@@ -397,9 +384,9 @@ mod tests {
         let rsa = HostKey::Rsa(aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap());
         for key in [
             ed25519(),
-            ecdsa(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaCurve::NistP256),
-            ecdsa(&sig::ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaCurve::NistP384),
-            ecdsa(&sig::ECDSA_P521_SHA512_FIXED_SIGNING, EcdsaCurve::NistP521),
+            ecdsa(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, "nistp256"),
+            ecdsa(&sig::ECDSA_P384_SHA384_FIXED_SIGNING, "nistp384"),
+            ecdsa(&sig::ECDSA_P521_SHA512_FIXED_SIGNING, "nistp521"),
             rsa,
         ] {
             let data = combined_digest(&[1; 32], &[2; 32]);
@@ -438,8 +425,8 @@ mod tests {
     fn ecdsa_blobs_are_read_as_go_does() {
         assert_eq!(ecdsa_fixed(&[0, 0, 0, 1], 32), Err(VerifyError::ShortRead));
         let mut blob = Vec::new();
-        put_string(&mut blob, &[0x80]);
-        put_string(&mut blob, &[1]);
+        ssh::put_string(&mut blob, &[0x80]);
+        ssh::put_string(&mut blob, &[1]);
         assert_eq!(ecdsa_fixed(&blob, 32), Ok(None));
     }
 
@@ -448,10 +435,60 @@ mod tests {
         // A PKCS#1 key round-trips through its OpenSSH fields.
         let generated = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
         let key = HostKey::Rsa(generated);
-        let blob = key.public_key_blob();
-        assert!(ssh_key::PublicKey::from_bytes(&blob).is_ok());
+        let blob = key.public_key().marshal();
+        assert_eq!(PublicKey::parse(&blob).unwrap(), key.public_key());
         let mut small = Vec::new();
         der_integer(&mut small, &[0x00, 0x80]);
         assert_eq!(small, [0x02, 0x02, 0x00, 0x80]);
+    }
+}
+
+#[cfg(test)]
+mod openssh_tests {
+    use super::*;
+
+    /// Keys made by `ssh-keygen` in OpenSSH's format and in PEM, several of each type since
+    /// scalars with leading zeros are encoded shorter.
+    #[test]
+    fn ssh_keygen_keys_of_every_type_sign() {
+        let dir = std::env::temp_dir().join(format!("sshpop-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (kind, bits, format) in [
+            ("ed25519", "", "RFC4716"),
+            ("ecdsa", "256", "RFC4716"),
+            ("ecdsa", "384", "RFC4716"),
+            ("ecdsa", "521", "RFC4716"),
+            ("rsa", "2048", "RFC4716"),
+            ("ecdsa", "256", "PEM"),
+            ("rsa", "2048", "PEM"),
+            ("ecdsa", "384", "PKCS8"),
+        ] {
+            let rounds = if kind == "rsa" { 2 } else { 12 };
+            for i in 0..rounds {
+                let file = dir.join(format!("{kind}{bits}-{format}-{i}"));
+                let _ = std::fs::remove_file(&file);
+                let mut args = vec!["-q", "-N", "", "-t", kind, "-m", format, "-f"];
+                let path = file.display().to_string();
+                args.push(&path);
+                if !bits.is_empty() {
+                    args.extend(["-b", bits]);
+                }
+                let out = std::process::Command::new("ssh-keygen").args(&args).output().expect("ssh-keygen");
+                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                let key = HostKey::from_pem(&std::fs::read(&file).unwrap())
+                    .unwrap_or_else(|e| panic!("{kind}{bits} {format} #{i}: {e}"));
+                let pub_line = std::fs::read_to_string(format!("{path}.pub")).unwrap();
+                let blob = base64::Engine::decode(
+                    &base64::engine::general_purpose::STANDARD,
+                    pub_line.split_whitespace().nth(1).unwrap(),
+                )
+                .unwrap();
+                let public = PublicKey::parse(&blob).unwrap();
+                assert_eq!(public, key.public_key(), "{kind}{bits} {format}");
+                let s = key.sign(b"data").unwrap();
+                verify(&public, b"data", &s).unwrap();
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

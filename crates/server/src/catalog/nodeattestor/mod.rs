@@ -8,11 +8,13 @@
 
 pub mod join_token;
 pub mod k8s_psat;
+pub mod sshpop;
 pub mod tpm_devid;
 pub mod x509pop;
 
 pub use join_token::JoinTokenAttestor;
 pub use k8s_psat::K8sPsatAttestor;
+pub use sshpop::SshPopAttestor;
 pub use tpm_devid::TpmDevIdAttestor;
 pub use x509pop::X509PopAttestor;
 

@@ -12,8 +12,8 @@ use spire_keymanager::{DiskKeyManager, KeyManager, MemoryKeyManager};
 
 use crate::bootstrap::{TrustBootstrap, UrlSource, parse_bundle};
 use crate::node_attestor::{
-    JoinTokenAttestor, K8sPsatAttestor, K8sPsatConfig, NodeAttestor, X509PopAttestor, X509PopConfig, join_token,
-    k8s_psat, x509pop,
+    JoinTokenAttestor, K8sPsatAttestor, K8sPsatConfig, NodeAttestor, SshPopAttestor, SshPopConfig, X509PopAttestor,
+    X509PopConfig, join_token, k8s_psat, sshpop, x509pop,
 };
 use crate::run::AgentSettings;
 use crate::workload_attestor::docker::{DockerAttestor, DockerConfig};
@@ -126,6 +126,7 @@ enum NodeAttestorPlugin {
     JoinToken(Option<String>),
     K8sPsat(K8sPsatConfig),
     X509Pop(X509PopConfig),
+    SshPop(SshPopConfig),
 }
 
 #[derive(Debug)]
@@ -191,6 +192,7 @@ pub fn settings(config: &AgentConfig) -> Result<AgentSettings, String> {
         NodeAttestorPlugin::JoinToken(token) => Arc::new(JoinTokenAttestor::new(token)),
         NodeAttestorPlugin::K8sPsat(cfg) => Arc::new(K8sPsatAttestor::new(cfg)),
         NodeAttestorPlugin::X509Pop(cfg) => Arc::new(X509PopAttestor::new(cfg)),
+        NodeAttestorPlugin::SshPop(cfg) => Arc::new(SshPopAttestor::new(cfg)),
     };
     let mut attestors: Vec<Arc<dyn WorkloadAttestor>> = Vec::new();
     for plugin in plugins.workload_attestors {
@@ -256,6 +258,9 @@ fn node_attestor(config: &AgentConfig) -> Result<NodeAttestorPlugin, String> {
         join_token::PLUGIN_NAME => NodeAttestorPlugin::JoinToken(None),
         k8s_psat::PLUGIN_NAME => {
             NodeAttestorPlugin::K8sPsat(K8sPsatConfig::from_plugin(plugin).map_err(|e| e.to_string())?)
+        }
+        sshpop::PLUGIN_NAME => {
+            NodeAttestorPlugin::SshPop(SshPopConfig::from_plugin(plugin).map_err(|e| e.to_string())?)
         }
         x509pop::PLUGIN_NAME => {
             NodeAttestorPlugin::X509Pop(X509PopConfig::from_plugin(plugin).map_err(|e| e.to_string())?)
@@ -329,7 +334,7 @@ plugins {
         let err = node_attestor(&agent_config("", other)).unwrap_err();
         assert_eq!(
             err,
-            "unknown NodeAttestor plugin \"tpm_devid\": this build supports \"join_token\", \"k8s_psat\" and \"x509pop\""
+            "unknown NodeAttestor plugin \"tpm_devid\": this build supports \"join_token\", \"k8s_psat\", \"sshpop\" and \"x509pop\""
         );
     }
 
@@ -379,7 +384,7 @@ plugins {
                 r#"NodeAttestor "tpm_devid" {}
     WorkloadAttestor "unix" {}"#,
                 &[
-                    "unknown NodeAttestor plugin \"tpm_devid\": this build supports \"join_token\", \"k8s_psat\" and \"x509pop\"",
+                    "unknown NodeAttestor plugin \"tpm_devid\": this build supports \"join_token\", \"k8s_psat\", \"sshpop\" and \"x509pop\"",
                 ],
             ),
             (

@@ -21,7 +21,7 @@ use crate::authorized::follower::{self, EventCursor};
 use crate::ca::{Ca, CaManager, CaManagerConfig};
 use crate::catalog::keymanager::{DiskKeyManager, KeyManager, MemoryKeyManager};
 use crate::catalog::nodeattestor::{
-    self, K8sPsatAttestor, NodeAttestor, NodeAttestors, X509PopAttestor, k8s_psat, x509pop,
+    self, K8sPsatAttestor, NodeAttestor, NodeAttestors, SshPopAttestor, X509PopAttestor, k8s_psat, sshpop, x509pop,
 };
 use crate::catalog::upstreamauthority::{DiskUpstreamAuthority, UpstreamAuthority};
 use crate::endpoints::{self, tls::ServerCert};
@@ -117,6 +117,7 @@ enum KeyManagerPlugin {
 enum NodeAttestorPlugin {
     K8sPsat(k8s_psat::K8sPsatConfig),
     X509Pop(x509pop::X509PopConfig),
+    SshPop(sshpop::SshPopConfig),
 }
 
 impl Plugins {
@@ -153,6 +154,9 @@ impl Plugins {
                 k8s_psat::NAME => NodeAttestorPlugin::K8sPsat(
                     k8s_psat::K8sPsatConfig::from_plugin(plugin, &config.trust_domain).map_err(plugin_error)?,
                 ),
+                sshpop::NAME => {
+                    NodeAttestorPlugin::SshPop(sshpop::SshPopConfig::from_plugin(plugin).map_err(plugin_error)?)
+                }
                 x509pop::NAME => {
                     NodeAttestorPlugin::X509Pop(x509pop::X509PopConfig::from_plugin(plugin).map_err(plugin_error)?)
                 }
@@ -195,6 +199,9 @@ async fn node_attestors(
         let attestor: Arc<dyn NodeAttestor> = match plugin {
             NodeAttestorPlugin::K8sPsat(cfg) => {
                 Arc::new(K8sPsatAttestor::from_config(cfg, td.clone()).await.map_err(plugin_error)?)
+            }
+            NodeAttestorPlugin::SshPop(cfg) => {
+                Arc::new(SshPopAttestor::from_config(cfg, td.clone()).map_err(plugin_error)?)
             }
             NodeAttestorPlugin::X509Pop(cfg) => {
                 let bundle = Arc::new(x509pop::StoredServerBundle { datastore: ds.clone(), trust_domain: td.clone() });
@@ -411,7 +418,7 @@ plugins {{
         let err = built(&config(r#"NodeAttestor "tpm_devid" {}"#)).await.unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown NodeAttestor plugin \"tpm_devid\": this build supports \"join_token\", \"k8s_psat\" and \"x509pop\""
+            "unknown NodeAttestor plugin \"tpm_devid\": this build supports \"join_token\", \"k8s_psat\", \"sshpop\" and \"x509pop\""
         );
         let err = built(&config(r#"NodeAttestor "x509pop" { plugin_data { ca_bundle_path = "/no/such/ca.pem" } }"#))
             .await
@@ -448,7 +455,7 @@ plugins {{
             ),
             (
                 r#"NodeAttestor "tpm_devid" {}"#.to_owned(),
-                "unknown NodeAttestor plugin \"tpm_devid\": this build supports \"join_token\", \"k8s_psat\" and \"x509pop\"",
+                "unknown NodeAttestor plugin \"tpm_devid\": this build supports \"join_token\", \"k8s_psat\", \"sshpop\" and \"x509pop\"",
             ),
             (
                 r#"NodeAttestor "x509pop" {}"#.to_owned(),

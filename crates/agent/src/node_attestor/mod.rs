@@ -9,9 +9,11 @@
 //! - [`join_token`]: the token issued by `spire-server token generate`; single use, not re-attestable.
 //! - [`k8s_psat`]: the cluster name and a projected service-account token read from a file.
 //! - [`x509pop`]: a certificate chain, and proof of possession of the leaf's key.
+//! - [`sshpop`]: an SSH host certificate, and proof of possession of the host key.
 
 pub mod join_token;
 pub mod k8s_psat;
+pub mod sshpop;
 pub mod x509pop;
 
 use std::fmt;
@@ -20,6 +22,7 @@ use async_trait::async_trait;
 
 pub use join_token::JoinTokenAttestor;
 pub use k8s_psat::{K8sPsatAttestor, K8sPsatConfig};
+pub use sshpop::{SshPopAttestor, SshPopConfig};
 pub use x509pop::{X509PopAttestor, X509PopConfig};
 
 /// The agent half of a node attestor.

@@ -4,10 +4,11 @@
 //! Debian's `/lib/systemd/systemd --system` boots into a test target whose units all have
 //! `DefaultDependencies=no`: only D-Bus (Debian's `dbus-daemon`, socket-activated as on a real
 //! host) and the units a test starts run; none of `sysinit.target` (no tmpfiles, sysctl, udev or
-//! journald). Inside the mount namespace the host's root is read-only, but for the test's own
-//! directory, and `/run`, `/var/tmp`, `/proc` and the cgroup hierarchies are the namespace's own;
-//! so nothing systemd does reaches the host. (A first attempt without this, booting
-//! `sysinit.target` with the host's `/tmp`, let `systemd-tmpfiles --boot` empty the host's `/tmp`.)
+//! journald). Inside the mount namespace every file system of the host is read-only (`/sys` and
+//! `/proc/sys` too), but for the test's own directory and `/dev`; `/run`, `/var/tmp`, `/proc` and
+//! the cgroup hierarchies are the namespace's own. So nothing systemd does reaches the host. (A
+//! first attempt without this, booting `sysinit.target` with the host's `/tmp`, let
+//! `systemd-tmpfiles --boot` empty the host's `/tmp`.)
 //! The namespace's cgroup root is a fresh cgroup `spire-rs-systemd-<pid>` on the host, removed
 //! afterwards.
 //!
@@ -57,8 +58,16 @@ const BOOT: &str = r#"set -eu
 dir=$1
 mount --make-rprivate /
 mount --bind "$dir" "$dir"
-mount -o remount,bind,ro /
+# Every file system of the host read-only (but the kernel's, and the test's directory).
+findmnt -rn -o TARGET | while read -r m; do
+    case "$m" in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*|"$dir") continue ;; esac
+    mount -o remount,bind,ro "$m" 2>/dev/null || echo "left writable: $m"
+done
 mount -t proc proc /proc
+for probe in /.spire-rs-probe /tmp/.spire-rs-probe; do
+    if touch "$probe" 2>/dev/null; then rm -f "$probe"; echo "the host's $probe is writable"; exit 1; fi
+done
+mount -o remount,bind,ro /sys
 mount --bind /proc/sys /proc/sys
 mount -o remount,bind,ro /proc/sys
 mount -t tmpfs -o mode=755 tmpfs /run
@@ -98,10 +107,9 @@ pub(crate) fn unavailable() -> Option<String> {
     if systemd_binary().is_none() {
         return Some("no systemd binary (Debian's systemd package)".into());
     }
-    for tool in
-        ["/usr/bin/dbus-daemon", "/usr/bin/unshare", "/usr/bin/nsenter", "/usr/bin/systemctl", "/usr/bin/busctl"]
+    for tool in ["dbus-daemon", "unshare", "nsenter", "findmnt", "systemctl", "busctl"].map(|t| format!("/usr/bin/{t}"))
     {
-        if !Path::new(tool).exists() {
+        if !Path::new(&tool).exists() {
             return Some(format!("{tool} is not installed"));
         }
     }

@@ -66,3 +66,8 @@ fn spiffeid_review_seeds() {
 fn x509pop_messages_seeds() {
     run("x509pop_messages", env!("CARGO_BIN_EXE_x509pop_messages"));
 }
+
+#[test]
+fn tpm_devid_messages_seeds() {
+    run("tpm_devid_messages", env!("CARGO_BIN_EXE_tpm_devid_messages"));
+}

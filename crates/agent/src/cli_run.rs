@@ -12,8 +12,8 @@ use spire_keymanager::{DiskKeyManager, KeyManager, MemoryKeyManager};
 
 use crate::bootstrap::{TrustBootstrap, UrlSource, parse_bundle};
 use crate::node_attestor::{
-    JoinTokenAttestor, K8sPsatAttestor, K8sPsatConfig, NodeAttestor, SshPopAttestor, SshPopConfig, X509PopAttestor,
-    X509PopConfig, join_token, k8s_psat, sshpop, x509pop,
+    JoinTokenAttestor, K8sPsatAttestor, K8sPsatConfig, NodeAttestor, SshPopAttestor, SshPopConfig, TpmDevIdAttestor,
+    TpmDevIdConfig, X509PopAttestor, X509PopConfig, join_token, k8s_psat, sshpop, tpm_devid, x509pop,
 };
 use crate::run::AgentSettings;
 use crate::workload_attestor::docker::{DockerAttestor, DockerConfig};
@@ -127,6 +127,7 @@ enum NodeAttestorPlugin {
     K8sPsat(K8sPsatConfig),
     X509Pop(X509PopConfig),
     SshPop(SshPopConfig),
+    TpmDevId(TpmDevIdConfig),
 }
 
 #[derive(Debug)]
@@ -193,6 +194,7 @@ pub fn settings(config: &AgentConfig) -> Result<AgentSettings, String> {
         NodeAttestorPlugin::K8sPsat(cfg) => Arc::new(K8sPsatAttestor::new(cfg)),
         NodeAttestorPlugin::X509Pop(cfg) => Arc::new(X509PopAttestor::new(cfg)),
         NodeAttestorPlugin::SshPop(cfg) => Arc::new(SshPopAttestor::new(cfg)),
+        NodeAttestorPlugin::TpmDevId(cfg) => Arc::new(TpmDevIdAttestor::from_config(cfg).map_err(|e| e.to_string())?),
     };
     let mut attestors: Vec<Arc<dyn WorkloadAttestor>> = Vec::new();
     for plugin in plugins.workload_attestors {
@@ -265,6 +267,9 @@ fn node_attestor(config: &AgentConfig) -> Result<NodeAttestorPlugin, String> {
         x509pop::PLUGIN_NAME => {
             NodeAttestorPlugin::X509Pop(X509PopConfig::from_plugin(plugin).map_err(|e| e.to_string())?)
         }
+        tpm_devid::PLUGIN_NAME => {
+            NodeAttestorPlugin::TpmDevId(TpmDevIdConfig::from_plugin(plugin).map_err(|e| e.to_string())?)
+        }
         other => {
             return Err(format!(
                 "unknown NodeAttestor plugin {other:?}: this build supports {}",
@@ -330,11 +335,11 @@ plugins {
         let missing = r#"NodeAttestor "k8s_psat" { plugin_data {} }"#;
         let err = node_attestor(&agent_config("", missing)).unwrap_err();
         assert!(err.contains("missing required cluster block"), "{err}");
-        let other = r#"NodeAttestor "tpm_devid" { plugin_data {} }"#;
+        let other = r#"NodeAttestor "aws_iid" { plugin_data {} }"#;
         let err = node_attestor(&agent_config("", other)).unwrap_err();
         assert_eq!(
             err,
-            "unknown NodeAttestor plugin \"tpm_devid\": this build supports \"join_token\", \"k8s_psat\", \"sshpop\" and \"x509pop\""
+            "unknown NodeAttestor plugin \"aws_iid\": this build supports \"join_token\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\""
         );
     }
 
@@ -381,10 +386,10 @@ plugins {
                 &["plugins.WorkloadAttestor.k8s.plugin_data.experimental.sigstore: "],
             ),
             (
-                r#"NodeAttestor "tpm_devid" {}
+                r#"NodeAttestor "aws_iid" {}
     WorkloadAttestor "unix" {}"#,
                 &[
-                    "unknown NodeAttestor plugin \"tpm_devid\": this build supports \"join_token\", \"k8s_psat\", \"sshpop\" and \"x509pop\"",
+                    "unknown NodeAttestor plugin \"aws_iid\": this build supports \"join_token\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\"",
                 ],
             ),
             (
@@ -397,7 +402,7 @@ plugins {
             (
                 r#"NodeAttestor "join_token" {}
     WorkloadAttestor "systemd" { plugin_data { bus = "unix:path=/run/bus" } }"#,
-                &["unknown configuration key \"bus\"", "(in plugins.WorkloadAttestor.systemd.plugin_data)"],
+                &["no supported configuration interface found", "unknown configuration key \"bus\""],
             ),
             (
                 r#"NodeAttestor "join_token" {}

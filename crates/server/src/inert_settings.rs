@@ -19,7 +19,7 @@ pub(crate) const BUILTIN_PLUGINS: &[(&str, &[&str])] = &[
     ("DataStore", &["sql"]),
     ("KeyManager", &["disk", "memory"]),
     ("UpstreamAuthority", &["disk"]),
-    ("NodeAttestor", &["join_token", "k8s_psat", "sshpop", "x509pop"]),
+    ("NodeAttestor", &["join_token", "k8s_psat", "sshpop", "tpm_devid", "x509pop"]),
 ];
 
 const NO_FEDERATION: &str = "spire-rs neither serves its bundle to other trust domains nor fetches theirs";

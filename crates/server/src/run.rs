@@ -21,7 +21,8 @@ use crate::authorized::follower::{self, EventCursor};
 use crate::ca::{Ca, CaManager, CaManagerConfig};
 use crate::catalog::keymanager::{DiskKeyManager, KeyManager, MemoryKeyManager};
 use crate::catalog::nodeattestor::{
-    self, K8sPsatAttestor, NodeAttestor, NodeAttestors, SshPopAttestor, X509PopAttestor, k8s_psat, sshpop, x509pop,
+    self, K8sPsatAttestor, NodeAttestor, NodeAttestors, SshPopAttestor, TpmDevIdAttestor, X509PopAttestor, k8s_psat,
+    sshpop, tpm_devid, x509pop,
 };
 use crate::catalog::upstreamauthority::{DiskUpstreamAuthority, UpstreamAuthority};
 use crate::endpoints::{self, tls::ServerCert};
@@ -118,6 +119,7 @@ enum NodeAttestorPlugin {
     K8sPsat(k8s_psat::K8sPsatConfig),
     X509Pop(x509pop::X509PopConfig),
     SshPop(sshpop::SshPopConfig),
+    TpmDevId(tpm_devid::TpmDevIdConfig),
 }
 
 impl Plugins {
@@ -159,6 +161,9 @@ impl Plugins {
                 }
                 x509pop::NAME => {
                     NodeAttestorPlugin::X509Pop(x509pop::X509PopConfig::from_plugin(plugin).map_err(plugin_error)?)
+                }
+                tpm_devid::NAME => {
+                    NodeAttestorPlugin::TpmDevId(tpm_devid::TpmDevIdConfig::from_plugin(plugin).map_err(plugin_error)?)
                 }
                 other => {
                     return Err(RunError::Plugin(format!(
@@ -206,6 +211,9 @@ async fn node_attestors(
             NodeAttestorPlugin::X509Pop(cfg) => {
                 let bundle = Arc::new(x509pop::StoredServerBundle { datastore: ds.clone(), trust_domain: td.clone() });
                 Arc::new(X509PopAttestor::from_config(cfg, td.clone(), bundle).map_err(plugin_error)?)
+            }
+            NodeAttestorPlugin::TpmDevId(cfg) => {
+                Arc::new(TpmDevIdAttestor::from_config(cfg, td.clone()).map_err(plugin_error)?)
             }
         };
         attestors.register(attestor);
@@ -415,16 +423,16 @@ plugins {{
             built(&config(r#"NodeAttestor "k8s_psat" { plugin_data { clusters = { "c" = {} } } }"#)).await.unwrap_err();
         assert!(err.to_string().contains("service_account_allow_list"), "{err}");
 
-        let err = built(&config(r#"NodeAttestor "tpm_devid" {}"#)).await.unwrap_err();
+        let err = built(&config(r#"NodeAttestor "aws_iid" {}"#)).await.unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown NodeAttestor plugin \"tpm_devid\": this build supports \"join_token\", \"k8s_psat\", \"sshpop\" and \"x509pop\""
+            "unknown NodeAttestor plugin \"aws_iid\": this build supports \"join_token\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\""
         );
         let err = built(&config(r#"NodeAttestor "x509pop" { plugin_data { ca_bundle_path = "/no/such/ca.pem" } }"#))
             .await
             .unwrap_err();
         assert!(err.to_string().contains("unable to load trust bundle \"/no/such/ca.pem\""), "{err}");
-        let disabled = built(&config(r#"NodeAttestor "tpm_devid" { enabled = false }"#)).await.unwrap();
+        let disabled = built(&config(r#"NodeAttestor "aws_iid" { enabled = false }"#)).await.unwrap();
         assert_eq!(disabled.names().count(), 0);
     }
 
@@ -454,8 +462,8 @@ plugins {{
                 "plugins.NodeAttestor.k8s_psat.plugin_data.clusters[\"c\"].service_account_allow_list: ",
             ),
             (
-                r#"NodeAttestor "tpm_devid" {}"#.to_owned(),
-                "unknown NodeAttestor plugin \"tpm_devid\": this build supports \"join_token\", \"k8s_psat\", \"sshpop\" and \"x509pop\"",
+                r#"NodeAttestor "aws_iid" {}"#.to_owned(),
+                "unknown NodeAttestor plugin \"aws_iid\": this build supports \"join_token\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\"",
             ),
             (
                 r#"NodeAttestor "x509pop" {}"#.to_owned(),

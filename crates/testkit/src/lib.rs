@@ -12,6 +12,7 @@
 //! - [`docker`]: a real Docker engine and images built without a registry.
 //! - [`peers`]: independent implementations to test against (the real SPIRE, go-spiffe, grpcio,
 //!   grpc-java), installed by `scripts/install-peers.sh`, and this workspace's binaries.
+//! - [`swtpm`]: a software TPM provisioned with an EK certificate and DevID keys (tpm_devid).
 //! - [`upstream`]: the real SPIRE's server and agent as processes, for tests across implementations.
 //! - [`workload_api`]: a Workload API server with fixed content, for client-side interop tests.
 //! - [`workload_api_full`]: a scriptable Workload API and health server, for Workload API client tests.
@@ -27,6 +28,7 @@ pub mod pki;
 pub mod process;
 pub mod proxy;
 mod scratch;
+pub mod swtpm;
 pub mod tls;
 pub mod upstream;
 pub mod workload_api;

@@ -10,10 +10,13 @@
 //! - [`k8s_psat`]: the cluster name and a projected service-account token read from a file.
 //! - [`x509pop`]: a certificate chain, and proof of possession of the leaf's key.
 //! - [`sshpop`]: an SSH host certificate, and proof of possession of the host key.
+//! - [`tpm_devid`]: a TPM-resident DevID key, its certificate, and proof that the key lives in a TPM
+//!   with a trusted endorsement certificate.
 
 pub mod join_token;
 pub mod k8s_psat;
 pub mod sshpop;
+pub mod tpm_devid;
 pub mod x509pop;
 
 use std::fmt;
@@ -23,6 +26,7 @@ use async_trait::async_trait;
 pub use join_token::JoinTokenAttestor;
 pub use k8s_psat::{K8sPsatAttestor, K8sPsatConfig};
 pub use sshpop::{SshPopAttestor, SshPopConfig};
+pub use tpm_devid::{TpmDevIdAttestor, TpmDevIdConfig};
 pub use x509pop::{X509PopAttestor, X509PopConfig};
 
 /// The agent half of a node attestor.

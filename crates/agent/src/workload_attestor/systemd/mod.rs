@@ -7,7 +7,7 @@
 //!
 //! As SPIRE's, a PID systemd puts in no unit, or a bus that cannot be reached, fails this attestor
 //! (with SPIRE's messages); the host logs that and keeps the other attestors' selectors. The plugin
-//! takes no configuration.
+//! takes no configuration ([`check_config`]).
 //!
 //! The bus is the system bus: `unix:path=/var/run/dbus/system_bus_socket`, or the address in the
 //! standard `DBUS_SYSTEM_BUS_ADDRESS` variable, which zbus honours as libdbus and godbus (SPIRE's
@@ -39,11 +39,14 @@ const UNIT_INTERFACE: &str = "org.freedesktop.systemd1.Unit";
 /// The standard interface the properties are read through.
 const PROPERTIES_INTERFACE: &str = "org.freedesktop.DBus.Properties";
 
-/// Checks the plugin's data: it takes no keys. (SPIRE's plugin has no configuration interface, so
-/// SPIRE refuses any `plugin_data` with "no supported configuration interface found"; an empty
-/// block is accepted here.)
+/// Checks the plugin's data: none, or an empty block. SPIRE's plugin has no configuration
+/// interface, so SPIRE v1.13.3 refuses any key with "no supported configuration interface found";
+/// so do we, naming the key.
 pub fn check_config(plugin: &PluginConfig) -> Result<(), ConfigError> {
-    spire_config::plugin_data::expect_no_data(plugin)
+    spire_config::plugin_data::expect_no_data(plugin).map_err(|e| {
+        let message = format!("{}.plugin_data: no supported configuration interface found ({e})", plugin.path());
+        ConfigError::invalid(message, plugin.pos.line)
+    })
 }
 
 /// Why the systemd attestor could not attest a process; messages are SPIRE's.

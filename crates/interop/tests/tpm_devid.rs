@@ -197,6 +197,48 @@ async fn refusals_create_no_agent() {
         let said = format!("{}\n{}", agent.log(), server.log());
         assert!(said.contains(message), "{case}: no {message:?} in:\n{said}");
     }
+    let log = server.log();
+    for refusal in [
+        "code=InvalidArgument nodeattestor(tpm_devid): unable to verify DevID signature: verification failed: x509: certificate signed by unknown authority",
+        "code=InvalidArgument nodeattestor(tpm_devid): unable to verify DevID signature: verification failed: x509: certificate has expired or is not yet valid",
+    ] {
+        assert!(log.contains(refusal), "no {refusal:?} in:\n{log}");
+    }
     let listed = server.cli(&["agent", "list"]);
     assert!(!listed.contains("tpm_devid"), "no agent may have attested:\n{listed}");
+}
+
+/// An agent renews its short-lived SVID by attesting again: a new TPM session, a new AK, fresh
+/// challenges; the agent keeps its ID and selectors.
+async fn reattests<A: AgentUnderTest>(tag: &str) {
+    let (Some(server_bin), Some(agent_bin)) = (<OurServer as ServerUnderTest>::binary(), A::binary()) else { return };
+    let node = format!("node-{tag}");
+    let Some(n) = provision(&node, DevIdKind::Ecc) else { return };
+    let mut setup = server_setup(&n.dir);
+    setup.extra_config = "agent_ttl = \"20s\"".into();
+    let server = OurServer::start(&server_bin, &setup).await;
+    let options = agent_options(&n.tpm.socket, &n.cert, &n.devid);
+    let agent = A::start(&agent_bin, &n.dir.join("agent"), server.port, &options).await;
+    let agent_id = format!("spiffe://example.org/spire/agent/tpm_devid/{}", sha1_fingerprint(&n.cert));
+    let attestations =
+        || server.log().lines().filter(|l| l.contains("agent attested") && l.contains(&agent_id)).count();
+    assert_eq!(attestations(), 1, "{}", server.log());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while attestations() < 2 {
+        assert!(std::time::Instant::now() < deadline, "{} never re-attested:\n{}", A::NAME, agent.log());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let shown = server.cli(&["agent", "show", "-spiffeID", &agent_id]);
+    assert!(shown.contains(&format!("tpm_devid:subject:cn:{node}")), "{shown}");
+    assert!(shown.contains("Can re-attest     : true"), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn our_agent_reattests_to_our_server() {
+    reattests::<OurAgent>("reattest").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spire_agent_reattests_to_our_server() {
+    reattests::<UpstreamAgent>("reattest-spire-agent").await;
 }

@@ -103,7 +103,7 @@ pub fn kdfa(hash: HashAlg, key: &[u8], label: &[u8], context_u: &[u8], context_v
         counter += 1;
     }
     out.truncate(bytes);
-    if bits % 8 != 0
+    if !bits.is_multiple_of(8)
         && let Some(first) = out.first_mut()
     {
         *first &= (1u8 << (bits % 8)) - 1;

@@ -406,8 +406,8 @@ plugins {
             ),
             (
                 r#"NodeAttestor "join_token" {}
-    WorkloadAttestor "docker" { plugin_data { podman_socket_path = "/run/podman.sock" } }"#,
-                &["plugins.WorkloadAttestor.docker.plugin_data.podman_socket_path: Podman is not supported"],
+    WorkloadAttestor "docker" { plugin_data { podman_socket_path_template = "/run/podman.sock" } }"#,
+                &["invalid podman_socket_path_template: template must contain exactly one %d UID placeholder"],
             ),
         ];
         for (plugins, messages) in refused {

@@ -109,3 +109,77 @@ async fn containers_get_their_labels_identities_and_host_processes_their_unix_on
         docker.remove(id);
     }
 }
+
+/// Podman's containers are asked about on Podman's Docker-compatible socket, as SPIRE v1.15 does:
+/// rootful Podman's for a cgroup path naming libpod, rootless Podman's of the UID in the path's
+/// `user-<uid>.slice`. Podman itself cannot run here (its runtimes fail to set the container's
+/// rlimits in this sandbox), so the "Podman" service is the real dockerd behind the configured
+/// Podman sockets, with containers placed in libpod-looking cgroups (`--cgroup-parent`), and
+/// Docker's own socket configured to a path where nothing listens: an SVID proves the routing.
+#[tokio::test(flavor = "multi_thread")]
+async fn podman_containers_are_asked_about_on_podman_sockets() {
+    let Some(docker) = Dockerd::shared().await else { return };
+    workload_image(docker).await;
+    let server_bin = <OurServer as ServerUnderTest>::binary().expect("our server");
+    let server = OurServer::start(&server_bin, &ServerSetup::default()).await;
+    let token = server.generate_token();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rootless = dir.path().join("user/4242");
+    std::fs::create_dir_all(&rootless).expect("mkdir");
+    std::os::unix::fs::symlink(docker.socket(), rootless.join("podman.sock")).expect("rootless socket");
+    let attestors = format!(
+        "    NodeAttestor \"join_token\" {{\n        plugin_data {{}}\n    }}\n    WorkloadAttestor \"docker\" {{\n        plugin_data {{\n            docker_socket_path = \"unix://{dir}/no-docker.sock\"\n            podman_socket_path = \"unix://{rootful}\"\n            podman_socket_path_template = \"unix://{dir}/user/%d/podman.sock\"\n        }}\n    }}",
+        dir = dir.path().display(),
+        rootful = docker.socket().display(),
+    );
+    let options = AgentOptions { attestors: Some(attestors), ..AgentOptions::with_token(&token) };
+    let agent_bin = <OurAgent as AgentUnderTest>::binary().expect("our agent");
+    let agent = OurAgent::start(&agent_bin, &dir.path().join("agent"), server.port, &options).await;
+    let parent = join_token_agent_id(&token);
+    let socket_dir = agent.socket.parent().expect("socket dir").display().to_string();
+    let socket = format!("{SOCKET_DIR}/{}", agent.socket.file_name().expect("socket").to_string_lossy());
+    let pid = std::process::id();
+    for (kind, cgroup_parent) in [
+        ("rootful", format!("/machine/libpod-pod-{pid}")),
+        ("rootless", format!("/user.slice/user-4242.slice/user@4242.service/libpod-{pid}")),
+        ("docker", format!("/docker-test-{pid}")),
+    ] {
+        let id = format!("spiffe://example.org/podman/{kind}");
+        server.cli(&[
+            "entry",
+            "create",
+            "-parentID",
+            &parent,
+            "-spiffeID",
+            &id,
+            "-selector",
+            &format!("docker:label:kind:{kind}"),
+        ]);
+        let out = docker.docker(&[
+            "run",
+            "-d",
+            "--cgroup-parent",
+            &cgroup_parent,
+            "--label",
+            &format!("kind={kind}"),
+            "-v",
+            &format!("{socket_dir}:{SOCKET_DIR}"),
+            WORKLOAD_IMAGE,
+            "sleep",
+            "600",
+        ]);
+        assert!(out.status.success(), "docker run: {}", String::from_utf8_lossy(&out.stderr));
+        let container = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let result = fetch_in(docker, &container, &socket, &id).await;
+        docker.remove(&container);
+        match (kind, result) {
+            ("docker", Ok(said)) => panic!("a Docker container was attested though Docker's socket is absent: {said}"),
+            ("docker", Err(_)) => {
+                let log = agent.log();
+                assert!(log.contains("no-docker.sock"), "the agent does not say which socket failed:\n{log}");
+            }
+            (_, Ok(_)) => {}
+            (_, Err(said)) => panic!("the {kind} Podman container got no SVID: {said}\n--- agent ---\n{}", agent.log()),
+        }
+    }
+}

@@ -20,8 +20,14 @@ const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 #[non_exhaustive]
 pub enum ClientError {
     /// The client could not be created (the socket does not exist, say).
-    #[error("docker client: {0}")]
-    Connect(#[source] bollard::errors::Error),
+    #[error("docker client for {host}: {source}")]
+    Connect {
+        /// The daemon's address (Docker's or Podman's socket).
+        host: String,
+        /// Why.
+        #[source]
+        source: bollard::errors::Error,
+    },
     /// The inspection failed, after retries.
     #[error("{0}")]
     Inspect(#[source] bollard::errors::Error),
@@ -52,10 +58,13 @@ impl Client {
                     Some(path) => Docker::connect_with_unix(path, TIMEOUT_SECS, &version),
                     None => Docker::connect_with_http(&self.host, TIMEOUT_SECS, &version),
                 }
-                .map_err(ClientError::Connect)?;
+                .map_err(|source| ClientError::Connect { host: self.host.clone(), source })?;
                 match self.version {
                     Some(_) => Ok(docker),
-                    None => docker.negotiate_version().await.map_err(ClientError::Connect),
+                    None => docker
+                        .negotiate_version()
+                        .await
+                        .map_err(|source| ClientError::Connect { host: self.host.clone(), source }),
                 }
             })
             .await

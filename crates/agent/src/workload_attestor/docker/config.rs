@@ -6,12 +6,14 @@
 //!   docker_version = "1.41"                # default: negotiated with the daemon
 //!   use_new_container_locator = true
 //!   # container_id_cgroup_matchers = ["/docker/<id>"]   # only with use_new_container_locator = false
+//!   podman_socket_path = "unix:///run/podman/podman.sock"
+//!   podman_socket_path_template = "unix:///run/user/%d/podman/podman.sock"
 //! }
 //! ```
 //!
-//! Unknown keys are refused, and so is `experimental.sigstore` (image signature verification is not
-//! implemented). SPIRE v1.13 has no Podman keys; `podman_socket_path` and
-//! `podman_socket_path_template` are refused with a message saying Podman is not supported.
+//! The Podman keys are SPIRE v1.15's (v1.13 has none); a v1.13 configuration never sets them, so
+//! accepting them changes nothing for it. Unknown keys are refused, and so is
+//! `experimental.sigstore` (image signature verification is not implemented).
 
 use spire_config::plugin_data::decode;
 use spire_config::{ConfigError, PluginConfig, Reader};
@@ -20,6 +22,10 @@ use super::matcher::ContainerIdFinder;
 
 /// The Engine API endpoint when none is configured.
 pub const DEFAULT_DOCKER_SOCKET_PATH: &str = "unix:///var/run/docker.sock";
+/// Rootful Podman's API socket when none is configured.
+pub const DEFAULT_PODMAN_SOCKET_PATH: &str = "unix:///run/podman/podman.sock";
+/// Rootless Podman's API socket, `%d` standing for the container owner's UID.
+pub const DEFAULT_PODMAN_SOCKET_PATH_TEMPLATE: &str = "unix:///run/user/%d/podman/podman.sock";
 
 /// The plugin's configuration: SPIRE's HCL keys, with SPIRE's defaults filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +40,11 @@ pub struct DockerConfig {
     pub use_new_container_locator: bool,
     /// `verbose_container_locator_logs`: log every mount and cgroup looked at (debug level).
     pub verbose_container_locator_logs: bool,
+    /// `podman_socket_path`: asked about containers whose cgroup says rootful Podman.
+    pub podman_socket_path: String,
+    /// `podman_socket_path_template`: asked about containers of rootless Podman, with the UID of
+    /// the cgroup's `user-<uid>.slice` in place of its one `%d`.
+    pub podman_socket_path_template: String,
 }
 
 impl Default for DockerConfig {
@@ -44,6 +55,8 @@ impl Default for DockerConfig {
             container_id_cgroup_matchers: Vec::new(),
             use_new_container_locator: true,
             verbose_container_locator_logs: false,
+            podman_socket_path: DEFAULT_PODMAN_SOCKET_PATH.to_owned(),
+            podman_socket_path_template: DEFAULT_PODMAN_SOCKET_PATH_TEMPLATE.to_owned(),
         }
     }
 }
@@ -95,16 +108,19 @@ impl DockerConfig {
         let matchers = r.string_list("container_id_cgroup_matchers").unwrap_or_default();
         let use_new = r.bool("use_new_container_locator");
         let verbose = r.bool("verbose_container_locator_logs").unwrap_or(false);
-        for key in ["podman_socket_path", "podman_socket_path_template"] {
-            if r.take(key).is_some() {
-                let message = format!(
-                    "{}: Podman is not supported by this build (nor by SPIRE v1.13's docker attestor)",
-                    r.key_path(key)
-                );
-                let line = r.pos().line;
-                r.diags().error(ConfigError::invalid(message, line));
+        let podman_socket_path =
+            r.non_empty_string("podman_socket_path").unwrap_or_else(|| defaults.podman_socket_path.clone());
+        let podman_socket_path_template = match r.string_at("podman_socket_path_template") {
+            Some((t, _)) if t.is_empty() => defaults.podman_socket_path_template,
+            Some((t, pos)) => {
+                if let Err(e) = validate_podman_template(&t) {
+                    let message = format!("{}: invalid podman_socket_path_template: {e}", r.path());
+                    r.diags().error(ConfigError::invalid(message, pos.line));
+                }
+                t
             }
-        }
+            None => defaults.podman_socket_path_template,
+        };
         let use_new_container_locator = use_new.unwrap_or(true);
         if !matchers.is_empty() {
             let line = r.pos().line;
@@ -126,6 +142,47 @@ impl DockerConfig {
             container_id_cgroup_matchers: matchers,
             use_new_container_locator,
             verbose_container_locator_logs: verbose,
+            podman_socket_path,
+            podman_socket_path_template,
         }
     }
+
+    /// The rootless Podman socket of `uid`.
+    pub fn podman_socket_for(&self, uid: u32) -> String {
+        let mut out = String::new();
+        let mut chars = self.podman_socket_path_template.chars();
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('d') => out.push_str(&uid.to_string()),
+                Some(other) => out.push(other),
+                None => out.push('%'),
+            }
+        }
+        out
+    }
+}
+
+/// SPIRE's check: one `%d`, and `%` otherwise only as `%%`.
+fn validate_podman_template(template: &str) -> Result<(), &'static str> {
+    let mut placeholders = 0;
+    let mut chars = template.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            continue;
+        }
+        match chars.next() {
+            None => return Err("trailing % at end of template"),
+            Some('%') => {}
+            Some('d') => placeholders += 1,
+            Some(_) => return Err("template only supports escaped %% or the %d UID placeholder"),
+        }
+    }
+    if placeholders != 1 {
+        return Err("template must contain exactly one %d UID placeholder");
+    }
+    Ok(())
 }

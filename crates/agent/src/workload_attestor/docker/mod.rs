@@ -6,7 +6,10 @@
 //! `use_new_container_locator = false` and `container_id_cgroup_matchers`, SPIRE's legacy patterns
 //! in [`matcher`]). A process in no container gets no selectors and no error, so the other
 //! attestors still speak for it. Then the daemon is asked about the container over the Engine API
-//! ([`client`]) and its configuration becomes the selectors ([`selectors`]).
+//! ([`client`]) and its configuration becomes the selectors ([`selectors`]). A container whose
+//! cgroup path says Podman (`libpod-` or `/libpod/`, as SPIRE v1.15 reads it) is asked about on
+//! Podman's Docker-compatible socket instead: rootless Podman's (`podman_socket_path_template` with
+//! the UID of the path's `user-<uid>.slice`) or rootful Podman's (`podman_socket_path`).
 //!
 //! A container that is gone by then (404) fails the attestation rather than giving selectors; a
 //! PID reused by a host process has host cgroups and gets none. The host checks after every
@@ -20,9 +23,14 @@ pub mod selectors;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use async_trait::async_trait;
 
-pub use self::config::{DEFAULT_DOCKER_SOCKET_PATH, DockerConfig};
+pub use self::config::{
+    DEFAULT_DOCKER_SOCKET_PATH, DEFAULT_PODMAN_SOCKET_PATH, DEFAULT_PODMAN_SOCKET_PATH_TEMPLATE, DockerConfig,
+};
 use super::cgroup::{LocateError, Pods, ProcFiles};
 use super::{AttestError, WorkloadAttestor};
 use crate::peer::{ProcRoot, Process};
@@ -54,6 +62,39 @@ pub struct DockerAttestor {
     finder: Option<ContainerIdFinder>,
     proc_root: ProcRoot,
     client: Client,
+    /// Podman's clients by socket, made on first use.
+    podman: Mutex<HashMap<String, Arc<Client>>>,
+}
+
+/// A container: its ID and, for Podman's, the socket of the Podman service that runs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Container {
+    /// 64 hex digits; empty for a process in no container.
+    pub id: String,
+    /// `None` for Docker's (the configured `docker_socket_path`).
+    pub podman_socket: Option<String>,
+}
+
+/// The Podman socket for a container with cgroup `paths`, as SPIRE v1.15 picks it: the first path
+/// naming libpod decides; a `user-<uid>.slice` in it means rootless Podman of that user.
+pub fn podman_socket<'a>(config: &DockerConfig, paths: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let path = paths.into_iter().find(|p| p.contains("libpod-") || p.contains("/libpod/"))?;
+    let uid = path.split("/user-").skip(1).find_map(|rest| {
+        let (digits, _) = rest.split_once(".slice/")?;
+        (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
+    });
+    match uid.map(|digits| (digits, digits.parse::<u32>())) {
+        Some((_, Ok(uid))) => Some(config.podman_socket_for(uid)),
+        Some((digits, Err(_))) => {
+            tracing::warn!(
+                uid = digits,
+                cgroup_path = path,
+                "Failed to parse rootless Podman UID from cgroup path, falling back to rootful Podman socket"
+            );
+            Some(config.podman_socket_path.clone())
+        }
+        None => Some(config.podman_socket_path.clone()),
+    }
 }
 
 impl DockerAttestor {
@@ -73,29 +114,53 @@ impl DockerAttestor {
             tracing::info!("Using the new container locator");
         }
         let client = Client::new(config.docker_socket_path.clone(), config.docker_version);
-        Self { config, finder, proc_root, client }
+        Self { config, finder, proc_root, client, podman: Mutex::default() }
+    }
+
+    /// The container `process` runs in (an empty ID if none), and whose it is.
+    pub fn container(&self, process: Process<'_>) -> Result<Container, DockerError> {
+        let files = ProcFiles { process, root: &self.proc_root, verbose: self.config.verbose_container_locator_logs };
+        let id = match &self.finder {
+            Some(finder) => {
+                let Some(text) = files.cgroups()? else { return Ok(Container::default()) };
+                let paths = super::cgroup::parse_cgroups(&text).map_err(LocateError::Cgroups)?;
+                finder.container_id(paths).map_err(DockerError::Matchers)?
+            }
+            None => files.locate(Pods::Ignore)?.container_id,
+        };
+        if id.is_empty() {
+            return Ok(Container::default());
+        }
+        // As SPIRE: cgroups that cannot be read now fall back to Docker's socket.
+        let podman_socket = match files.cgroups() {
+            Ok(Some(text)) => podman_socket(&self.config, super::cgroup::parse_cgroups(&text).unwrap_or_default()),
+            Ok(None) | Err(_) => None,
+        };
+        Ok(Container { id, podman_socket })
     }
 
     /// The container `process` runs in, `""` if none.
     pub fn container_id(&self, process: Process<'_>) -> Result<String, DockerError> {
-        let files = ProcFiles { process, root: &self.proc_root, verbose: self.config.verbose_container_locator_logs };
-        match &self.finder {
-            Some(finder) => {
-                let Some(text) = files.cgroups()? else { return Ok(String::new()) };
-                let paths = super::cgroup::parse_cgroups(&text).map_err(LocateError::Cgroups)?;
-                finder.container_id(paths).map_err(DockerError::Matchers)
-            }
-            None => Ok(files.locate(Pods::Ignore)?.container_id),
-        }
+        Ok(self.container(process)?.id)
     }
 
-    /// The selector values of container `id` (none for `""`).
-    pub async fn attest_container(&self, id: &str) -> Result<Vec<String>, DockerError> {
-        if id.is_empty() {
+    /// The selector values of `container` (none without an ID).
+    pub async fn attest_container(&self, container: &Container) -> Result<Vec<String>, DockerError> {
+        if container.id.is_empty() {
             return Ok(Vec::new());
         }
-        let container = self.client.inspect(id).await?;
-        Ok(selectors::selector_values(&container))
+        let inspected = match &container.podman_socket {
+            None => self.client.inspect(&container.id).await?,
+            Some(socket) => self.podman_client(socket).inspect(&container.id).await?,
+        };
+        Ok(selectors::selector_values(&inspected))
+    }
+
+    /// The client of the Podman service at `socket`, its API version negotiated (SPIRE's Podman
+    /// clients ignore `docker_version`).
+    fn podman_client(&self, socket: &str) -> Arc<Client> {
+        let mut clients = self.podman.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        clients.entry(socket.to_owned()).or_insert_with(|| Arc::new(Client::new(socket.to_owned(), None))).clone()
     }
 }
 
@@ -106,7 +171,7 @@ impl WorkloadAttestor for DockerAttestor {
     }
 
     async fn attest(&self, process: Process<'_>) -> Result<Vec<String>, AttestError> {
-        let id = self.container_id(process).map_err(AttestError::plugin)?;
-        self.attest_container(&id).await.map_err(AttestError::plugin)
+        let container = self.container(process).map_err(AttestError::plugin)?;
+        self.attest_container(&container).await.map_err(AttestError::plugin)
     }
 }

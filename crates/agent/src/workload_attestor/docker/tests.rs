@@ -59,10 +59,58 @@ fn config_refusals() {
     assert!(refused("docker_version = \"latest\"").contains("is not an API version"));
     assert!(refused("docker_socket_path = \"/var/run/docker.sock\"").contains("unable to parse docker host"));
     assert!(refused("experimental { sigstore {} }").contains("experimental.sigstore: Sigstore"));
-    for key in ["podman_socket_path", "podman_socket_path_template"] {
-        let message = refused(&format!("{key} = \"/run/podman/podman.sock\""));
-        assert!(message.contains(&format!("{key}: Podman is not supported")), "{message}");
+    for (template, reason) in [
+        ("unix:///run/user/podman.sock", "template must contain exactly one %d UID placeholder"),
+        ("unix:///run/user/%d/%d.sock", "template must contain exactly one %d UID placeholder"),
+        ("unix:///run/user/%s/podman.sock", "template only supports escaped %% or the %d UID placeholder"),
+        ("unix:///run/user/%d/podman.sock%", "trailing % at end of template"),
+    ] {
+        let message = refused(&format!("podman_socket_path_template = \"{template}\""));
+        assert!(message.contains(&format!("invalid podman_socket_path_template: {reason}")), "{template}: {message}");
     }
+}
+
+#[test]
+fn podman_keys_and_sockets_as_spire_1_15() {
+    let defaults = DockerConfig::default();
+    assert_eq!(defaults.podman_socket_path, "unix:///run/podman/podman.sock");
+    assert_eq!(defaults.podman_socket_for(1000), "unix:///run/user/1000/podman/podman.sock");
+    let config = DockerConfig::from_plugin(&plugin(
+        r#"podman_socket_path = "unix:///custom/podman.sock"
+           podman_socket_path_template = "unix:///var/run/user/%d/100%%/podman.sock""#,
+    ))
+    .unwrap();
+    assert_eq!(config.podman_socket_for(1001), "unix:///var/run/user/1001/100%/podman.sock");
+    let rootless = format!("/user.slice/user-1001.slice/user@1001.service/user.slice/libpod-{CID}.scope");
+    let rootful = format!("/machine.slice/libpod-{CID}.scope/container");
+    let cgroupfs = format!("/libpod_parent/libpod-{CID}");
+    let huge_uid = format!("/user.slice/user-99999999999.slice/libpod-{CID}.scope");
+    for (paths, expected) in [
+        (vec![rootless.as_str()], Some("unix:///var/run/user/1001/100%/podman.sock")),
+        (vec!["/", rootful.as_str()], Some("unix:///custom/podman.sock")),
+        (vec![cgroupfs.as_str()], Some("unix:///custom/podman.sock")),
+        (vec![huge_uid.as_str()], Some("unix:///custom/podman.sock")),
+        (vec!["/docker/abc", "/system.slice/docker-abc.scope"], None),
+        (vec!["/user.slice/user-1000.slice/session-2.scope"], None),
+    ] {
+        assert_eq!(podman_socket(&config, paths.iter().copied()).as_deref(), expected, "{paths:?}");
+    }
+}
+
+/// A Podman container is asked about on Podman's socket, never Docker's.
+#[tokio::test]
+async fn podman_containers_are_routed_to_podman_sockets() {
+    let root = proc_root(42, &format!("0::/user.slice/user-1001.slice/user@1001.service/libpod-{CID}.scope\n"), None);
+    let config = DockerConfig {
+        podman_socket_path_template: "unix:///no/such/user/%d/podman.sock".into(),
+        ..DockerConfig::default()
+    };
+    let a = attestor(root.path(), config);
+    let container = a.container(Process::from_pid(42)).unwrap();
+    assert_eq!(container.id, CID);
+    assert_eq!(container.podman_socket.as_deref(), Some("unix:///no/such/user/1001/podman.sock"));
+    let err = a.attest(Process::from_pid(42)).await.unwrap_err().to_string();
+    assert!(err.contains("docker client for unix:///no/such/user/1001/podman.sock"), "{err}");
 }
 
 #[test]

@@ -282,3 +282,6 @@ mod tests {
         assert!(err.starts_with("unable to load DevID files: cannot load certificate(s): open "), "{err}");
     }
 }
+
+#[cfg(test)]
+mod swtpm_tests;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spire_agent::peer::Process;
+use spire_agent::workload_attestor::docker::Container;
 use spire_agent::workload_attestor::{
     DockerAttestor, DockerConfig, UnixAttestor, UnixConfig, WorkloadAttestor, WorkloadAttestors,
 };
@@ -75,7 +76,11 @@ async fn labels_env_and_image_of_real_containers() {
     while std::path::Path::new(&format!("/proc/{pid_a}")).exists() && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let err = docker_attestor.attest_container(&a).await.unwrap_err().to_string();
+    let err = docker_attestor
+        .attest_container(&Container { id: a.clone(), podman_socket: None })
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("404") || err.contains("No such container"), "{err}");
     let after = docker_attestor.attest(Process::from_pid(pid_a)).await.unwrap();
     assert!(after.iter().all(|v| !v.starts_with("label:")), "{after:?}");

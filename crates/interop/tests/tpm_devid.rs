@@ -147,17 +147,20 @@ async fn our_agent_attests_to_our_server_with_an_rsa_devid() {
     attests::<OurServer, OurAgent>("ours-rsa", DevIdKind::Rsa).await;
 }
 
-/// SPIRE's agent (go-tpm over the swtpm socket) against our server: the wire format both ways and
-/// our MakeCredential opened by a real TPM for SPIRE's AK.
+/// SPIRE's agent (go-tpm over the swtpm socket) against our server, ECC and RSA DevIDs: the wire
+/// format both ways and our MakeCredential opened by a real TPM for SPIRE's AK.
 #[tokio::test(flavor = "multi_thread")]
 async fn spire_agent_attests_to_our_server() {
-    attests::<OurServer, UpstreamAgent>("spire-agent", DevIdKind::Ecc).await;
+    attests::<OurServer, UpstreamAgent>("spire-agent-ecc", DevIdKind::Ecc).await;
+    attests::<OurServer, UpstreamAgent>("spire-agent-rsa", DevIdKind::Rsa).await;
 }
 
-/// Our agent against SPIRE's server: go-tpm's MakeCredential opened by our TPM commands.
+/// Our agent against SPIRE's server, ECC and RSA DevIDs: go-tpm's MakeCredential opened by our TPM
+/// commands, our DevID signatures checked by Go.
 #[tokio::test(flavor = "multi_thread")]
 async fn our_agent_attests_to_spire_server() {
-    attests::<UpstreamServer, OurAgent>("spire-server", DevIdKind::Ecc).await;
+    attests::<UpstreamServer, OurAgent>("spire-server-ecc", DevIdKind::Ecc).await;
+    attests::<UpstreamServer, OurAgent>("spire-server-rsa", DevIdKind::Rsa).await;
 }
 
 /// Our server refuses a DevID certificate of another CA and an expired one, and our agent refuses

@@ -242,6 +242,31 @@ async fn attests_with_spire_agent_id_and_selectors() {
 }
 
 #[tokio::test]
+async fn a_chain_through_an_intermediate_gives_one_selector_per_ca() {
+    let w = world();
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, "devid-intermediate");
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    let intermediate =
+        Ca { der: p.signed_by(&key, &w.devid_ca.issuer).unwrap().der().to_vec(), issuer: Issuer::new(p, key) };
+    let tpm = SoftTpm::new(&w.manufacturer, &intermediate);
+    let mut payload = tpm.payload();
+    payload.devid_cert.push(intermediate.der.clone());
+    let result = w.attestor().attest_payload(&payload.to_json(), &mut Answer(|c: &[u8]| tpm.answer(c))).await.unwrap();
+    assert_eq!(
+        result.selector_values,
+        [
+            "subject:cn:node-1".to_owned(),
+            "issuer:cn:devid-intermediate".into(),
+            format!("ca:fingerprint:{}", fingerprint(&intermediate.der)),
+            format!("ca:fingerprint:{}", fingerprint(&w.devid_ca.der)),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn refuses_a_devid_from_another_ca() {
     let w = world();
     let other = ca("other");

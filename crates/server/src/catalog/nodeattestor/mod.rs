@@ -6,6 +6,7 @@
 //! Agent service owns the gRPC stream and the SVID; attestors only judge evidence, one module per
 //! plugin, as in SPIRE's `pkg/server/plugin/nodeattestor/<name>`.
 
+pub mod agent_path_template;
 pub mod join_token;
 pub mod k8s_psat;
 pub mod sshpop;

@@ -350,17 +350,19 @@ pub fn agent_id(
     svid_path_trimmed: &str,
     sans: &BTreeMap<String, String>,
 ) -> Result<SpiffeId, AttestError> {
-    let path = template.execute(&TemplateData {
-        plugin_name: wire::PLUGIN_NAME.into(),
-        fingerprint: wire::fingerprint(&leaf.der),
-        trust_domain: trust_domain.as_str().into(),
-        serial_number_hex: leaf.serial_hex.clone(),
-        svid_path_trimmed: svid_path_trimmed.to_owned(),
-        subject_common_name: leaf.subject_cn.clone(),
-        subject_serial_number: leaf.subject_serial_number.clone(),
-        issuer_common_name: leaf.issuer_cn.clone(),
-        uri_san_selectors: sans.clone(),
-    });
+    let path = template
+        .execute(&TemplateData {
+            plugin_name: wire::PLUGIN_NAME.into(),
+            fingerprint: wire::fingerprint(&leaf.der),
+            trust_domain: trust_domain.as_str().into(),
+            serial_number_hex: leaf.serial_hex.clone(),
+            svid_path_trimmed: svid_path_trimmed.to_owned(),
+            subject_common_name: leaf.subject_cn.clone(),
+            subject_serial_number: leaf.subject_serial_number.clone(),
+            issuer_common_name: leaf.issuer_cn.clone(),
+            uri_san_selectors: sans.clone(),
+        })
+        .map_err(AttestError::AgentId)?;
     trust_domain.id_with_path(&format!("/spire/agent{path}")).map_err(|e| {
         AttestError::AgentId(format!("invalid agent path suffix {}: {e}", spire_cli::flags::go_quote(&path)))
     })

@@ -5,15 +5,25 @@
 //! (possession of the DevID key, credential activation binding the AK to the EK), the agent ID and
 //! selectors as the server shows them, and a workload under a node alias on those selectors
 //! getting its SVID. Then the refusals: a DevID certificate of another CA, an expired one, a DevID
-//! key from another TPM than the one the agent uses; each refused, no agent created.
+//! key from another TPM than the one the agent uses, and (from a forger in this process) the AK of
+//! one TPM presented with the EK of another; each refused, no agent created.
 
 mod agent_server;
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::Command;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use agent_server::{AgentUnderTest, OurAgent, OurServer, ServerSetup, ServerUnderTest};
+use spire_agent::node::attest;
+use spire_agent::node_attestor::tpm_devid::session::{Passwords, Session};
+use spire_agent::node_attestor::{NodeAttestor, NodeAttestorError};
+use spire_agent::server_client::ServerClient;
+use spire_attestation::tpm_devid::{AttestationRequest, ChallengeRequest, ChallengeResponse};
+use spire_identity::{BundleSet, KeyType, PrivateKey};
 use spire_testkit::agent::AgentOptions;
 use spire_testkit::peers;
 use spire_testkit::swtpm::{DevIdFiles, DevIdKind, Swtpm, openssl, openssl_ca, openssl_issue};
@@ -244,4 +254,97 @@ async fn our_agent_reattests_to_our_server() {
 #[tokio::test(flavor = "multi_thread")]
 async fn spire_agent_reattests_to_our_server() {
     reattests::<UpstreamAgent>("reattest-spire-agent").await;
+}
+
+/// A forger with two genuine TPMs: the DevID key and the AK of one (A), the endorsement key and
+/// certificate of the other (B), both from the trusted manufacturer. The DevID signature is
+/// right; the credential is encrypted to B's EK and A cannot open it, so the answer is wrong.
+#[derive(Debug)]
+struct SwappedEk {
+    session: std::sync::Mutex<Session>,
+    payload: Vec<u8>,
+}
+
+impl NodeAttestor for SwappedEk {
+    fn name(&self) -> &str {
+        "tpm_devid"
+    }
+
+    // What `#[async_trait]` writes (this crate does not depend on it).
+    fn payload<'life0, 'async_trait>(
+        &'life0 self,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, NodeAttestorError>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(async move { Ok(self.payload.clone()) })
+    }
+
+    fn challenge<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        challenge: &'life1 [u8],
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, NodeAttestorError>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(async move {
+            let request = ChallengeRequest::from_json(challenge).expect("challenge");
+            let cred = request.cred_activation.expect("credential");
+            let mut session = self.session.lock().expect("session");
+            let devid = session.sign_nonce(&request.devid).expect("sign");
+            let opened = session.activate_credential(&cred.credential, &cred.secret);
+            assert!(opened.is_err(), "TPM A opened a credential made for TPM B's EK");
+            Ok(ChallengeResponse { devid, cred_activation: vec![0; 32] }.to_json())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn our_server_refuses_an_ak_that_is_not_in_the_eks_tpm() {
+    let Some(server_bin) = <OurServer as ServerUnderTest>::binary() else { return };
+    let Some(a) = provision("forger", DevIdKind::Ecc) else { return };
+    let Some(b) = Swtpm::start() else { return };
+    let b_dir = a.dir.join("tpm-b");
+    std::fs::create_dir(&b_dir).expect("mkdir");
+    for file in ["manufacturer.pem", "manufacturer.key"] {
+        std::fs::copy(a.dir.join(file), b_dir.join(file)).expect("copy the manufacturer CA");
+    }
+    b.provision_ek(&b_dir, "manufacturer");
+    let b_devid = b.create_devid(&b_dir, "devid", DevIdKind::Ecc, "");
+    let (pub_blob, priv_blob) =
+        (std::fs::read(&a.devid.public_blob).unwrap(), std::fs::read(&a.devid.private_blob).unwrap());
+    let mut session_a = Session::open(&a.tpm.socket, &pub_blob, &priv_blob, &Passwords::default()).expect("TPM A");
+    let mut session_b = Session::open(
+        &b.socket,
+        &std::fs::read(&b_devid.public_blob).unwrap(),
+        &std::fs::read(&b_devid.private_blob).unwrap(),
+        &Passwords::default(),
+    )
+    .expect("TPM B");
+    let (certified_devid, certification_signature) = session_a.certify_devid().expect("certify");
+    let cert_pem = std::fs::read_to_string(&a.cert).unwrap();
+    let payload = AttestationRequest {
+        devid_cert: spire_identity::x509::certs_from_pem(&cert_pem).unwrap(),
+        devid_pub: pub_blob,
+        ek_cert: session_b.ek_cert().expect("B's EK certificate"),
+        ek_pub: session_b.ek_public().to_vec(),
+        ak_pub: session_a.ak_public().to_vec(),
+        certified_devid,
+        certification_signature,
+    };
+    drop(session_b);
+    let forger = SwappedEk { session: std::sync::Mutex::new(session_a), payload: payload.to_json() };
+
+    let server = OurServer::start(&server_bin, &server_setup(&a.dir)).await;
+    let td = spire_identity::TrustDomain::parse("example.org").unwrap();
+    let client =
+        ServerClient::new(format!("127.0.0.1:{}", server.port), &td, Arc::new(RwLock::new(BundleSet::new())), true);
+    let key = PrivateKey::generate(KeyType::EcP256).unwrap();
+    let err = attest(&client, &forger, &key).await.expect_err("the forger attested").to_string();
+    assert!(err.contains("nodeattestor(tpm_devid): credential activation failed: nonces are different"), "{err}");
+    let listed = server.cli(&["agent", "list"]);
+    assert!(!listed.contains("tpm_devid"), "no agent may have attested:\n{listed}");
 }

@@ -266,6 +266,46 @@ async fn a_chain_through_an_intermediate_gives_one_selector_per_ca() {
     );
 }
 
+/// An EK certificate shaped as manufacturers issue them (TCG EK Credential Profile): an empty
+/// subject, the TPM's identity in a critical directoryName SAN, the EK certificate EKU, key
+/// encipherment only.
+fn manufacturer_style_ek_cert(manufacturer: &Ca, ek_pkcs8: &[u8]) -> Vec<u8> {
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        assert!(content.len() < 128);
+        [&[tag, u8::try_from(content.len()).unwrap()][..], content].concat()
+    }
+    let attribute = |last: u8, value: &str| {
+        tlv(0x31, &tlv(0x30, &[tlv(0x06, &[0x67, 0x81, 0x05, 0x02, last]), tlv(0x0c, value.as_bytes())].concat()))
+    };
+    let name = tlv(0x30, &[attribute(1, "id:53574D20"), attribute(2, "SWTPM"), attribute(3, "id:20191023")].concat());
+    let san = tlv(0x30, &tlv(0xa4, &name));
+    let mut ext = rcgen::CustomExtension::from_oid_content(&[2, 5, 29, 17], san);
+    ext.set_criticality(true);
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.key_usages = vec![KeyUsagePurpose::KeyEncipherment];
+    p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::Other(vec![2, 23, 133, 8, 1])];
+    p.custom_extensions = vec![ext];
+    let key = KeyPair::try_from(ek_pkcs8).unwrap();
+    p.signed_by(&key, &manufacturer.issuer).unwrap().der().to_vec()
+}
+
+#[tokio::test]
+async fn accepts_an_ek_certificate_as_manufacturers_make_them() {
+    let manufacturer = ca("manufacturer");
+    let devid_ca = ca("devid-ca");
+    let ek_key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let mut tpm = SoftTpm::new(&manufacturer, &devid_ca);
+    tpm.ek = PrivateDecryptingKey::from_pkcs8(&ek_key.serialize_der()).unwrap();
+    tpm.ek_pub = ek_public(&modulus_of(&aws_lc_rs::rsa::KeyPair::from_pkcs8(&ek_key.serialize_der()).unwrap()));
+    tpm.ek_cert = manufacturer_style_ek_cert(&manufacturer, &ek_key.serialize_der());
+    let (_, parsed) = x509_parser::parse_x509_certificate(&tpm.ek_cert).unwrap();
+    assert!(parsed.subject().iter().next().is_none());
+    assert!(parsed.extensions().iter().any(|e| e.oid.to_id_string() == "2.5.29.17" && e.critical));
+    let w = World { manufacturer, devid_ca, tpm };
+    w.attest(&w.tpm.payload()).await.unwrap();
+}
+
 #[tokio::test]
 async fn refuses_a_devid_from_another_ca() {
     let w = world();

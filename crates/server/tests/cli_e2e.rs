@@ -1381,8 +1381,8 @@ fn validate_config() {
         ),
         (
             "unknown_plugin.conf",
-            r#"NodeAttestor "tpm_devid" {}"#.to_owned(),
-            r#"unknown NodeAttestor plugin "tpm_devid": this build supports "join_token", "k8s_psat" and "x509pop""#,
+            r#"NodeAttestor "aws_iid" {}"#.to_owned(),
+            r#"unknown NodeAttestor plugin "aws_iid": this build supports "join_token", "k8s_psat", "sshpop", "tpm_devid" and "x509pop""#,
         ),
     ] {
         let out = validate(name, &plugin);

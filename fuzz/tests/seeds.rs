@@ -68,6 +68,11 @@ fn x509pop_messages_seeds() {
 }
 
 #[test]
+fn sshpop_messages_seeds() {
+    run("sshpop_messages", env!("CARGO_BIN_EXE_sshpop_messages"));
+}
+
+#[test]
 fn tpm_devid_messages_seeds() {
     run("tpm_devid_messages", env!("CARGO_BIN_EXE_tpm_devid_messages"));
 }

@@ -99,14 +99,14 @@ impl HostCertificate {
         URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &self.bytes))
     }
 
-    /// `ValidPrincipals`.
-    pub fn principals(&self) -> &[String] {
-        &self.cert.valid_principals
+    /// `ValidPrincipals` (as text; Go's are bytes, compared as such by [`Self::check_host`]).
+    pub fn principals(&self) -> Vec<String> {
+        self.cert.valid_principals.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect()
     }
 
-    /// `KeyId`.
-    pub fn key_id(&self) -> &str {
-        &self.cert.key_id
+    /// `KeyId`, as text.
+    pub fn key_id(&self) -> String {
+        String::from_utf8_lossy(&self.cert.key_id).into_owned()
     }
 
     /// `Serial`.
@@ -146,16 +146,17 @@ impl HostCertificate {
         if self.cert_type() != 2 {
             return Err(CheckError::NotHost(self.cert_type()));
         }
-        let first = self.principals().first().cloned().unwrap_or_default();
+        let principals = &self.cert.valid_principals;
+        let first = principals.first().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default();
         let addr = format!("{first}:22");
         if !authorities.contains(&self.cert.signature_key) {
             return Err(CheckError::UnknownAuthority(addr));
         }
         let host = split_host(&addr)?;
-        if let Some((opt, _)) = self.cert.critical_options.iter().find(|(k, _)| k != "source-address") {
-            return Err(CheckError::CriticalOption(opt.clone()));
+        if let Some((opt, _)) = self.cert.critical_options.iter().find(|(k, _)| k != b"source-address") {
+            return Err(CheckError::CriticalOption(String::from_utf8_lossy(opt).into_owned()));
         }
-        if !self.principals().is_empty() && !self.principals().iter().any(|p| *p == host) {
+        if !principals.is_empty() && !principals.iter().any(|p| p == host.as_bytes()) {
             let quoted: Vec<String> = self.principals().iter().map(|p| format!("{p:?}")).collect();
             return Err(CheckError::Principal { principal: host, principals: format!("[{}]", quoted.join(" ")) });
         }

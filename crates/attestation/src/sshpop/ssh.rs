@@ -44,18 +44,18 @@ pub struct Certificate {
     pub serial: u64,
     /// 1 user, 2 host (any value is read).
     pub cert_type: u32,
-    /// `key id`.
-    pub key_id: String,
+    /// `key id` (Go strings are bytes).
+    pub key_id: Vec<u8>,
     /// `valid principals`.
-    pub valid_principals: Vec<String>,
+    pub valid_principals: Vec<Vec<u8>>,
     /// Unix seconds.
     pub valid_after: u64,
     /// Unix seconds; `u64::MAX` is forever.
     pub valid_before: u64,
     /// Critical options, sorted by name.
-    pub critical_options: Vec<(String, String)>,
+    pub critical_options: Vec<(Vec<u8>, Vec<u8>)>,
     /// Extensions, sorted by name.
-    pub extensions: Vec<(String, String)>,
+    pub extensions: Vec<(Vec<u8>, Vec<u8>)>,
     /// `reserved`.
     pub reserved: Vec<u8>,
     /// The CA's key.
@@ -285,7 +285,7 @@ impl Certificate {
         let mut r = Reader(rest);
         let serial = r.u64()?;
         let cert_type = r.u32()?;
-        let key_id = r.text()?;
+        let key_id = r.string()?.to_vec();
         let mut principals = Reader(r.string()?);
         let valid_after = r.u64()?;
         let valid_before = r.u64()?;
@@ -299,7 +299,7 @@ impl Certificate {
         }
         let mut valid_principals = Vec::new();
         while !principals.0.is_empty() {
-            valid_principals.push(principals.text()?);
+            valid_principals.push(principals.string()?.to_vec());
         }
         let mut sk = Reader(signature_key_bytes);
         let sk_algo = sk.text()?;
@@ -367,10 +367,10 @@ impl Certificate {
         self.key.marshal_fields(&mut out);
         out.extend_from_slice(&self.serial.to_be_bytes());
         out.extend_from_slice(&self.cert_type.to_be_bytes());
-        put_string(&mut out, self.key_id.as_bytes());
+        put_string(&mut out, &self.key_id);
         let mut principals = Vec::new();
         for p in &self.valid_principals {
-            put_string(&mut principals, p.as_bytes());
+            put_string(&mut principals, p);
         }
         put_string(&mut out, &principals);
         out.extend_from_slice(&self.valid_after.to_be_bytes());
@@ -384,41 +384,41 @@ impl Certificate {
 }
 
 /// Options or extensions: names in strictly increasing order, each value empty or one string.
-fn parse_tuples(input: &[u8]) -> Result<Vec<(String, String)>, WireError> {
+fn parse_tuples(input: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, WireError> {
     let mut r = Reader(input);
-    let mut out: Vec<(String, String)> = Vec::new();
+    let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     while !r.0.is_empty() {
         let key = r.string()?;
-        if out.last().is_some_and(|(last, _)| key <= last.as_bytes()) {
+        if out.last().is_some_and(|(last, _)| key <= last.as_slice()) {
             return Err(WireError("ssh: certificate options are not in lexical order".into()));
         }
         let data = r.string()?;
         let value = if data.is_empty() {
-            String::new()
+            Vec::new()
         } else {
             let mut d = Reader(data);
-            let v = d.text()?;
+            let v = d.string()?.to_vec();
             if !d.0.is_empty() {
                 return Err(WireError("ssh: unexpected trailing data after certificate option value".into()));
             }
             v
         };
-        out.push((String::from_utf8_lossy(key).into_owned(), value));
+        out.push((key.to_vec(), value));
     }
     Ok(out)
 }
 
-fn marshal_tuples(tuples: &[(String, String)]) -> Vec<u8> {
-    let mut sorted: Vec<&(String, String)> = tuples.iter().collect();
+fn marshal_tuples(tuples: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let mut sorted: Vec<&(Vec<u8>, Vec<u8>)> = tuples.iter().collect();
     sorted.sort();
     let mut out = Vec::new();
     for (k, v) in sorted {
-        put_string(&mut out, k.as_bytes());
+        put_string(&mut out, k);
         if v.is_empty() {
             put_string(&mut out, b"");
         } else {
             let mut inner = Vec::new();
-            put_string(&mut inner, v.as_bytes());
+            put_string(&mut inner, v);
             put_string(&mut out, &inner);
         }
     }
@@ -514,7 +514,7 @@ mod tests {
         put_string(&mut t, b"permit-pty");
         put_string(&mut t, b"");
         let parsed = parse_tuples(&t).unwrap();
-        assert_eq!(parsed, [("force-command".into(), "/bin/true".into()), ("permit-pty".into(), String::new())]);
+        assert_eq!(parsed, [(b"force-command".to_vec(), b"/bin/true".to_vec()), (b"permit-pty".to_vec(), Vec::new())]);
         assert_eq!(marshal_tuples(&parsed), t);
         let mut unordered = Vec::new();
         put_string(&mut unordered, b"b");

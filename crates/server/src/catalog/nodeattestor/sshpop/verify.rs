@@ -66,12 +66,12 @@ pub fn agent_id(trust_domain: &TrustDomain, template: &Template, v: &Verified) -
             plugin_name: wire::PLUGIN_NAME.into(),
             fingerprint: v.cert.fingerprint(),
             hostname: v.hostname.clone(),
-            key_id: v.cert.key_id().to_owned(),
+            key_id: v.cert.key_id(),
             serial: v.cert.serial(),
             cert_type: v.cert.cert_type(),
             valid_after: v.cert.valid_after(),
             valid_before: v.cert.valid_before(),
-            valid_principals: v.cert.principals().to_vec(),
+            valid_principals: v.cert.principals(),
         })
         .map_err(AttestError::AgentId)?;
     let invalid = |e: String| {

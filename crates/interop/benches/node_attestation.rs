@@ -1,7 +1,9 @@
 //! Node attestation time per attestor: our agent's AttestAgent call, from a fresh TLS connection to
 //! the agent SVID in hand, against our release `spire-server` and, in the same run, SPIRE v1.13.3's
 //! server started from the same config text. `join_token` (one round trip, a token lookup) is the
-//! baseline each other attestor is set against, per server.
+//! baseline each other attestor is set against, per server. Cases: join_token, x509pop (P-256 and
+//! RSA 2048 leaves), sshpop (an Ed25519 host certificate made by `ssh-keygen`) and tpm_devid (an
+//! ECC DevID in a software TPM, `swtpm`, provisioned with `tpm2-tools`; skipped without them).
 //!
 //! Each attempt is what an agent does at its first start: a new connection (TLS without a client
 //! certificate), the payload, the challenge rounds, a CSR for a new P-256 key signed into the agent
@@ -10,21 +12,26 @@
 //! (its agent ID is the certificate's fingerprint), as a restarting agent does; join tokens are
 //! fresh each time (a token is single-use), made outside the timed part.
 //!
-//! Needs our release server (`cargo build --release -p spire-server`) and `openssl`; SPIRE's server if installed (`scripts/install-peers.sh spire`).
+//! Needs our release server (`cargo build --release -p spire-server`), `openssl` and `ssh-keygen`; SPIRE's server if installed (`scripts/install-peers.sh spire`).
 //! Run: `cargo bench -p spire-interop --bench node_attestation`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use spire_agent::node::attest;
-use spire_agent::node_attestor::{JoinTokenAttestor, NodeAttestor, X509PopAttestor, X509PopConfig};
+use spire_agent::node_attestor::tpm_devid::session::Passwords;
+use spire_agent::node_attestor::{
+    JoinTokenAttestor, NodeAttestor, SshPopAttestor, SshPopConfig, TpmDevIdAttestor, TpmDevIdConfig, X509PopAttestor,
+    X509PopConfig,
+};
 use spire_agent::server_client::ServerClient;
 use spire_identity::{BundleSet, KeyType, PrivateKey, TrustDomain};
 use spire_testkit::agent::generate_token;
+use spire_testkit::openssl;
 use spire_testkit::peers;
 use spire_testkit::process::TestServer;
+use spire_testkit::swtpm::{DevIdKind, Swtpm};
 
 /// Attestations per case and server.
 const ROUNDS: usize = 60;
@@ -43,75 +50,57 @@ struct Case {
     make: Box<dyn Fn(&Implementation, &TestServer) -> Box<dyn NodeAttestor>>,
 }
 
-/// `openssl` with `args` in `dir`.
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A CA (`ca.pem`) and two leaves under it, `ec.pem` and `rsa.pem` (RSA 2048), with their keys.
+/// A CA (`ca.pem`) and two leaves under it, `ec.pem` and `rsa.pem` (RSA 2048), with their keys; an
+/// SSH host CA (`ssh-ca.pub`) and a host certificate (`host-cert.pub`) for `host`.
 fn pki(dir: &Path) {
-    openssl(
+    openssl::ssh_keygen(dir, &["-q", "-t", "ed25519", "-N", "", "-f", "ssh-ca"]);
+    openssl::ssh_keygen(dir, &["-q", "-t", "ed25519", "-N", "", "-f", "host"]);
+    openssl::ssh_keygen(
         dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-subj",
-            "/CN=bench-ca",
-            "-days",
-            "2",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign",
-        ],
+        &["-q", "-s", "ssh-ca", "-h", "-I", "bench-host", "-n", "bench-host", "-V", "-1h:+1d", "host.pub"],
     );
-    std::fs::write(dir.join("leaf.ext"), "keyUsage=critical,digitalSignature\n").unwrap();
-    for (name, key) in
-        [("ec", &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"][..]), ("rsa", &["-newkey", "rsa:2048"][..])]
-    {
-        let mut args = vec!["req", "-nodes", "-keyout"];
-        let (k, csr, pem, subj) =
-            (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"), format!("/CN={name}"));
-        args.extend([k.as_str(), "-out", csr.as_str(), "-subj", subj.as_str()]);
-        args.extend(key);
-        openssl(dir, &args);
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &pem,
-                "-days",
-                "1",
-                "-extfile",
-                "leaf.ext",
-            ],
-        );
-    }
+    openssl::ca(dir, "ca");
+    openssl::leaf(dir, "ca", "ec", "ec", "1");
+    openssl::leaf(dir, "ca", "rsa", "rsa", "1");
 }
 
-/// The server config both servers run: SQLite, memory keys, join_token and x509pop, rate limits off
-/// (the attestation limit is one per second per address).
-fn server_config(pki: &Path) -> impl Fn(&Path, u16) -> String {
+/// A software TPM with an EK certificate from a manufacturer CA and an ECC DevID certified by a
+/// DevID CA, all in `dir`; `None` without swtpm.
+fn tpm(dir: &Path) -> Option<(Swtpm, TpmDevIdConfig)> {
+    let tpm = Swtpm::start()?;
+    openssl::ca(dir, "manufacturer");
+    openssl::ca(dir, "devid-ca");
+    tpm.provision_ek(dir, "manufacturer");
+    let devid = tpm.create_devid(dir, "devid", DevIdKind::Ecc, "");
+    openssl::issue_for_key(dir, "devid-ca", &devid.public_pem, "bench-node", "1", &dir.join("devid.pem"));
+    let config = TpmDevIdConfig {
+        devid_cert_path: dir.join("devid.pem"),
+        devid_priv_path: devid.private_blob,
+        devid_pub_path: devid.public_blob,
+        passwords: Passwords {
+            endorsement_hierarchy: String::new(),
+            owner_hierarchy: String::new(),
+            devid_key: String::new(),
+        },
+        tpm_device_path: Some(tpm.socket.clone()),
+    };
+    Some((tpm, config))
+}
+
+/// The server config both servers run: SQLite, memory keys, the four attestors (tpm_devid with
+/// `tpm`), rate limits off (the attestation limit is one per second per address).
+fn server_config(pki: &Path, tpm: bool) -> impl Fn(&Path, u16) -> String {
     let ca = pki.join("ca.pem");
+    let ssh_ca = std::fs::read_to_string(pki.join("ssh-ca.pub")).expect("ssh CA");
+    let tpm_devid = if tpm {
+        format!(
+            "    NodeAttestor \"tpm_devid\" {{\n        plugin_data {{\n            devid_ca_path = \"{}\"\n            endorsement_ca_path = \"{}\"\n        }}\n    }}\n",
+            pki.join("devid-ca.pem").display(),
+            pki.join("manufacturer.pem").display()
+        )
+    } else {
+        String::new()
+    };
     move |dir: &Path, port: u16| {
         format!(
             r#"server {{
@@ -148,10 +137,16 @@ plugins {{
             ca_bundle_path = "{ca}"
         }}
     }}
-}}
+    NodeAttestor "sshpop" {{
+        plugin_data {{
+            cert_authorities = ["{ssh_ca}"]
+        }}
+    }}
+{tpm_devid}}}
 "#,
             dir = dir.display(),
-            ca = ca.display()
+            ca = ca.display(),
+            ssh_ca = ssh_ca.trim(),
         )
     }
 }
@@ -164,16 +159,32 @@ fn x509pop(pki: &Path, name: &str) -> Box<dyn NodeAttestor> {
     }))
 }
 
-fn cases(pki: &Path) -> Vec<Case> {
-    let (ec, rsa) = (pki.to_owned(), pki.to_owned());
-    vec![
+fn cases(pki: &Path, tpm: Option<TpmDevIdConfig>) -> Vec<Case> {
+    let (ec, rsa, ssh) = (pki.to_owned(), pki.to_owned(), pki.to_owned());
+    let mut cases = vec![
         Case {
             name: "join_token",
             make: Box::new(|imp, server| Box::new(JoinTokenAttestor::new(Some(generate_token(&imp.server, server))))),
         },
         Case { name: "x509pop (P-256 leaf)", make: Box::new(move |_, _| x509pop(&ec, "ec")) },
         Case { name: "x509pop (RSA 2048 leaf)", make: Box::new(move |_, _| x509pop(&rsa, "rsa")) },
-    ]
+        Case {
+            name: "sshpop (Ed25519 host certificate)",
+            make: Box::new(move |_, _| {
+                Box::new(SshPopAttestor::new(SshPopConfig {
+                    host_key_path: ssh.join("host"),
+                    host_cert_path: ssh.join("host-cert.pub"),
+                }))
+            }),
+        },
+    ];
+    if let Some(config) = tpm {
+        cases.push(Case {
+            name: "tpm_devid (ECC DevID, swtpm)",
+            make: Box::new(move |_, _| Box::new(TpmDevIdAttestor::from_config(config.clone()).expect("tpm_devid"))),
+        });
+    }
+    cases
 }
 
 /// One attestation from a new connection; its wall time.
@@ -208,11 +219,15 @@ async fn main() {
     }
     let tmp = tempfile::tempdir().unwrap();
     pki(tmp.path());
-    let cases = cases(tmp.path());
+    let tpm = tpm(tmp.path());
+    if tpm.is_none() {
+        println!("swtpm is not installed: no tpm_devid case");
+    }
+    let cases = cases(tmp.path(), tpm.as_ref().map(|(_, config)| config.clone()));
     println!("load average at start: {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
     println!("\n| server | attestor | p50 | p99 | p50 ÷ join_token |\n|---|---|---|---|---|");
     for imp in &servers {
-        let server = TestServer::start_with_config(&imp.server, server_config(tmp.path())).await;
+        let server = TestServer::start_with_config(&imp.server, server_config(tmp.path(), tpm.is_some())).await;
         let mut times: Vec<Vec<Duration>> = vec![Vec::new(); cases.len()];
         for round in 0..WARMUP + ROUNDS {
             for (i, case) in cases.iter().enumerate() {

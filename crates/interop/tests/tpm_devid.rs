@@ -13,7 +13,6 @@ mod agent_server;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::process::Command;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -25,8 +24,8 @@ use spire_agent::server_client::ServerClient;
 use spire_attestation::tpm_devid::{AttestationRequest, ChallengeRequest, ChallengeResponse};
 use spire_identity::{BundleSet, KeyType, PrivateKey};
 use spire_testkit::agent::AgentOptions;
-use spire_testkit::peers;
-use spire_testkit::swtpm::{DevIdFiles, DevIdKind, Swtpm, openssl, openssl_ca, openssl_issue};
+use spire_testkit::openssl::{ca as openssl_ca, issue_for_key as openssl_issue, sha1_fingerprint};
+use spire_testkit::swtpm::{DevIdFiles, DevIdKind, Swtpm};
 use spire_testkit::upstream::{UpstreamAgent, UpstreamServer};
 
 /// A provisioned TPM, its CAs and a DevID with its certificate, in `dir`.
@@ -51,15 +50,6 @@ fn provision(node: &str, kind: DevIdKind) -> Option<Node> {
     let cert = dir.join("devid.pem");
     openssl_issue(&dir, "devid-ca", &devid.public_pem, node, "1", &cert);
     Some(Node { tpm, _tmp: tmp, dir, devid, cert })
-}
-
-/// The SHA-1 of a PEM certificate's DER, lowercase hex.
-fn sha1_fingerprint(pem: &Path) -> String {
-    let out = openssl(
-        pem.parent().expect("dir"),
-        &["x509", "-in", &pem.display().to_string(), "-noout", "-fingerprint", "-sha1"],
-    );
-    out.trim().rsplit('=').next().expect("fingerprint").replace(':', "").to_lowercase()
 }
 
 fn server_setup(dir: &Path) -> ServerSetup {
@@ -103,48 +93,14 @@ async fn attests<S: ServerUnderTest, A: AgentUnderTest>(tag: &str, kind: DevIdKi
     }
     assert!(shown.contains("Can re-attest     : true"), "{shown}");
 
-    let alias = format!("spiffe://example.org/tpm-nodes/{tag}");
-    server.cli(&[
-        "entry",
-        "create",
-        "-node",
-        "-spiffeID",
-        &alias,
-        "-selector",
+    agent_server::node_alias_workload_gets_svid(
+        &server,
+        &agent,
+        "tpm-nodes",
+        tag,
         &format!("tpm_devid:subject:cn:{node}"),
-    ]);
-    let workload = format!("spiffe://example.org/{tag}/workload");
-    let uid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).expect("uid");
-    server.cli(&[
-        "entry",
-        "create",
-        "-parentID",
-        &alias,
-        "-spiffeID",
-        &workload,
-        "-selector",
-        &format!("unix:uid:{uid}"),
-    ]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = Command::new(peers::workspace_binary("spire-agent"))
-            .args(["api", "fetch", "x509", "-socketPath"])
-            .arg(&agent.socket)
-            .output()
-            .expect("api fetch");
-        let said = String::from_utf8_lossy(&out.stdout).into_owned();
-        if out.status.success() && said.contains(&workload) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no SVID for {workload} from {}: {said}{}\n--- agent ---\n{}",
-            A::NAME,
-            String::from_utf8_lossy(&out.stderr),
-            agent.log()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,93 +9,21 @@
 mod agent_server;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use agent_server::{AgentUnderTest, OurAgent, OurServer, ServerSetup, ServerUnderTest};
 use spire_testkit::agent::AgentOptions;
-use spire_testkit::peers;
+use spire_testkit::openssl;
 use spire_testkit::upstream::{UpstreamAgent, UpstreamServer};
-
-/// `openssl` with `args` in `dir`; panics with its stderr if it fails.
-fn openssl(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A CA `name` in `dir` (`<name>.pem`, `<name>.key`).
-fn ca(dir: &Path, name: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-            "-subj",
-            &format!("/CN={name}"),
-            "-days",
-            "2",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    );
-}
 
 /// A leaf `name` (CN `name`) signed by CA `ca`, with a key of `alg` (`ec` or `rsa`), valid a day.
 fn leaf(dir: &Path, ca: &str, name: &str, alg: &str) {
-    leaf_for_days(dir, ca, name, alg, "1");
+    openssl::leaf(dir, ca, name, alg, "1");
 }
 
-/// A leaf valid for `days` from now; `"0"` makes one that expires within the second.
-fn leaf_for_days(dir: &Path, ca: &str, name: &str, alg: &str, days: &str) {
-    let key_args: &[&str] =
-        if alg == "rsa" { &["-newkey", "rsa:2048"] } else { &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] };
-    let mut args = vec!["req", "-nodes", "-keyout"];
-    let (key, csr, pem) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
-    args.extend([key.as_str(), "-out", csr.as_str(), "-subj"]);
-    let subject = format!("/CN={name}");
-    args.push(&subject);
-    args.extend(key_args);
-    openssl(dir, &args);
-    std::fs::write(dir.join("leaf.ext"), "keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n")
-        .expect("ext");
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &format!("{ca}.pem"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-out",
-            &pem,
-            "-days",
-            days,
-            "-extfile",
-            "leaf.ext",
-        ],
-    );
-}
-
-/// The SHA-1 of a PEM certificate's DER, lowercase hex: the agent ID's last segment.
+/// The SHA-1 of the PEM certificate `pem` in `dir`.
 fn sha1_fingerprint(dir: &Path, pem: &str) -> String {
-    let out = openssl(dir, &["x509", "-in", pem, "-noout", "-fingerprint", "-sha1"]);
-    out.trim().rsplit('=').next().expect("fingerprint").replace(':', "").to_lowercase()
+    openssl::sha1_fingerprint(&dir.join(pem))
 }
 
 fn server_setup(ca_bundle: &Path) -> ServerSetup {
@@ -123,7 +51,7 @@ async fn attests<S: ServerUnderTest, A: AgentUnderTest>(tag: &str, alg: &str) {
     let (Some(server_bin), Some(agent_bin)) = (S::binary(), A::binary()) else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir: PathBuf = tmp.path().to_owned();
-    ca(&dir, "ca");
+    openssl::ca(&dir, "ca");
     let node = format!("node-{tag}");
     leaf(&dir, "ca", &node, alg);
     let server = S::start(&server_bin, &server_setup(&dir.join("ca.pem"))).await;
@@ -139,41 +67,14 @@ async fn attests<S: ServerUnderTest, A: AgentUnderTest>(tag: &str, alg: &str) {
     }
     assert!(shown.contains("x509pop:serialnumber:"), "{shown}");
 
-    // A node alias on the subject, a workload entry under it, and the SVID through the Workload API.
-    let alias = format!("spiffe://example.org/x509pop-nodes/{tag}");
-    server.cli(&["entry", "create", "-node", "-spiffeID", &alias, "-selector", &format!("x509pop:subject:cn:{node}")]);
-    let workload = format!("spiffe://example.org/{tag}/workload");
-    let uid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).expect("uid");
-    server.cli(&[
-        "entry",
-        "create",
-        "-parentID",
-        &alias,
-        "-spiffeID",
-        &workload,
-        "-selector",
-        &format!("unix:uid:{uid}"),
-    ]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = Command::new(peers::workspace_binary("spire-agent"))
-            .args(["api", "fetch", "x509", "-socketPath"])
-            .arg(&agent.socket)
-            .output()
-            .expect("api fetch");
-        let said = String::from_utf8_lossy(&out.stdout).into_owned();
-        if out.status.success() && said.contains(&workload) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no SVID for {workload} from {}: {said}{}\n--- agent ---\n{}",
-            A::NAME,
-            String::from_utf8_lossy(&out.stderr),
-            agent.log()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    agent_server::node_alias_workload_gets_svid(
+        &server,
+        &agent,
+        "x509pop-nodes",
+        tag,
+        &format!("x509pop:subject:cn:{node}"),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -209,12 +110,12 @@ async fn our_server_refuses_other_cas_and_wrong_keys() {
     let server_bin = <OurServer as ServerUnderTest>::binary().expect("our server");
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().to_owned();
-    ca(&dir, "ca");
-    ca(&dir, "other-ca");
+    openssl::ca(&dir, "ca");
+    openssl::ca(&dir, "other-ca");
     leaf(&dir, "ca", "good", "ec");
     leaf(&dir, "other-ca", "stranger", "ec");
     leaf(&dir, "ca", "spare", "ec");
-    leaf_for_days(&dir, "ca", "expired", "ec", "0");
+    openssl::leaf(&dir, "ca", "expired", "ec", "0");
     let server = OurServer::start(&server_bin, &server_setup(&dir.join("ca.pem"))).await;
     let cases = [
         ("another CA", "stranger.pem", "stranger.key", upstream_agent.clone()),
@@ -250,7 +151,7 @@ async fn reattests_with_a_renewed_certificate<S: ServerUnderTest, A: AgentUnderT
     let (Some(server_bin), Some(agent_bin)) = (S::binary(), A::binary()) else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir: PathBuf = tmp.path().to_owned();
-    ca(&dir, "ca");
+    openssl::ca(&dir, "ca");
     let node = format!("node-{tag}");
     leaf(&dir, "ca", &node, "ec");
     let renewed = dir.join("renewed");
@@ -273,7 +174,8 @@ async fn reattests_with_a_renewed_certificate<S: ServerUnderTest, A: AgentUnderT
     let first = server.cli(&["agent", "show", "-spiffeID", &agent_id]);
     assert!(first.contains("Can re-attest     : true"), "{first}");
     let serial_selector = |path: &Path| {
-        let out = openssl(path.parent().expect("dir"), &["x509", "-in", &path.to_string_lossy(), "-noout", "-serial"]);
+        let out =
+            openssl::run(path.parent().expect("dir"), &["x509", "-in", &path.to_string_lossy(), "-noout", "-serial"]);
         // SPIRE's form: lowercase hex of the magnitude, zero-padded to whole bytes.
         let hex = out.trim().trim_start_matches("serial=").trim_start_matches('0').to_lowercase();
         format!("x509pop:serialnumber:{}{hex}", if hex.len() % 2 == 1 { "0" } else { "" })

@@ -10,6 +10,7 @@
 //! - [`kube`]: a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager).
 //! - [`kubelet`]: a stand-in kubelet serving `/pods` from the real API server.
 //! - [`docker`]: a real Docker engine and images built without a registry.
+//! - [`openssl`]: CAs and certificates made by `openssl`, SSH keys by `ssh-keygen`.
 //! - [`peers`]: independent implementations to test against (the real SPIRE, go-spiffe, grpcio,
 //!   grpc-java), installed by `scripts/install-peers.sh`, and this workspace's binaries.
 //! - [`swtpm`]: a software TPM provisioned with an EK certificate and DevID keys (tpm_devid).
@@ -23,6 +24,7 @@ pub mod docker;
 pub mod inert;
 pub mod kube;
 pub mod kubelet;
+pub mod openssl;
 pub mod peers;
 pub mod pki;
 pub mod process;

@@ -10,8 +10,11 @@
 //! is skipped, or fails it under `SPIRE_REQUIRE_PEERS=1` (Debian: `swtpm swtpm-tools tpm2-tools`).
 
 use std::path::{Path, PathBuf};
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::openssl::{issue_for_key, run as openssl};
 
 /// The RSA EK certificate's NV index.
 pub const EK_CERT_INDEX: &str = "0x01c00002";
@@ -25,93 +28,6 @@ pub struct Swtpm {
     pub socket: PathBuf,
 }
 
-/// `openssl` with `args` in `dir`; panics with its stderr if it fails.
-pub fn openssl(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A self-signed CA `name` in `dir` (`<name>.pem`, `<name>.key`), made by `openssl`.
-pub fn openssl_ca(dir: &Path, name: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-            "-subj",
-            &format!("/CN={name}"),
-            "-days",
-            "2",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    );
-}
-
-/// A certificate for the public key in `public_pem` (CN `cn`), signed by CA `ca` of `dir`, valid
-/// `days` (`"0"`: it expires within the second), written as PEM to `out`.
-pub fn openssl_issue(dir: &Path, ca: &str, public_pem: &Path, cn: &str, days: &str, out: &Path) {
-    // openssl needs a request to sign; its key is thrown away and replaced by the TPM's.
-    openssl(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "throwaway.key",
-            "-subj",
-            &format!("/CN={cn}"),
-            "-out",
-            "throwaway.csr",
-        ],
-    );
-    std::fs::write(
-        dir.join("tpm-leaf.ext"),
-        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n",
-    )
-    .expect("ext file");
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "throwaway.csr",
-            "-force_pubkey",
-            &public_pem.display().to_string(),
-            "-CA",
-            &format!("{ca}.pem"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-days",
-            days,
-            "-extfile",
-            "tpm-leaf.ext",
-            "-out",
-            &out.display().to_string(),
-        ],
-    );
-}
-
-/// Which key a DevID is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DevIdKind {
     /// ECDSA P-256 with SHA-256.
@@ -199,7 +115,7 @@ impl Swtpm {
     pub fn provision_ek(&self, dir: &Path, manufacturer: &str) {
         self.tpm2(dir, "createek", &["-c", "ek.ctx", "-G", "rsa", "-u", "ek.pub"]);
         self.tpm2(dir, "readpublic", &["-c", "ek.ctx", "-f", "pem", "-o", "ek.pem"]);
-        openssl_issue(dir, manufacturer, &dir.join("ek.pem"), "test-ek", "1", &dir.join("ek-cert.pem"));
+        issue_for_key(dir, manufacturer, &dir.join("ek.pem"), "test-ek", "1", &dir.join("ek-cert.pem"));
         openssl(dir, &["x509", "-in", "ek-cert.pem", "-outform", "DER", "-out", "ek-cert.der"]);
         let size = std::fs::metadata(dir.join("ek-cert.der")).expect("ek cert").len().to_string();
         self.tpm2(

@@ -246,6 +246,43 @@ pub(crate) fn uid_selector() -> String {
     format!("unix:uid:{}", uid())
 }
 
+/// What a node attestor's selectors are for: a node alias `spiffe://example.org/<group>/<tag>` on
+/// `node_selector`, a workload entry (this process's uid) under it, and that workload's X509-SVID
+/// from `agent` through `spire-agent api fetch x509` within 30 s.
+pub(crate) async fn node_alias_workload_gets_svid<S: ServerUnderTest, A: AgentUnderTest>(
+    server: &S,
+    agent: &A,
+    group: &str,
+    tag: &str,
+    node_selector: &str,
+) {
+    let alias = format!("spiffe://example.org/{group}/{tag}");
+    server.cli(&["entry", "create", "-node", "-spiffeID", &alias, "-selector", node_selector]);
+    let workload = format!("spiffe://example.org/{tag}/workload");
+    server.cli(&["entry", "create", "-parentID", &alias, "-spiffeID", &workload, "-selector", &uid_selector()]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = std::process::Command::new(peers::workspace_binary("spire-agent"))
+            .args(["api", "fetch", "x509", "-socketPath"])
+            .arg(&agent.socket)
+            .output()
+            .expect("api fetch");
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() && said.contains(&workload) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no SVID for {workload} from {} under {}: {said}{}\n--- agent ---\n{}",
+            A::NAME,
+            S::NAME,
+            String::from_utf8_lossy(&out.stderr),
+            agent.log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// The last lines of a log, enough to diagnose without flooding the failure message.
 pub(crate) fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();

@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use spire_attestation::tpm_devid::tpm::{Public, certified_name, name_matches, verify_rsa_signature};
-use spire_testkit::swtpm::{DevIdFiles, DevIdKind, Swtpm, openssl_ca, openssl_issue};
+use spire_testkit::openssl::{ca as openssl_ca, issue_for_key as openssl_issue};
+use spire_testkit::swtpm::{DevIdFiles, DevIdKind, Swtpm};
 
 use super::*;
 

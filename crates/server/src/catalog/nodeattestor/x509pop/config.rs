@@ -5,8 +5,13 @@
 //!   ca_bundle_path = "/opt/spire/conf/server/agent-cacert.pem"   # or ca_bundle_paths = [...]
 //!   agent_path_template = "/{{ .PluginName }}/{{ .Fingerprint }}" # the default
 //!   mode = "external_pki"                                         # the default
+//!   max_intermediates = 4                                         # the default
+//!   max_rsa_key_size = 8192                                       # the default
 //! }
 //! ```
+//!
+//! `max_intermediates` and `max_rsa_key_size` are SPIRE v1.14's limits against resource exhaustion
+//! (v1.13.3 has no such keys, so its configurations are unaffected; the limits apply to them too).
 //!
 //! In `mode = "spiffe"` the agents' certificates are X509-SVIDs of the server's own trust domain,
 //! checked against the server's current bundle, and exchanged for agent IDs: `spiffe_prefix`
@@ -31,7 +36,16 @@ pub struct X509PopConfig {
     pub ca_bundle_paths: Vec<PathBuf>,
     /// `agent_path_template`, defaulted by mode.
     pub agent_path_template: Template,
+    /// `max_intermediates`: more certificates after the leaf are refused before any is parsed.
+    pub max_intermediates: usize,
+    /// `max_rsa_key_size`: bits; a leaf or intermediate with a larger RSA key is refused.
+    pub max_rsa_key_size: usize,
 }
+
+/// SPIRE's default `max_intermediates`.
+pub const DEFAULT_MAX_INTERMEDIATES: usize = 4;
+/// SPIRE's default `max_rsa_key_size`.
+pub const DEFAULT_MAX_RSA_KEY_SIZE: usize = 8192;
 
 /// Where the trusted roots come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +113,17 @@ fn read(r: &mut Reader<'_, '_>) -> X509PopConfig {
             Template::parse(template::DEFAULT).expect("the default parses")
         }
     };
-    X509PopConfig { mode, ca_bundle_paths, agent_path_template }
+    let positive = |r: &mut Reader<'_, '_>, key: &str, default: usize| match r.int::<i64>(key) {
+        None => default,
+        Some(n) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
+        Some(_) => {
+            invalid(r, format!("{key} must be greater than 0"));
+            default
+        }
+    };
+    let max_intermediates = positive(r, "max_intermediates", DEFAULT_MAX_INTERMEDIATES);
+    let max_rsa_key_size = positive(r, "max_rsa_key_size", DEFAULT_MAX_RSA_KEY_SIZE);
+    X509PopConfig { mode, ca_bundle_paths, agent_path_template, max_intermediates, max_rsa_key_size }
 }
 
 /// A NodeAttestor "x509pop" block with `data` (HCL) as its `plugin_data`.
@@ -127,6 +151,9 @@ mod tests {
         .unwrap();
         assert_eq!(c.ca_bundle_paths.len(), 2);
         assert_eq!(c.mode, Mode::ExternalPki);
+        assert_eq!((c.max_intermediates, c.max_rsa_key_size), (4, 8192));
+        let c = config("ca_bundle_path = \"/a\"\nmax_intermediates = 1\nmax_rsa_key_size = \"4096\"").unwrap();
+        assert_eq!((c.max_intermediates, c.max_rsa_key_size), (1, 4096));
     }
 
     #[test]
@@ -159,6 +186,8 @@ mod tests {
                 "failed to parse agent svid template: \"/{{ .X }}\"",
             ),
             ("ca_bundle_path = \"/a\"\nsvid_prefix = \"/x\"", "unknown configuration key \"svid_prefix\""),
+            ("ca_bundle_path = \"/a\"\nmax_intermediates = 0", "max_intermediates must be greater than 0"),
+            ("ca_bundle_path = \"/a\"\nmax_rsa_key_size = -1", "max_rsa_key_size must be greater than 0"),
         ] {
             let err = config(data).unwrap_err();
             assert!(err.contains(expected), "{data:?}: {err}");

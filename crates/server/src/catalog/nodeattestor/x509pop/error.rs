@@ -17,6 +17,15 @@ pub enum AttestError {
     /// The payload holds no certificate.
     #[error("no certificate to attest")]
     NoCertificate,
+    /// More intermediates than `max_intermediates`.
+    #[error("too many intermediate certificates")]
+    TooManyIntermediates,
+    /// The leaf's RSA key is larger than `max_rsa_key_size`.
+    #[error("leaf certificate key size too large")]
+    LeafKeyTooLarge,
+    /// An intermediate's RSA key is larger than `max_rsa_key_size` (index among the intermediates).
+    #[error("intermediate certificate {0} key size too large")]
+    IntermediateKeyTooLarge(usize),
     /// The first certificate is not X.509 DER.
     #[error("unable to parse leaf certificate: {0}")]
     BadLeaf(String),
@@ -58,7 +67,10 @@ impl AttestError {
             | Self::NoCertificate
             | Self::BadLeaf(_)
             | Self::BadIntermediate(..)
-            | Self::BadResponse(_) => Code::InvalidArgument,
+            | Self::BadResponse(_)
+            | Self::TooManyIntermediates
+            | Self::LeafKeyTooLarge
+            | Self::IntermediateKeyTooLarge(_) => Code::InvalidArgument,
             Self::Verification(_) | Self::ResponseVerification(_) | Self::NoSvid | Self::SvidPrefix => {
                 Code::PermissionDenied
             }

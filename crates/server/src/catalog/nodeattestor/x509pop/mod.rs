@@ -100,6 +100,25 @@ pub struct X509PopAttestor {
     trust_domain: TrustDomain,
     roots: Roots,
     template: Template,
+    limits: Limits,
+}
+
+/// `max_intermediates` and `max_rsa_key_size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Certificates allowed after the leaf.
+    pub max_intermediates: usize,
+    /// RSA key bits allowed in the leaf and the intermediates.
+    pub max_rsa_key_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_intermediates: config::DEFAULT_MAX_INTERMEDIATES,
+            max_rsa_key_size: config::DEFAULT_MAX_RSA_KEY_SIZE,
+        }
+    }
 }
 
 impl X509PopAttestor {
@@ -120,12 +139,18 @@ impl X509PopAttestor {
             }
             Mode::Spiffe { svid_prefix } => Roots::Server { bundle: server_bundle, svid_prefix },
         };
-        Ok(Self { trust_domain, roots, template: config.agent_path_template })
+        let limits = Limits { max_intermediates: config.max_intermediates, max_rsa_key_size: config.max_rsa_key_size };
+        Ok(Self { trust_domain, roots, template: config.agent_path_template, limits })
     }
 
     /// An `external_pki` attestor trusting `roots` (DER).
     pub fn new(trust_domain: TrustDomain, roots: Vec<Vec<u8>>, template: Template) -> Self {
-        Self { trust_domain, roots: Roots::Fixed(roots), template }
+        Self { trust_domain, roots: Roots::Fixed(roots), template, limits: Limits::default() }
+    }
+
+    /// The same attestor with other `limits`.
+    pub fn with_limits(self, limits: Limits) -> Self {
+        Self { limits, ..self }
     }
 
     /// A `spiffe` mode attestor trusting the server's `bundle`, exchanging SVIDs under
@@ -136,7 +161,7 @@ impl X509PopAttestor {
         svid_prefix: String,
         template: Template,
     ) -> Self {
-        Self { trust_domain, roots: Roots::Server { bundle, svid_prefix }, template }
+        Self { trust_domain, roots: Roots::Server { bundle, svid_prefix }, template, limits: Limits::default() }
     }
 
     /// Every step of SPIRE's plugin, in its order.
@@ -150,9 +175,19 @@ impl X509PopAttestor {
         }
         let data = AttestationData::from_json(payload).map_err(|e| AttestError::BadPayload(e.to_string()))?;
         let (leaf_der, intermediates) = data.certificates.split_first().ok_or(AttestError::NoCertificate)?;
+        if intermediates.len() > self.limits.max_intermediates {
+            return Err(AttestError::TooManyIntermediates.into());
+        }
+        let too_large = |der: &[u8]| verify::rsa_key_bits(der).is_some_and(|bits| bits > self.limits.max_rsa_key_size);
         let leaf = LeafInfo::parse(leaf_der)?;
+        if too_large(leaf_der) {
+            return Err(AttestError::LeafKeyTooLarge.into());
+        }
         for (i, der) in intermediates.iter().enumerate() {
             verify::check_parses(der).map_err(|e| AttestError::BadIntermediate(i, e))?;
+            if too_large(der) {
+                return Err(AttestError::IntermediateKeyTooLarge(i).into());
+            }
         }
         let roots = match &self.roots {
             Roots::Fixed(roots) => roots.clone(),

@@ -260,3 +260,34 @@ async fn spiffe_mode_refusals() {
         assert_eq!(err.message(), format!("nodeattestor(x509pop): {message}"));
     }
 }
+
+#[tokio::test]
+async fn chains_and_keys_beyond_the_limits_are_refused_before_any_challenge() {
+    let root = ca("root");
+    let mut chain = vec![intermediate(&root, "i0")];
+    for i in 1..3 {
+        let next = intermediate(&chain[i - 1], &format!("i{i}"));
+        chain.push(next);
+    }
+    let (leaf_der, key) = leaf(&chain[2], &rcgen::PKCS_ECDSA_P256_SHA256, true);
+    let mut ders: Vec<&[u8]> = vec![&leaf_der];
+    ders.extend(chain.iter().rev().map(|c| c.der.as_slice()));
+    let limited = |max_intermediates, max_rsa_key_size| {
+        attestor(&[&root], template::DEFAULT).with_limits(Limits { max_intermediates, max_rsa_key_size })
+    };
+    let mut agent = Agent { key: &key, challenges: 0 };
+    limited(3, 8192).attest_payload(&payload(&ders), &mut agent).await.expect("three intermediates allowed");
+    let mut agent = Agent { key: &key, challenges: 0 };
+    let err = limited(2, 8192).attest_payload(&payload(&ders), &mut agent).await.unwrap_err();
+    assert_eq!(
+        (err.code(), err.message()),
+        (Code::InvalidArgument, "nodeattestor(x509pop): too many intermediate certificates")
+    );
+    assert_eq!(agent.challenges, 0);
+
+    let (rsa_der, rsa_key) = leaf(&root, &rcgen::PKCS_RSA_SHA256, true);
+    let mut agent = Agent { key: &rsa_key, challenges: 0 };
+    let err = limited(4, 1024).attest_payload(&payload(&[&rsa_der]), &mut agent).await.unwrap_err();
+    assert_eq!(err.message(), "nodeattestor(x509pop): leaf certificate key size too large");
+    assert_eq!(agent.challenges, 0);
+}

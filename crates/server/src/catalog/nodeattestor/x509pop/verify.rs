@@ -65,6 +65,16 @@ pub fn check_parses(der: &[u8]) -> Result<(), String> {
     }
 }
 
+/// The modulus size in bits of a certificate's RSA key; `None` for other keys (or unparsable DER,
+/// which the caller refuses on its own).
+pub fn rsa_key_bits(der: &[u8]) -> Option<usize> {
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    match cert.public_key().parsed().ok()? {
+        x509_parser::public_key::PublicKey::RSA(rsa) => Some(rsa.key_size()),
+        _ => None,
+    }
+}
+
 impl LeafInfo {
     /// Reads the leaf.
     pub fn parse(der: &[u8]) -> Result<Self, AttestError> {

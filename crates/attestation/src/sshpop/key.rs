@@ -146,7 +146,7 @@ impl HostKey {
         let found = match label {
             "RSA PRIVATE KEY" => aws_lc_rs::rsa::KeyPair::from_der(der).ok().map(Self::Rsa),
             "EC PRIVATE KEY" => curves.iter().find_map(|(alg, c)| {
-                sig::EcdsaKeyPair::from_private_key_der(alg, der).ok().map(|k| Self::Ecdsa(k, *c))
+                sig::EcdsaKeyPair::from_private_key_der(alg, der).ok().map(|k| Self::Ecdsa(k, c))
             }),
             _ => aws_lc_rs::rsa::KeyPair::from_pkcs8(der)
                 .ok()
@@ -155,7 +155,7 @@ impl HostKey {
                 .or_else(|| {
                     curves
                         .iter()
-                        .find_map(|(alg, c)| sig::EcdsaKeyPair::from_pkcs8(alg, der).ok().map(|k| Self::Ecdsa(k, *c)))
+                        .find_map(|(alg, c)| sig::EcdsaKeyPair::from_pkcs8(alg, der).ok().map(|k| Self::Ecdsa(k, c)))
                 }),
         };
         found.ok_or_else(|| KeyError::Malformed(format!("ssh: cannot read the {label}")))

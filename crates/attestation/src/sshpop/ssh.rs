@@ -53,9 +53,9 @@ pub struct Certificate {
     /// Unix seconds; `u64::MAX` is forever.
     pub valid_before: u64,
     /// Critical options, sorted by name.
-    pub critical_options: Vec<(Vec<u8>, Vec<u8>)>,
+    pub critical_options: Tuples,
     /// Extensions, sorted by name.
-    pub extensions: Vec<(Vec<u8>, Vec<u8>)>,
+    pub extensions: Tuples,
     /// `reserved`.
     pub reserved: Vec<u8>,
     /// The CA's key.
@@ -63,6 +63,9 @@ pub struct Certificate {
     /// The CA's signature: format, blob, and the security-key trailer if any.
     pub signature: (String, Vec<u8>, Vec<u8>),
 }
+
+/// Options or extensions: `(name, value)` byte strings (Go's strings are bytes).
+pub type Tuples = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// A wire-format error, in Go's words where it has them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -384,9 +387,9 @@ impl Certificate {
 }
 
 /// Options or extensions: names in strictly increasing order, each value empty or one string.
-fn parse_tuples(input: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, WireError> {
+fn parse_tuples(input: &[u8]) -> Result<Tuples, WireError> {
     let mut r = Reader(input);
-    let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut out: Tuples = Vec::new();
     while !r.0.is_empty() {
         let key = r.string()?;
         if out.last().is_some_and(|(last, _)| key <= last.as_slice()) {

@@ -12,17 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use agent_server::{AgentUnderTest, OurAgent, OurServer, ServerSetup, ServerUnderTest, field};
+use agent_server::{AgentUnderTest, OurAgent, OurServer, ServerSetup, ServerUnderTest, field, workload_gets_svid};
 use base64::Engine as _;
 use spire_testkit::agent::AgentOptions;
-use spire_testkit::peers;
+use spire_testkit::openssl::ssh_keygen;
 use spire_testkit::upstream::{UpstreamAgent, UpstreamServer};
-
-/// `ssh-keygen` with `args` in `dir`; panics with its stderr if it fails.
-fn ssh_keygen(dir: &Path, args: &[&str]) {
-    let out = Command::new("ssh-keygen").args(args).current_dir(dir).output().expect("run ssh-keygen");
-    assert!(out.status.success(), "ssh-keygen {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
 
 /// A key pair `name` (`name`, `name.pub`) of `kind`: `ed25519`, `ecdsa` (P-256) or `rsa`.
 fn key(dir: &Path, name: &str, kind: &str) {
@@ -101,38 +95,7 @@ async fn attests<S: ServerUnderTest, A: AgentUnderTest>(tag: &str, kind: &str, i
     assert!(!shown.contains("Selectors"), "sshpop gives no selectors:\n{shown}");
 
     // No selectors, so no node alias can select the agent: the workload's entry is under the agent.
-    let workload = format!("spiffe://example.org/{tag}/workload");
-    let uid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).expect("uid");
-    server.cli(&[
-        "entry",
-        "create",
-        "-parentID",
-        &agent_id,
-        "-spiffeID",
-        &workload,
-        "-selector",
-        &format!("unix:uid:{uid}"),
-    ]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = Command::new(peers::workspace_binary("spire-agent"))
-            .args(["api", "fetch", "x509", "-socketPath"])
-            .arg(&agent.socket)
-            .output()
-            .expect("api fetch");
-        let said = String::from_utf8_lossy(&out.stdout).into_owned();
-        if out.status.success() && said.contains(&workload) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no SVID for {workload} from {}: {said}{}\n--- agent ---\n{}",
-            A::NAME,
-            String::from_utf8_lossy(&out.stderr),
-            agent.log()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    workload_gets_svid(&server, &agent, &agent_id, tag).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -258,8 +258,19 @@ pub(crate) async fn node_alias_workload_gets_svid<S: ServerUnderTest, A: AgentUn
 ) {
     let alias = format!("spiffe://example.org/{group}/{tag}");
     server.cli(&["entry", "create", "-node", "-spiffeID", &alias, "-selector", node_selector]);
+    workload_gets_svid(server, agent, &alias, tag).await;
+}
+
+/// A workload entry (this process's uid) under `parent`, and that workload's X509-SVID from `agent`
+/// through `spire-agent api fetch x509` within 30 s.
+pub(crate) async fn workload_gets_svid<S: ServerUnderTest, A: AgentUnderTest>(
+    server: &S,
+    agent: &A,
+    parent: &str,
+    tag: &str,
+) {
     let workload = format!("spiffe://example.org/{tag}/workload");
-    server.cli(&["entry", "create", "-parentID", &alias, "-spiffeID", &workload, "-selector", &uid_selector()]);
+    server.cli(&["entry", "create", "-parentID", parent, "-spiffeID", &workload, "-selector", &uid_selector()]);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let out = std::process::Command::new(peers::workspace_binary("spire-agent"))

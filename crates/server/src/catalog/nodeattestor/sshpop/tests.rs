@@ -81,13 +81,14 @@ async fn every_key_type_attests() {
     let dir = tmp.path();
     key(dir, "ca", "ed25519");
     key(dir, "rsa-ca", "rsa-3072");
-    for (i, kind) in ["ed25519", "ecdsa-256", "ecdsa-384", "ecdsa-521", "rsa-2048"].into_iter().enumerate() {
-        let name = format!("host-{kind}");
+    key(dir, "ecdsa-ca", "ecdsa-384");
+    for (i, kind) in ["ed25519", "ecdsa-256", "ecdsa-384", "ecdsa-521", "rsa-2048", "ed25519"].into_iter().enumerate() {
+        let name = format!("host-{i}-{kind}");
         key(dir, &name, kind);
-        // Half of them signed by an RSA CA (rsa-sha2-512 signatures).
-        let ca = if i % 2 == 0 { "ca" } else { "rsa-ca" };
+        // CAs of each type (an RSA CA signs rsa-sha2-512).
+        let ca = ["ca", "rsa-ca", "ecdsa-ca"][i % 3];
         let cert = certify(dir, ca, &name, true, "node-1.example.org", "-5m:+1h");
-        let result = attestor(dir, &["ca", "rsa-ca"], None, template::DEFAULT)
+        let result = attestor(dir, &["ca", "rsa-ca", "ecdsa-ca"], None, template::DEFAULT)
             .attest_payload(&payload(&cert), &mut Agent::new(dir, &name))
             .await
             .unwrap_or_else(|e| panic!("{kind}: {e:?}"));

@@ -229,3 +229,33 @@ fn the_ca_file_is_read_at_setup() {
     let err = setup(format!("cert_authorities_path = \"{}\"", dir.join("commented.pub").display())).unwrap_err();
     assert!(err.contains("failed to create cert checker: failed to parse public key \"# trusted CAs\""), "{err}");
 }
+
+/// DSA (which aws-lc-rs lacks) reads as SPIRE reads it, and is refused where its signatures
+/// would have to be checked: a DSA CA's certificates, a DSA host key's answer.
+#[tokio::test]
+async fn dsa_keys_are_refused_where_they_would_sign() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    key(dir, "dsa-ca", "dsa");
+    key(dir, "ca", "ed25519");
+    key(dir, "host", "ed25519");
+    key(dir, "dsa-host", "dsa");
+    let by_dsa = certify(dir, "dsa-ca", "host", true, "host.example.org", "-5m:+1h");
+    let err = attestor(dir, &["dsa-ca"], None, template::DEFAULT)
+        .attest_payload(&payload(&by_dsa), &mut Agent::new(dir, "host"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.message(),
+        "nodeattestor(sshpop): failed to check host key: ssh: certificate signature does not verify"
+    );
+    let dsa_host = certify(dir, "ca", "dsa-host", true, "dsa.example.org", "-5m:+1h");
+    let err = HostKey::from_pem(&std::fs::read(dir.join("dsa-host")).unwrap()).unwrap_err();
+    assert_eq!(err.to_string(), "ssh: unsupported key type ssh-dss");
+    // SPIRE's agent could sign with it; our server cannot check the signature.
+    let err = attestor(dir, &["ca"], None, template::DEFAULT)
+        .attest_payload(&payload(&dsa_host), &mut Agent::new(dir, "host"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.message(), "nodeattestor(sshpop): failed to verify signature: ssh: unsupported key type ssh-dss");
+}

@@ -145,9 +145,9 @@ impl HostKey {
         ];
         let found = match label {
             "RSA PRIVATE KEY" => aws_lc_rs::rsa::KeyPair::from_der(der).ok().map(Self::Rsa),
-            "EC PRIVATE KEY" => curves.iter().find_map(|(alg, c)| {
-                sig::EcdsaKeyPair::from_private_key_der(alg, der).ok().map(|k| Self::Ecdsa(k, c))
-            }),
+            "EC PRIVATE KEY" => curves
+                .iter()
+                .find_map(|(alg, c)| sig::EcdsaKeyPair::from_private_key_der(alg, der).ok().map(|k| Self::Ecdsa(k, c))),
             _ => aws_lc_rs::rsa::KeyPair::from_pkcs8(der)
                 .ok()
                 .map(Self::Rsa)

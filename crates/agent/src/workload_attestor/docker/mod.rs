@@ -23,9 +23,6 @@ pub mod selectors;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
 use async_trait::async_trait;
 
 pub use self::config::{
@@ -62,8 +59,6 @@ pub struct DockerAttestor {
     finder: Option<ContainerIdFinder>,
     proc_root: ProcRoot,
     client: Client,
-    /// Podman's clients by socket, made on first use.
-    podman: Mutex<HashMap<String, Arc<Client>>>,
 }
 
 /// A container: its ID and, for Podman's, the socket of the Podman service that runs it.
@@ -114,20 +109,21 @@ impl DockerAttestor {
             tracing::info!("Using the new container locator");
         }
         let client = Client::new(config.docker_socket_path.clone(), config.docker_version);
-        Self { config, finder, proc_root, client, podman: Mutex::default() }
+        Self { config, finder, proc_root, client }
     }
 
     /// The container `process` runs in (an empty ID if none), and whose it is.
     pub fn container(&self, process: Process<'_>) -> Result<Container, DockerError> {
         let files = ProcFiles { process, root: &self.proc_root, verbose: self.config.verbose_container_locator_logs };
-        let id = match &self.finder {
-            Some(finder) => {
-                let Some(text) = files.cgroups()? else { return Ok(Container::default()) };
-                let paths = super::cgroup::parse_cgroups(&text).map_err(LocateError::Cgroups)?;
-                finder.container_id(paths).map_err(DockerError::Matchers)?
-            }
-            None => files.locate(Pods::Ignore)?.container_id,
-        };
+        if let Some(finder) = &self.finder {
+            // One reading of the cgroups names both the container and its engine, as SPIRE's.
+            let Some(text) = files.cgroups()? else { return Ok(Container::default()) };
+            let paths = super::cgroup::parse_cgroups(&text).map_err(LocateError::Cgroups)?;
+            let id = finder.container_id(paths.iter().copied()).map_err(DockerError::Matchers)?;
+            let podman_socket = if id.is_empty() { None } else { podman_socket(&self.config, paths) };
+            return Ok(Container { id, podman_socket });
+        }
+        let id = files.locate(Pods::Ignore)?.container_id;
         if id.is_empty() {
             return Ok(Container::default());
         }
@@ -151,16 +147,12 @@ impl DockerAttestor {
         }
         let inspected = match &container.podman_socket {
             None => self.client.inspect(&container.id).await?,
-            Some(socket) => self.podman_client(socket).inspect(&container.id).await?,
+            // A client per call, as SPIRE's: the socket comes from the workload's cgroup path, so
+            // keeping one per path seen would let workloads grow the agent's memory. Its API
+            // version is negotiated (SPIRE's Podman clients ignore `docker_version`).
+            Some(socket) => Client::new(socket.clone(), None).inspect(&container.id).await?,
         };
         Ok(selectors::selector_values(&inspected))
-    }
-
-    /// The client of the Podman service at `socket`, its API version negotiated (SPIRE's Podman
-    /// clients ignore `docker_version`).
-    fn podman_client(&self, socket: &str) -> Arc<Client> {
-        let mut clients = self.podman.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        clients.entry(socket.to_owned()).or_insert_with(|| Arc::new(Client::new(socket.to_owned(), None))).clone()
     }
 }
 

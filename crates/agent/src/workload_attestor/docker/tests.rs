@@ -111,6 +111,21 @@ async fn podman_containers_are_routed_to_podman_sockets() {
     assert_eq!(container.podman_socket.as_deref(), Some("unix:///no/such/user/1001/podman.sock"));
     let err = a.attest(Process::from_pid(42)).await.unwrap_err().to_string();
     assert!(err.contains("docker client for unix:///no/such/user/1001/podman.sock"), "{err}");
+
+    // The legacy locator: one reading of the cgroups gives both.
+    let legacy = DockerConfig {
+        use_new_container_locator: false,
+        container_id_cgroup_matchers: vec!["/user.slice/*/*/<id>".into()],
+        ..DockerConfig::default()
+    };
+    let root = proc_root(
+        43,
+        &format!("0::/user.slice/user-7.slice/user@7.service/{CID}\n1:name=x:/machine/libpod-x/{CID}\n"),
+        None,
+    );
+    let container = attestor(root.path(), legacy).container(Process::from_pid(43)).unwrap();
+    assert_eq!(container.id, CID);
+    assert_eq!(container.podman_socket.as_deref(), Some("unix:///run/podman/podman.sock"));
 }
 
 #[test]

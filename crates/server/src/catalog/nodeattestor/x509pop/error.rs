@@ -38,6 +38,9 @@ pub enum AttestError {
     /// `spiffe` mode: the leaf has no SPIFFE ID.
     #[error("valid SVID x509 cert not found")]
     NoSvid,
+    /// `spiffe` mode: the leaf's SPIFFE ID is of another trust domain (a check SPIRE lacks).
+    #[error("x509 cert SPIFFE ID is not in trust domain {0:?}")]
+    SvidTrustDomain(String),
     /// `spiffe` mode: the leaf's SPIFFE ID is not under the configured prefix.
     #[error("x509 cert doesnt match SVID prefix")]
     SvidPrefix,
@@ -71,9 +74,11 @@ impl AttestError {
             | Self::TooManyIntermediates
             | Self::LeafKeyTooLarge
             | Self::IntermediateKeyTooLarge(_) => Code::InvalidArgument,
-            Self::Verification(_) | Self::ResponseVerification(_) | Self::NoSvid | Self::SvidPrefix => {
-                Code::PermissionDenied
-            }
+            Self::Verification(_)
+            | Self::ResponseVerification(_)
+            | Self::NoSvid
+            | Self::SvidPrefix
+            | Self::SvidTrustDomain(_) => Code::PermissionDenied,
             Self::Challenge(_) | Self::AgentId(_) | Self::TrustBundle(_) => Code::Internal,
         }
     }

@@ -201,7 +201,9 @@ impl X509PopAttestor {
             .map_err(|e| AttestError::ResponseVerification(e.to_string()))?;
         let svid_path_trimmed = match &self.roots {
             Roots::Fixed(_) => String::new(),
-            Roots::Server { svid_prefix, .. } => verify::svid_path_trimmed(&leaf, svid_prefix)?,
+            Roots::Server { svid_prefix, .. } => {
+                verify::svid_path_trimmed(&leaf, self.trust_domain.as_str(), svid_prefix)?
+            }
         };
         let sans = leaf.uri_san_selectors(self.trust_domain.as_str());
         let agent_id = verify::agent_id(&self.trust_domain, &self.template, &leaf, &svid_path_trimmed, &sans)?;

@@ -245,7 +245,11 @@ async fn spiffe_mode_refusals() {
     let (outside, outside_key) = svid(&server_ca, "spiffe://example.org/workload/web");
     let (foreign, foreign_key) = svid(&other, "spiffe://example.org/spire-exchange/node");
     let (plain, plain_key) = leaf(&server_ca, &rcgen::PKCS_ECDSA_P256_SHA256, true);
+    let (query, query_key) = svid(&server_ca, "spiffe://example.org?x/spire-exchange/node");
+    let (other_td, other_td_key) = svid(&server_ca, "spiffe://other.org/spire-exchange/node");
     for (der, key, code, message) in [
+        (query, query_key, Code::PermissionDenied, "x509 cert doesnt match SVID prefix"),
+        (other_td, other_td_key, Code::PermissionDenied, "x509 cert SPIFFE ID is not in trust domain \"example.org\""),
         (outside, outside_key, Code::PermissionDenied, "x509 cert doesnt match SVID prefix"),
         (
             foreign,
@@ -290,4 +294,34 @@ async fn chains_and_keys_beyond_the_limits_are_refused_before_any_challenge() {
     let err = limited(4, 1024).attest_payload(&payload(&[&rsa_der]), &mut agent).await.unwrap_err();
     assert_eq!(err.message(), "nodeattestor(x509pop): leaf certificate key size too large");
     assert_eq!(agent.challenges, 0);
+}
+
+/// The SVID path is read as Go's `url.Parse` reads it, from the first `spiffe` URI.
+#[test]
+fn svid_paths_are_read_as_go_reads_urls() {
+    let with = |uris: &[&str]| verify::LeafInfo {
+        der: Vec::new(),
+        key: verify::LeafKey::Unsupported(String::new()),
+        digital_signature: true,
+        subject_cn: String::new(),
+        subject_serial_number: String::new(),
+        issuer_cn: String::new(),
+        serial_hex: String::new(),
+        uris: uris.iter().map(|u| (*u).to_owned()).collect(),
+    };
+    let trimmed = |uris: &[&str]| verify::svid_path_trimmed(&with(uris), "example.org", "/spire-exchange/");
+    assert_eq!(trimmed(&["spiffe://example.org/spire-exchange/a/b"]).unwrap(), "a/b");
+    assert_eq!(trimmed(&["SPIFFE://example.org:443/spire-exchange/a"]).unwrap(), "a");
+    assert_eq!(trimmed(&["https://x", "spiffe://example.org/spire-exchange/a?q#f"]).unwrap(), "a");
+    for (uris, err) in [
+        (&["spiffe://example.org?x/spire-exchange/a"][..], AttestError::SvidPrefix),
+        (&["spiffe://example.org#/spire-exchange/a"], AttestError::SvidPrefix),
+        (&["spiffe:opaque", "spiffe://example.org/spire-exchange/a"], AttestError::SvidPrefix),
+        (&["spiffe://example.org:bad/spire-exchange/a"], AttestError::NoSvid),
+        (&["https://example.org/spire-exchange/a"], AttestError::NoSvid),
+        (&["spiffe://other.org/spire-exchange/a"], AttestError::SvidTrustDomain("example.org".into())),
+        (&["spiffe:/spire-exchange/a"], AttestError::SvidTrustDomain("example.org".into())),
+    ] {
+        assert_eq!(trimmed(uris).unwrap_err(), err, "{uris:?}");
+    }
 }

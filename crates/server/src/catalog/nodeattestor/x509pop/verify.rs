@@ -339,16 +339,37 @@ fn strip_zeros(v: &[u8]) -> &[u8] {
     &v[start..]
 }
 
-/// In `spiffe` mode, the path of the leaf's first `spiffe://` URI SAN after `svid_prefix`.
-pub fn svid_path_trimmed(leaf: &LeafInfo, svid_prefix: &str) -> Result<String, AttestError> {
-    let uri = leaf
+/// In `spiffe` mode, the path of the leaf's first URI SAN of scheme `spiffe` (as Go's `url.Parse`
+/// and `EscapedPath` read it: `?` and `#` end the path, an opaque URI has none) after
+/// `svid_prefix`. The URI's host must be `trust_domain` (SPIRE does not check it; with an
+/// UpstreamAuthority root shared by several trust domains, another domain's SVID would otherwise
+/// pass).
+pub fn svid_path_trimmed(leaf: &LeafInfo, trust_domain: &str, svid_prefix: &str) -> Result<String, AttestError> {
+    let rest = leaf
         .uris
         .iter()
-        .find(|u| u.get(..9).is_some_and(|scheme| scheme.eq_ignore_ascii_case("spiffe://")))
+        .find_map(|u| {
+            let (scheme, rest) = u.split_once(':')?;
+            scheme.eq_ignore_ascii_case("spiffe").then_some(rest)
+        })
         .ok_or(AttestError::NoSvid)?;
-    let rest = &uri[9..];
-    let path = rest.find('/').map_or("", |i| &rest[i..]);
-    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let path = match rest.strip_prefix("//") {
+        Some(after) => {
+            let (authority, path) = after.find('/').map_or((after, ""), |i| (&after[..i], &after[i..]));
+            let host = match authority.rsplit_once(':') {
+                Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+                Some(_) => return Err(AttestError::NoSvid),
+                None => authority,
+            };
+            if !host.eq_ignore_ascii_case(trust_domain) {
+                return Err(AttestError::SvidTrustDomain(trust_domain.to_owned()));
+            }
+            path
+        }
+        None if rest.starts_with('/') => return Err(AttestError::SvidTrustDomain(trust_domain.to_owned())),
+        None => "",
+    };
     path.strip_prefix(svid_prefix).map(str::to_owned).ok_or(AttestError::SvidPrefix)
 }
 

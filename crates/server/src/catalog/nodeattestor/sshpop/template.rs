@@ -1,38 +1,16 @@
-//! `agent_path_template`: the subset of Go's `text/template` an sshpop agent path needs.
-//!
-//! SPIRE executes the template over the certificate (Go's `ssh.Certificate`, embedded) plus
-//! `PluginName`, `Fingerprint` and `Hostname`. Supported actions: `.PluginName`, `.Fingerprint`,
-//! `.Hostname`, `.KeyId`, `.Serial`, `.CertType`, `.ValidAfter`, `.ValidBefore` and
-//! `index .ValidPrincipals <n>` (SPIRE's documented example). Anything else is refused when the
-//! configuration is read.
+//! What sshpop's `agent_path_template` may name. SPIRE executes the template over the certificate
+//! (Go's `ssh.Certificate`, embedded) plus `PluginName`, `Fingerprint` and `Hostname`; supported
+//! here: `.PluginName`, `.Fingerprint`, `.Hostname`, `.KeyId`, `.Serial`, `.CertType`,
+//! `.ValidAfter`, `.ValidBefore` and `index .ValidPrincipals <n>` (SPIRE's documented example), with
+//! the engine of [`crate::catalog::nodeattestor::agent_path_template`].
+
+use crate::catalog::nodeattestor::agent_path_template::{Fields, Key, KeyKind};
+
+/// A parsed sshpop template.
+pub type Template = crate::catalog::nodeattestor::agent_path_template::Template<TemplateData>;
 
 /// SPIRE's default.
 pub const DEFAULT: &str = "/{{ .PluginName}}/{{ .Fingerprint }}";
-
-/// A parsed template.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template {
-    parts: Vec<Part>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Part {
-    Text(String),
-    Field(Field),
-    Principal(usize),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Field {
-    PluginName,
-    Fingerprint,
-    Hostname,
-    KeyId,
-    Serial,
-    CertType,
-    ValidAfter,
-    ValidBefore,
-}
 
 /// What a template is executed with.
 #[derive(Debug, Clone, Default)]
@@ -57,74 +35,29 @@ pub struct TemplateData {
     pub valid_principals: Vec<String>,
 }
 
-impl Template {
-    /// Parses `text`; the error says which action is not supported.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let mut parts = Vec::new();
-        let mut rest = text;
-        while let Some(start) = rest.find("{{") {
-            if start > 0 {
-                parts.push(Part::Text(rest[..start].to_owned()));
-            }
-            let after = &rest[start + 2..];
-            let end = after.find("}}").ok_or_else(|| "unclosed action".to_owned())?;
-            parts.push(parse_action(after[..end].trim())?);
-            rest = &after[end + 2..];
+impl Fields for TemplateData {
+    const FIELDS: &'static [&'static str] =
+        &["PluginName", "Fingerprint", "Hostname", "KeyId", "Serial", "CertType", "ValidAfter", "ValidBefore"];
+    const INDEXES: &'static [(&'static str, KeyKind)] = &[("ValidPrincipals", KeyKind::Int)];
+
+    fn field(&self, name: &str) -> String {
+        match name {
+            "PluginName" => self.plugin_name.clone(),
+            "Fingerprint" => self.fingerprint.clone(),
+            "Hostname" => self.hostname.clone(),
+            "KeyId" => self.key_id.clone(),
+            "Serial" => self.serial.to_string(),
+            "CertType" => self.cert_type.to_string(),
+            "ValidAfter" => self.valid_after.to_string(),
+            _ => self.valid_before.to_string(),
         }
-        if !rest.is_empty() {
-            parts.push(Part::Text(rest.to_owned()));
-        }
-        Ok(Self { parts })
     }
 
-    /// The template's output for `data`, or Go's execution error.
-    pub fn execute(&self, data: &TemplateData) -> Result<String, String> {
-        let mut out = String::new();
-        for part in &self.parts {
-            match part {
-                Part::Text(t) => out.push_str(t),
-                Part::Principal(i) => out.push_str(
-                    data.valid_principals
-                        .get(*i)
-                        .ok_or_else(|| format!("error calling index: index out of range: {i}"))?,
-                ),
-                Part::Field(f) => out.push_str(&match f {
-                    Field::PluginName => data.plugin_name.clone(),
-                    Field::Fingerprint => data.fingerprint.clone(),
-                    Field::Hostname => data.hostname.clone(),
-                    Field::KeyId => data.key_id.clone(),
-                    Field::Serial => data.serial.to_string(),
-                    Field::CertType => data.cert_type.to_string(),
-                    Field::ValidAfter => data.valid_after.to_string(),
-                    Field::ValidBefore => data.valid_before.to_string(),
-                }),
-            }
-        }
-        Ok(out)
+    /// Go's `index` of a list: out of range is an execution error.
+    fn index(&self, _: &str, key: &Key) -> Result<String, String> {
+        let Key::Int(i) = key else { return Err("error calling index: cannot index slice with a string".into()) };
+        self.valid_principals.get(*i).cloned().ok_or_else(|| format!("error calling index: index out of range: {i}"))
     }
-}
-
-fn parse_action(action: &str) -> Result<Part, String> {
-    let field = match action {
-        ".PluginName" => Field::PluginName,
-        ".Fingerprint" => Field::Fingerprint,
-        ".Hostname" => Field::Hostname,
-        ".KeyId" => Field::KeyId,
-        ".Serial" => Field::Serial,
-        ".CertType" => Field::CertType,
-        ".ValidAfter" => Field::ValidAfter,
-        ".ValidBefore" => Field::ValidBefore,
-        other => {
-            let words: Vec<&str> = other.split_whitespace().collect();
-            if let ["index", ".ValidPrincipals", n] = words.as_slice()
-                && let Ok(i) = n.parse::<usize>()
-            {
-                return Ok(Part::Principal(i));
-            }
-            return Err(format!("unsupported action {{{{ {other} }}}}"));
-        }
-    };
-    Ok(Part::Field(field))
 }
 
 #[cfg(test)]

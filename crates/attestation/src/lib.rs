@@ -3,6 +3,7 @@
 //! challenge-response attestors, the challenge and response bodies. The agent and server plugins
 //! depend on this crate, never on each other, and a wire change shows up as a change here.
 
+mod go_bytes;
 pub mod k8s_psat;
 pub mod sshpop;
 pub mod tpm_devid;

@@ -8,9 +8,7 @@
 
 pub mod tpm;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 /// The TPM 2.0 marshaling crate the agent also builds its commands with.
 pub use tpm2_protocol;
@@ -25,25 +23,60 @@ pub const DEVID_NONCE_LEN: usize = 32;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttestationRequest {
     /// The DevID certificate chain, DER, leaf first.
-    #[serde(rename = "DevIDCert", serialize_with = "b64_list_out", deserialize_with = "b64_list_in", default)]
+    #[serde(
+        rename = "DevIDCert",
+        serialize_with = "crate::go_bytes::b64_list_out",
+        deserialize_with = "crate::go_bytes::b64_list_in",
+        default
+    )]
     pub devid_cert: Vec<Vec<u8>>,
     /// The DevID key's `TPMT_PUBLIC`.
-    #[serde(rename = "DevIDPub", serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    #[serde(
+        rename = "DevIDPub",
+        serialize_with = "crate::go_bytes::b64_out",
+        deserialize_with = "crate::go_bytes::b64_in",
+        default
+    )]
     pub devid_pub: Vec<u8>,
     /// The endorsement certificate, DER.
-    #[serde(rename = "EKCert", serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    #[serde(
+        rename = "EKCert",
+        serialize_with = "crate::go_bytes::b64_out",
+        deserialize_with = "crate::go_bytes::b64_in",
+        default
+    )]
     pub ek_cert: Vec<u8>,
     /// The endorsement key's `TPMT_PUBLIC`, as the TPM regenerated it from the default RSA template.
-    #[serde(rename = "EKPub", serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    #[serde(
+        rename = "EKPub",
+        serialize_with = "crate::go_bytes::b64_out",
+        deserialize_with = "crate::go_bytes::b64_in",
+        default
+    )]
     pub ek_pub: Vec<u8>,
     /// The attestation key's `TPMT_PUBLIC` (an RSA signing key made for this attestation).
-    #[serde(rename = "AKPub", serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    #[serde(
+        rename = "AKPub",
+        serialize_with = "crate::go_bytes::b64_out",
+        deserialize_with = "crate::go_bytes::b64_in",
+        default
+    )]
     pub ak_pub: Vec<u8>,
     /// The `TPMS_ATTEST` of TPM2_Certify: the AK vouching for the DevID key.
-    #[serde(rename = "CertifiedDevID", serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    #[serde(
+        rename = "CertifiedDevID",
+        serialize_with = "crate::go_bytes::b64_out",
+        deserialize_with = "crate::go_bytes::b64_in",
+        default
+    )]
     pub certified_devid: Vec<u8>,
     /// The AK's `TPMT_SIGNATURE` over [`Self::certified_devid`].
-    #[serde(rename = "CertificationSignature", serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    #[serde(
+        rename = "CertificationSignature",
+        serialize_with = "crate::go_bytes::b64_out",
+        deserialize_with = "crate::go_bytes::b64_in",
+        default
+    )]
     pub certification_signature: Vec<u8>,
 }
 
@@ -51,7 +84,12 @@ pub struct AttestationRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChallengeRequest {
     /// The nonce the DevID key must sign (proof of possession).
-    #[serde(rename = "DevID", serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    #[serde(
+        rename = "DevID",
+        serialize_with = "crate::go_bytes::b64_out",
+        deserialize_with = "crate::go_bytes::b64_in",
+        default
+    )]
     pub devid: Vec<u8>,
     /// The credential only the TPM holding both the EK and the AK can open (proof of residency).
     #[serde(rename = "CredActivation", default)]
@@ -62,10 +100,20 @@ pub struct ChallengeRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CredActivation {
     /// The `TPM2B_ID_OBJECT` contents: integrity HMAC and encrypted credential.
-    #[serde(rename = "Credential", serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    #[serde(
+        rename = "Credential",
+        serialize_with = "crate::go_bytes::b64_out",
+        deserialize_with = "crate::go_bytes::b64_in",
+        default
+    )]
     pub credential: Vec<u8>,
     /// The `TPM2B_ENCRYPTED_SECRET` contents: the seed encrypted to the EK.
-    #[serde(rename = "Secret", serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    #[serde(
+        rename = "Secret",
+        serialize_with = "crate::go_bytes::b64_out",
+        deserialize_with = "crate::go_bytes::b64_in",
+        default
+    )]
     pub secret: Vec<u8>,
 }
 
@@ -73,10 +121,20 @@ pub struct CredActivation {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChallengeResponse {
     /// The DevID key's signature over the nonce: PKCS#1 v1.5 for RSA, ASN.1 `(r, s)` for ECDSA.
-    #[serde(rename = "DevID", serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    #[serde(
+        rename = "DevID",
+        serialize_with = "crate::go_bytes::b64_out",
+        deserialize_with = "crate::go_bytes::b64_in",
+        default
+    )]
     pub devid: Vec<u8>,
     /// The credential TPM2_ActivateCredential recovered.
-    #[serde(rename = "CredActivation", serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    #[serde(
+        rename = "CredActivation",
+        serialize_with = "crate::go_bytes::b64_out",
+        deserialize_with = "crate::go_bytes::b64_in",
+        default
+    )]
     pub cred_activation: Vec<u8>,
 }
 
@@ -101,31 +159,6 @@ macro_rules! json_codec {
     )*};
 }
 json_codec!(AttestationRequest, ChallengeRequest, ChallengeResponse);
-
-fn b64_out<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&STANDARD.encode(bytes))
-}
-
-fn b64_in<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-    let text: Option<String> = Option::deserialize(d)?;
-    decode_b64(text.as_deref().unwrap_or_default())
-}
-
-fn b64_list_out<S: Serializer>(list: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
-    let encoded: Vec<String> = list.iter().map(|c| STANDARD.encode(c)).collect();
-    encoded.serialize(s)
-}
-
-fn b64_list_in<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
-    let list: Option<Vec<Option<String>>> = Option::deserialize(d)?;
-    list.unwrap_or_default().iter().map(|t| decode_b64(t.as_deref().unwrap_or_default())).collect()
-}
-
-fn decode_b64<E: serde::de::Error>(text: &str) -> Result<Vec<u8>, E> {
-    // Go's decoder drops CR and LF inside the string.
-    let cleaned: String = text.chars().filter(|c| *c != '\r' && *c != '\n').collect();
-    STANDARD.decode(cleaned).map_err(|e| E::custom(format!("illegal base64 data: {e}")))
-}
 
 #[cfg(test)]
 mod tests {

@@ -10,9 +10,7 @@
 //! RSA-PSS with SHA-256, or ECDSA over that digest, `r` and `s` as minimal big-endian integers.
 
 use aws_lc_rs::digest;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 /// The attestation type and plugin name.
 pub const PLUGIN_NAME: &str = "x509pop";
@@ -25,7 +23,11 @@ pub const NONCE_LEN: usize = 32;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttestationData {
     /// The DER certificates.
-    #[serde(serialize_with = "b64_list_out", deserialize_with = "b64_list_in", default)]
+    #[serde(
+        serialize_with = "crate::go_bytes::b64_list_out",
+        deserialize_with = "crate::go_bytes::b64_list_in",
+        default
+    )]
     pub certificates: Vec<Vec<u8>>,
 }
 
@@ -33,7 +35,7 @@ pub struct AttestationData {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NonceChallenge {
     /// The challenger's nonce.
-    #[serde(serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    #[serde(serialize_with = "crate::go_bytes::b64_out", deserialize_with = "crate::go_bytes::b64_in", default)]
     pub nonce: Vec<u8>,
 }
 
@@ -52,10 +54,10 @@ pub struct Challenge {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RsaSignatureResponse {
     /// The responder's nonce.
-    #[serde(serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    #[serde(serialize_with = "crate::go_bytes::b64_out", deserialize_with = "crate::go_bytes::b64_in", default)]
     pub nonce: Vec<u8>,
     /// The RSA-PSS (SHA-256) signature.
-    #[serde(serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    #[serde(serialize_with = "crate::go_bytes::b64_out", deserialize_with = "crate::go_bytes::b64_in", default)]
     pub signature: Vec<u8>,
 }
 
@@ -63,13 +65,13 @@ pub struct RsaSignatureResponse {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EcdsaSignatureResponse {
     /// The responder's nonce.
-    #[serde(serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    #[serde(serialize_with = "crate::go_bytes::b64_out", deserialize_with = "crate::go_bytes::b64_in", default)]
     pub nonce: Vec<u8>,
     /// The signature's `r`, big-endian.
-    #[serde(serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    #[serde(serialize_with = "crate::go_bytes::b64_out", deserialize_with = "crate::go_bytes::b64_in", default)]
     pub r: Vec<u8>,
     /// The signature's `s`, big-endian.
-    #[serde(serialize_with = "b64_out", deserialize_with = "b64_in", default)]
+    #[serde(serialize_with = "crate::go_bytes::b64_out", deserialize_with = "crate::go_bytes::b64_in", default)]
     pub s: Vec<u8>,
 }
 
@@ -270,32 +272,6 @@ impl SigningKey {
             }
         }
     }
-}
-
-fn b64_out<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-    // Go writes a nil slice as null; ours are never nil, an empty one is "".
-    s.serialize_str(&STANDARD.encode(bytes))
-}
-
-fn b64_in<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-    let text: Option<String> = Option::deserialize(d)?;
-    decode_b64(text.as_deref().unwrap_or_default())
-}
-
-fn b64_list_out<S: Serializer>(list: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
-    let encoded: Vec<String> = list.iter().map(|c| STANDARD.encode(c)).collect();
-    encoded.serialize(s)
-}
-
-fn b64_list_in<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
-    let list: Option<Vec<Option<String>>> = Option::deserialize(d)?;
-    list.unwrap_or_default().iter().map(|t| decode_b64(t.as_deref().unwrap_or_default())).collect()
-}
-
-fn decode_b64<E: serde::de::Error>(text: &str) -> Result<Vec<u8>, E> {
-    // Go's decoder drops CR and LF inside the string.
-    let cleaned: String = text.chars().filter(|c| *c != '\r' && *c != '\n').collect();
-    STANDARD.decode(cleaned).map_err(|e| E::custom(format!("illegal base64 data: {e}")))
 }
 
 #[cfg(test)]

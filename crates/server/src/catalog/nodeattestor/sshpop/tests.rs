@@ -2,19 +2,13 @@
 //! agent's signer.
 
 use std::path::Path;
-use std::process::Command;
 
 use spire_attestation::sshpop::{AttestationData, HostCertificate, HostKey, respond};
+use spire_testkit::openssl::ssh_keygen;
 use tonic::Code;
 
 use super::template::{self, Template};
 use super::*;
-
-/// `ssh-keygen` with `args` in `dir`; panics with its stderr if it fails.
-fn ssh_keygen(dir: &Path, args: &[&str]) {
-    let out = Command::new("ssh-keygen").args(args).current_dir(dir).output().expect("run ssh-keygen");
-    assert!(out.status.success(), "ssh-keygen {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
 
 /// A key `name` of `kind` (`ed25519`, `ecdsa-256`, `rsa`...) in `dir`.
 fn key(dir: &Path, name: &str, kind: &str) {

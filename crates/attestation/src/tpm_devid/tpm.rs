@@ -181,6 +181,29 @@ impl Public {
         self.attributes.contains(TpmaObject::SIGN_ENCRYPT)
     }
 
+    /// Whether this is an attestation key whose TPM2_Certify can be trusted: a restricted signer
+    /// (the TPM refuses to sign outside data that starts as a `TPMS_ATTEST`, so the key cannot forge
+    /// one), not a decryption key, generated inside the TPM and unable to leave it.
+    pub fn is_resident_restricted_signer(&self) -> bool {
+        let required = TpmaObject::SIGN_ENCRYPT
+            | TpmaObject::RESTRICTED
+            | TpmaObject::FIXED_TPM
+            | TpmaObject::FIXED_PARENT
+            | TpmaObject::SENSITIVE_DATA_ORIGIN;
+        self.attributes.contains(required) && !self.attributes.contains(TpmaObject::DECRYPT)
+    }
+
+    /// Whether this is a signing key the TPM will never let out (fixedTPM): a key that was imported,
+    /// or that could be duplicated, is not.
+    pub fn is_fixed_signer(&self) -> bool {
+        self.attributes.contains(TpmaObject::SIGN_ENCRYPT | TpmaObject::FIXED_TPM)
+    }
+
+    /// The `TPMA_OBJECT` bits, for messages.
+    pub fn attribute_bits(&self) -> u32 {
+        self.attributes.bits()
+    }
+
     /// The RSA public exponent as a certificate carries it.
     pub fn rsa_exponent(&self) -> Option<u32> {
         match self.key {
@@ -349,6 +372,37 @@ mod tests {
         assert_eq!(name[2..], *HashAlg::Sha256.hash(&bytes));
         assert!(name_matches(&name, &public).unwrap());
         assert!(!name_matches(&[0, 0x0b, 1, 2], &public).unwrap());
+    }
+
+    fn with_attributes(bits: u32) -> Public {
+        let mut bytes = rsa_ak_public(&[0xab; 256]);
+        bytes[4..8].copy_from_slice(&bits.to_be_bytes());
+        Public::parse(&bytes).unwrap()
+    }
+
+    #[test]
+    fn attribute_requirements() {
+        // go-tpm-tools' `FlagSignerDefault` (SPIRE's AK), ours (with noDA) and tpm2-tools' usual DevID.
+        for ak in [0x0005_0072, 0x0005_0472] {
+            assert!(with_attributes(ak).is_resident_restricted_signer(), "{ak:#x}");
+            assert!(with_attributes(ak).is_fixed_signer());
+        }
+        assert_eq!(with_attributes(0x0005_0472).attribute_bits(), 0x0005_0472);
+        let devid = with_attributes(0x0004_0072);
+        assert!(devid.is_fixed_signer());
+        assert!(!devid.is_resident_restricted_signer(), "unrestricted");
+        for (bits, why) in [
+            (0x0007_0072, "decrypt too"),
+            (0x0005_0070, "not fixedTPM"),
+            (0x0005_0062, "not fixedParent"),
+            (0x0005_0052, "not sensitiveDataOrigin"),
+            (0x0001_0072, "not sign"),
+        ] {
+            assert!(!with_attributes(bits).is_resident_restricted_signer(), "{why}");
+        }
+        // An imported key: no fixedTPM, no sensitiveDataOrigin.
+        assert!(!with_attributes(0x0004_0050).is_fixed_signer());
+        assert!(!with_attributes(0x0000_0072).is_fixed_signer());
     }
 
     #[test]

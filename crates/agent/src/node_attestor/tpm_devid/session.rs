@@ -362,6 +362,8 @@ mod tests {
             Public::parse(&t).unwrap();
         }
         assert!(Public::parse(&ak_template_rsa()).unwrap().can_sign());
+        // The server refuses an AK that is not a restricted signer fixed to its TPM.
+        assert!(Public::parse(&ak_template_rsa()).unwrap().is_resident_restricted_signer());
     }
 
     #[test]

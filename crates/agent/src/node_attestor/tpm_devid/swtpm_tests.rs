@@ -44,6 +44,9 @@ async fn the_payload_holds_a_certification_the_server_accepts() {
     assert_eq!(payload.devid_pub, std::fs::read(&devid.public_blob).unwrap());
     assert_eq!(payload.ek_cert, std::fs::read(tmp.path().join("ek-cert.der")).unwrap());
     let ak = Public::parse(&payload.ak_pub).unwrap();
+    // The attributes the server requires, as the TPM reports them.
+    assert!(ak.is_resident_restricted_signer(), "{:#x}", ak.attribute_bits());
+    assert!(Public::parse(&payload.devid_pub).unwrap().is_fixed_signer());
     verify_rsa_signature(&ak, &payload.certified_devid, &payload.certification_signature).unwrap();
     let name = certified_name(&payload.certified_devid).unwrap();
     assert!(name_matches(&name, &Public::parse(&payload.devid_pub).unwrap()).unwrap());

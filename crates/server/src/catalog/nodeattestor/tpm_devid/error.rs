@@ -48,6 +48,14 @@ pub enum AttestError {
     /// The EK certificate does not lead to a manufacturer root.
     #[error("cannot verify EK signature: endorsement certificate verification failed: {0}")]
     EkChain(String),
+    /// The AK's attributes do not make its TPM2_Certify trustworthy (not checked by SPIRE v1.13.3).
+    #[error(
+        "attestation key is not a restricted signing key resident in its TPM (attributes 0x{0:08x}; needs sign, restricted, fixedTPM, fixedParent, sensitiveDataOrigin and not decrypt)"
+    )]
+    AkAttributes(u32),
+    /// The certified DevID key could leave its TPM (not checked by SPIRE v1.13.3).
+    #[error("DevID key is not a signing key fixed to its TPM (attributes 0x{0:08x}; needs sign and fixedTPM)")]
+    DevIdAttributes(u32),
     /// The AK did not certify this DevID key.
     #[error("cannot verify that DevID is in the same TPM than AK: {0}")]
     Certification(String),

@@ -102,7 +102,7 @@ impl TpmDevIdAttestor {
         let answer = challenger.challenge(challenge.to_json()).await?;
         let response = ChallengeResponse::from_json(&answer).map_err(|e| AttestError::BadResponse(e.to_string()))?;
         verify::verify_devid_signature(leaf, &devid_nonce, &response.devid).map_err(AttestError::DevIdChallenge)?;
-        if response.cred_activation != credential {
+        if aws_lc_rs::constant_time::verify_slices_are_equal(&response.cred_activation, &credential).is_err() {
             return Err(AttestError::CredentialActivation.into());
         }
         Ok(AttestResult {
@@ -136,6 +136,7 @@ impl TpmDevIdAttestor {
         let ek = Public::parse(&data.ek_pub).map_err(|_| AttestError::BadEkPub)?;
         verify::ek_matches(&data.ek_cert, &ek).map_err(AttestError::EkMismatch)?;
         verify::verify_chain(&data.ek_cert, &[], &self.ek_roots, now).map_err(AttestError::EkChain)?;
+        verify::residency_attributes(&ak, &devid)?;
         verify::verify_certification(&ak, &devid, &data.certified_devid, &data.certification_signature)
             .map_err(AttestError::Certification)?;
         verify::devid_key_matches(&data.devid_cert[0], &devid).map_err(AttestError::Certification)?;

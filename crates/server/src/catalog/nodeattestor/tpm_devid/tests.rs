@@ -69,16 +69,29 @@ fn ak_public(modulus: &[u8]) -> Vec<u8> {
     .concat()
 }
 
-/// An unrestricted ECDSA-SHA256 P-256 signing key's public area.
+/// An unrestricted ECDSA-SHA256 signing key's public area (fixedTPM, fixedParent,
+/// sensitiveDataOrigin, userWithAuth, sign: the testkit's DevID) for an uncompressed NIST point.
 fn devid_public(point: &[u8]) -> Vec<u8> {
+    let curve: u8 = match point.len() {
+        65 => 0x03,
+        97 => 0x04,
+        133 => 0x05,
+        n => panic!("point of {n} bytes"),
+    };
+    let half = (point.len() - 1) / 2;
     [
         &[0x00, 0x23, 0x00, 0x0b][..],
         &0x0004_0072u32.to_be_bytes(),
-        &[0, 0, 0x00, 0x10, 0x00, 0x18, 0x00, 0x0b, 0x00, 0x03, 0x00, 0x10],
-        &u16b(&point[1..33]),
-        &u16b(&point[33..65]),
+        &[0, 0, 0x00, 0x10, 0x00, 0x18, 0x00, 0x0b, 0x00, curve, 0x00, 0x10],
+        &u16b(&point[1..=half]),
+        &u16b(&point[half + 1..]),
     ]
     .concat()
+}
+
+/// Sets the `TPMA_OBJECT` of a `TPMT_PUBLIC` (after its type and name algorithm).
+fn set_attributes(public: &mut [u8], bits: u32) {
+    public[4..8].copy_from_slice(&bits.to_be_bytes());
 }
 
 fn modulus_of(kp: &aws_lc_rs::rsa::KeyPair) -> Vec<u8> {
@@ -99,15 +112,28 @@ struct SoftTpm {
 
 impl SoftTpm {
     fn new(manufacturer: &Ca, devid_ca: &Ca) -> Self {
+        Self::with_devid(
+            manufacturer,
+            devid_ca,
+            &rcgen::PKCS_ECDSA_P256_SHA256,
+            &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        )
+    }
+
+    /// A TPM whose DevID key is of `kind` (and signs nonces with `signing`).
+    fn with_devid(
+        manufacturer: &Ca,
+        devid_ca: &Ca,
+        kind: &'static rcgen::SignatureAlgorithm,
+        signing: &'static signature::EcdsaSigningAlgorithm,
+    ) -> Self {
         let ek_key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
         let ek = PrivateDecryptingKey::from_pkcs8(&ek_key.serialize_der()).unwrap();
         let ek_modulus = modulus_of(&aws_lc_rs::rsa::KeyPair::from_pkcs8(&ek_key.serialize_der()).unwrap());
         let ak_key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
         let ak = aws_lc_rs::rsa::KeyPair::from_pkcs8(&ak_key.serialize_der()).unwrap();
-        let devid_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let devid =
-            signature::EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &devid_key.serialize_der())
-                .unwrap();
+        let devid_key = KeyPair::generate_for(kind).unwrap();
+        let devid = signature::EcdsaKeyPair::from_pkcs8(signing, &devid_key.serialize_der()).unwrap();
         Self {
             ek_pub: ek_public(&ek_modulus),
             ek_cert: cert(manufacturer, &ek_key, "ek"),
@@ -365,6 +391,70 @@ async fn refuses_a_devid_key_the_ak_did_not_certify() {
         Code::InvalidArgument,
         "cannot verify that DevID is in the same TPM than AK: crypto/rsa: verification error",
     );
+}
+
+/// A P-521 DevID key (its nonce signature is ECDSA over SHA-256, as SPIRE's agent makes it).
+#[tokio::test]
+async fn accepts_a_p521_devid_key() {
+    let w = world();
+    let tpm = SoftTpm::with_devid(
+        &w.manufacturer,
+        &w.devid_ca,
+        &rcgen::PKCS_ECDSA_P521_SHA512,
+        &signature::ECDSA_P521_SHA256_ASN1_SIGNING,
+    );
+    assert_eq!(tpm.devid.public_key().as_ref().len(), 133);
+    let result = w.attestor().attest_payload(&tpm.payload().to_json(), &mut Answer(|c: &[u8]| tpm.answer(c))).await;
+    assert_eq!(result.unwrap().selector_values[0], "subject:cn:node-1");
+}
+
+/// Route a of a copied DevID key: the thief's genuine TPM (trusted EK, credential activated
+/// honestly) with an unrestricted signing AK, which signs a `TPMS_ATTEST` the thief wrote naming
+/// the copied key. Also an AK that could decrypt, or that is not fixed to its TPM.
+#[tokio::test]
+async fn refuses_an_ak_that_is_not_a_restricted_signer_fixed_to_its_tpm() {
+    let mut w = world();
+    w.attest(&w.tpm.payload()).await.unwrap();
+    for bits in [
+        0x0004_0072u32, // sign | fixedTPM | fixedParent | sensitiveDataOrigin | userWithAuth: unrestricted
+        0x0007_0072,    // restricted sign and decrypt
+        0x0005_0070,    // not fixedTPM
+        0x0005_0062,    // not fixedParent
+        0x0005_0052,    // not sensitiveDataOrigin (imported)
+    ] {
+        set_attributes(&mut w.tpm.ak_pub, bits);
+        refused(
+            w.attest(&w.tpm.payload()).await,
+            Code::InvalidArgument,
+            &format!(
+                "attestation key is not a restricted signing key resident in its TPM (attributes 0x{bits:08x}; needs sign, restricted, fixedTPM, fixedParent, sensitiveDataOrigin and not decrypt)"
+            ),
+        );
+    }
+    // go-tpm-tools' `AKTemplateRSA`, which SPIRE's agent uses (no noDA), is fine.
+    set_attributes(&mut w.tpm.ak_pub, 0x0005_0072);
+    w.attest(&w.tpm.payload()).await.unwrap();
+}
+
+/// Route b of a copied DevID key: the key imported (or loaded) into the thief's genuine TPM and
+/// certified there by a genuine restricted AK. The TPM cannot set fixedTPM on such a key.
+#[tokio::test]
+async fn refuses_a_devid_key_that_is_not_fixed_to_its_tpm() {
+    let mut w = world();
+    for bits in [
+        0x0004_0050u32, // imported: sign | fixedParent | userWithAuth
+        0x0004_0040,    // loaded as external / duplicable: sign | userWithAuth
+        0x0000_0072,    // fixed to the TPM, but not a signing key
+    ] {
+        set_attributes(&mut w.tpm.devid_pub, bits);
+        refused(
+            w.attest(&w.tpm.payload()).await,
+            Code::InvalidArgument,
+            &format!(
+                "DevID key is not a signing key fixed to its TPM (attributes 0x{bits:08x}; needs sign and fixedTPM)"
+            ),
+        );
+    }
 }
 
 #[tokio::test]

@@ -57,6 +57,21 @@ pub fn ek_matches(ek_cert: &[u8], ek_pub: &Public) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks the TPM object attributes that make the certification mean "this DevID key lives in the
+/// EK's TPM" (SPIRE v1.13.3 checks neither). The AK must be a restricted signer created in and fixed
+/// to its TPM: an unrestricted AK would sign a forged `TPMS_ATTEST` naming any key. The DevID key
+/// must be fixedTPM: a copied DevID private key imported (or loaded as external) into some genuine
+/// TPM can be certified there, but the TPM never sets fixedTPM on such a key.
+pub fn residency_attributes(ak: &Public, devid: &Public) -> Result<(), AttestError> {
+    if !ak.is_resident_restricted_signer() {
+        return Err(AttestError::AkAttributes(ak.attribute_bits()));
+    }
+    if !devid.is_fixed_signer() {
+        return Err(AttestError::DevIdAttributes(devid.attribute_bits()));
+    }
+    Ok(())
+}
+
 /// Checks that the AK signed `attest` and that it certifies the DevID key (SPIRE's
 /// `VerifyDevIDCertification`).
 pub fn verify_certification(ak: &Public, devid: &Public, attest: &[u8], signature: &[u8]) -> Result<(), String> {
@@ -66,8 +81,9 @@ pub fn verify_certification(ak: &Public, devid: &Public, attest: &[u8], signatur
 }
 
 /// Checks that the DevID certificate is for the key the AK certified. SPIRE v1.13.3 does not: there
-/// a DevID private key copied out of its TPM passes with any genuine TPM's key as `DevIDPub`; SPIRE's
-/// agent always sends the certificate's own key, so requiring it refuses no honest agent.
+/// the certification may be of any key of the TPM, unrelated to the certificate; SPIRE's agent
+/// always sends the certificate's own key, so requiring it refuses no honest agent. With
+/// [`residency_attributes`] it ties the certificate's key to a key that cannot leave the EK's TPM.
 pub fn devid_key_matches(leaf: &[u8], devid: &Public) -> Result<(), String> {
     let mismatch = || "DevID certificate's key is not the certified DevID key".to_owned();
     let (_, cert) = X509Certificate::from_der(leaf).map_err(|e| e.to_string())?;
@@ -90,10 +106,12 @@ pub fn verify_devid_signature(leaf: &[u8], nonce: &[u8], sig: &[u8]) -> Result<(
     let (alg, failure): (&dyn signature::VerificationAlgorithm, &str) = match spki.parsed() {
         Ok(PublicKey::RSA(_)) => (&signature::RSA_PKCS1_2048_8192_SHA256, "crypto/rsa: verification error"),
         Ok(PublicKey::EC(point)) => {
-            let alg: &dyn signature::VerificationAlgorithm = match point.key_size() {
-                256 => &signature::ECDSA_P256_SHA256_ASN1,
-                384 => &signature::ECDSA_P384_SHA256_ASN1,
-                521 => &signature::ECDSA_P521_SHA256_ASN1,
+            // The uncompressed point's length names the curve (x509-parser's `key_size` says 528
+            // for P-521).
+            let alg: &dyn signature::VerificationAlgorithm = match point.data().len() {
+                65 => &signature::ECDSA_P256_SHA256_ASN1,
+                97 => &signature::ECDSA_P384_SHA256_ASN1,
+                133 => &signature::ECDSA_P521_SHA256_ASN1,
                 _ => return Err("unsupported private key type *ecdsa.PublicKey".into()),
             };
             (alg, "x509: ECDSA verification failure")

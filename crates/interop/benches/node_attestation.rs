@@ -44,10 +44,13 @@ struct Implementation {
     server: PathBuf,
 }
 
+/// Builds an attestor for one attempt against a server.
+type MakeAttestor = Box<dyn Fn(&Implementation, &TestServer) -> Box<dyn NodeAttestor>>;
+
 /// An attestor to measure: its agent half, built afresh for each attempt.
 struct Case {
     name: &'static str,
-    make: Box<dyn Fn(&Implementation, &TestServer) -> Box<dyn NodeAttestor>>,
+    make: MakeAttestor,
 }
 
 /// A CA (`ca.pem`) and two leaves under it, `ec.pem` and `rsa.pem` (RSA 2048), with their keys; an

@@ -92,7 +92,7 @@ fn parse_action<F: Fields>(action: &str) -> Result<Part, String> {
     if let Some(name) = action.strip_prefix('.')
         && let Some(field) = F::FIELDS.iter().find(|f| **f == name)
     {
-        return Ok(Part::Field(*field));
+        return Ok(Part::Field(field));
     }
     let words: Vec<&str> = action.split_whitespace().collect();
     let ["index", target, key] = words.as_slice() else { return Err(unsupported()) };
@@ -106,7 +106,7 @@ fn parse_action<F: Fields>(action: &str) -> Result<Part, String> {
         KeyKind::Int => Key::Int(key.parse().map_err(|_| unsupported())?),
         KeyKind::Str => return Err(unsupported()),
     };
-    Ok(Part::Index(*name, key))
+    Ok(Part::Index(name, key))
 }
 
 impl<F> Clone for Template<F> {

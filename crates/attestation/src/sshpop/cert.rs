@@ -104,6 +104,12 @@ impl HostCertificate {
         self.cert.valid_principals.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect()
     }
 
+    /// The first of `ValidPrincipals`, as text, without reading the others (a crafted certificate
+    /// may carry a million of them before any signature is checked).
+    pub fn first_principal(&self) -> Option<String> {
+        self.cert.valid_principals.first().map(|p| String::from_utf8_lossy(p).into_owned())
+    }
+
     /// `KeyId`, as text.
     pub fn key_id(&self) -> String {
         String::from_utf8_lossy(&self.cert.key_id).into_owned()
@@ -157,7 +163,12 @@ impl HostCertificate {
             return Err(CheckError::CriticalOption(String::from_utf8_lossy(opt).into_owned()));
         }
         if !principals.is_empty() && !principals.iter().any(|p| p == host.as_bytes()) {
-            let quoted: Vec<String> = self.principals().iter().map(|p| format!("{p:?}")).collect();
+            // At most 16 in the message: it is logged and sent back before any signature is checked.
+            let mut quoted: Vec<String> =
+                principals.iter().take(16).map(|p| format!("{:?}", String::from_utf8_lossy(p))).collect();
+            if principals.len() > 16 {
+                quoted.push(format!("... ({} more)", principals.len() - 16));
+            }
             return Err(CheckError::Principal { principal: host, principals: format!("[{}]", quoted.join(" ")) });
         }
         // Go compares as int64: a time past 2^63 is "negative".

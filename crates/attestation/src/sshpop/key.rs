@@ -223,6 +223,9 @@ pub enum VerifyError {
     /// The ECDSA blob is not two mpints.
     #[error("ssh: short read")]
     ShortRead,
+    /// An ECDSA signature blob that is not exactly two mpints (Go's unmarshal error).
+    #[error("ssh: parse error in message type 0")]
+    MalformedEcdsa,
     /// No signature at all.
     #[error("ssh: signature missing")]
     Missing,
@@ -283,13 +286,18 @@ fn ecdsa_fixed(blob: &[u8], field: usize) -> Result<Option<Vec<u8>>, VerifyError
     let mut out = Vec::with_capacity(2 * field);
     let mut ok = true;
     for _ in 0..2 {
-        let (negative, v) = ssh::take_mpint(&mut rest).ok_or(VerifyError::ShortRead)?;
+        let (negative, v) = ssh::take_mpint(&mut rest).ok_or(VerifyError::MalformedEcdsa)?;
         if negative || v.len() > field {
             ok = false;
             continue;
         }
         out.extend(std::iter::repeat_n(0, field - v.len()));
         out.extend_from_slice(&v);
+    }
+    // Go refuses bytes after `s`; accepting them would let one signature take many forms (and
+    // one certificate many fingerprints, hence agent IDs).
+    if !rest.is_empty() {
+        return Err(VerifyError::MalformedEcdsa);
     }
     Ok(ok.then_some(out))
 }
@@ -423,11 +431,19 @@ mod tests {
 
     #[test]
     fn ecdsa_blobs_are_read_as_go_does() {
-        assert_eq!(ecdsa_fixed(&[0, 0, 0, 1], 32), Err(VerifyError::ShortRead));
+        assert_eq!(ecdsa_fixed(&[0, 0, 0, 1], 32), Err(VerifyError::MalformedEcdsa));
+        assert_eq!(ecdsa_fixed(&[], 32), Err(VerifyError::MalformedEcdsa));
         let mut blob = Vec::new();
         ssh::put_string(&mut blob, &[0x80]);
         ssh::put_string(&mut blob, &[1]);
         assert_eq!(ecdsa_fixed(&blob, 32), Ok(None));
+        // A valid r and s, then junk: refused, not read as the same signature.
+        let mut blob = Vec::new();
+        ssh::put_string(&mut blob, &[1]);
+        ssh::put_string(&mut blob, &[2]);
+        assert!(ecdsa_fixed(&blob, 32).unwrap().is_some());
+        blob.push(0);
+        assert_eq!(ecdsa_fixed(&blob, 32), Err(VerifyError::MalformedEcdsa));
     }
 
     #[test]

@@ -172,7 +172,12 @@ impl PublicKey {
         let key = match algo {
             "ssh-rsa" => {
                 let (e_neg, e) = r.mpint()?;
-                let (_, n) = r.mpint()?;
+                let (n_neg, n) = r.mpint()?;
+                if n_neg {
+                    // Go reads it and then fails every signature check with it; reading its
+                    // magnitude instead would accept a re-encoding of a genuine key.
+                    return Err(WireError("ssh: negative RSA modulus".into()));
+                }
                 if e.len() > 3 {
                     return Err(WireError("ssh: exponent too large".into()));
                 }

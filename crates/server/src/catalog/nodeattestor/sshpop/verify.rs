@@ -31,7 +31,7 @@ pub fn verify_attestation_data(
         wire::ParseError::NotCertificate => AttestError::NotCertificate,
         other => AttestError::BadCertificate(other.to_string()),
     })?;
-    let Some(first) = cert.principals().first().cloned() else { return Err(AttestError::NoPrincipals) };
+    let Some(first) = cert.first_principal() else { return Err(AttestError::NoPrincipals) };
     cert.check_host(authorities, now)?;
     let hostname = decanonicalize(&first, canonical_domain)?;
     Ok(Verified { cert, hostname })

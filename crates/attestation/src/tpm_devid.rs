@@ -23,60 +23,25 @@ pub const DEVID_NONCE_LEN: usize = 32;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttestationRequest {
     /// The DevID certificate chain, DER, leaf first.
-    #[serde(
-        rename = "DevIDCert",
-        serialize_with = "crate::go_bytes::b64_list_out",
-        deserialize_with = "crate::go_bytes::b64_list_in",
-        default
-    )]
+    #[serde(rename = "DevIDCert", with = "crate::go_bytes::list", default)]
     pub devid_cert: Vec<Vec<u8>>,
     /// The DevID key's `TPMT_PUBLIC`.
-    #[serde(
-        rename = "DevIDPub",
-        serialize_with = "crate::go_bytes::b64_out",
-        deserialize_with = "crate::go_bytes::b64_in",
-        default
-    )]
+    #[serde(rename = "DevIDPub", with = "crate::go_bytes::bytes", default)]
     pub devid_pub: Vec<u8>,
     /// The endorsement certificate, DER.
-    #[serde(
-        rename = "EKCert",
-        serialize_with = "crate::go_bytes::b64_out",
-        deserialize_with = "crate::go_bytes::b64_in",
-        default
-    )]
+    #[serde(rename = "EKCert", with = "crate::go_bytes::bytes", default)]
     pub ek_cert: Vec<u8>,
     /// The endorsement key's `TPMT_PUBLIC`, as the TPM regenerated it from the default RSA template.
-    #[serde(
-        rename = "EKPub",
-        serialize_with = "crate::go_bytes::b64_out",
-        deserialize_with = "crate::go_bytes::b64_in",
-        default
-    )]
+    #[serde(rename = "EKPub", with = "crate::go_bytes::bytes", default)]
     pub ek_pub: Vec<u8>,
     /// The attestation key's `TPMT_PUBLIC` (an RSA signing key made for this attestation).
-    #[serde(
-        rename = "AKPub",
-        serialize_with = "crate::go_bytes::b64_out",
-        deserialize_with = "crate::go_bytes::b64_in",
-        default
-    )]
+    #[serde(rename = "AKPub", with = "crate::go_bytes::bytes", default)]
     pub ak_pub: Vec<u8>,
     /// The `TPMS_ATTEST` of TPM2_Certify: the AK vouching for the DevID key.
-    #[serde(
-        rename = "CertifiedDevID",
-        serialize_with = "crate::go_bytes::b64_out",
-        deserialize_with = "crate::go_bytes::b64_in",
-        default
-    )]
+    #[serde(rename = "CertifiedDevID", with = "crate::go_bytes::bytes", default)]
     pub certified_devid: Vec<u8>,
     /// The AK's `TPMT_SIGNATURE` over [`Self::certified_devid`].
-    #[serde(
-        rename = "CertificationSignature",
-        serialize_with = "crate::go_bytes::b64_out",
-        deserialize_with = "crate::go_bytes::b64_in",
-        default
-    )]
+    #[serde(rename = "CertificationSignature", with = "crate::go_bytes::bytes", default)]
     pub certification_signature: Vec<u8>,
 }
 
@@ -84,12 +49,7 @@ pub struct AttestationRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChallengeRequest {
     /// The nonce the DevID key must sign (proof of possession).
-    #[serde(
-        rename = "DevID",
-        serialize_with = "crate::go_bytes::b64_out",
-        deserialize_with = "crate::go_bytes::b64_in",
-        default
-    )]
+    #[serde(rename = "DevID", with = "crate::go_bytes::bytes", default)]
     pub devid: Vec<u8>,
     /// The credential only the TPM holding both the EK and the AK can open (proof of residency).
     #[serde(rename = "CredActivation", default)]
@@ -100,20 +60,10 @@ pub struct ChallengeRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CredActivation {
     /// The `TPM2B_ID_OBJECT` contents: integrity HMAC and encrypted credential.
-    #[serde(
-        rename = "Credential",
-        serialize_with = "crate::go_bytes::b64_out",
-        deserialize_with = "crate::go_bytes::b64_in",
-        default
-    )]
+    #[serde(rename = "Credential", with = "crate::go_bytes::bytes", default)]
     pub credential: Vec<u8>,
     /// The `TPM2B_ENCRYPTED_SECRET` contents: the seed encrypted to the EK.
-    #[serde(
-        rename = "Secret",
-        serialize_with = "crate::go_bytes::b64_out",
-        deserialize_with = "crate::go_bytes::b64_in",
-        default
-    )]
+    #[serde(rename = "Secret", with = "crate::go_bytes::bytes", default)]
     pub secret: Vec<u8>,
 }
 
@@ -121,44 +71,16 @@ pub struct CredActivation {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChallengeResponse {
     /// The DevID key's signature over the nonce: PKCS#1 v1.5 for RSA, ASN.1 `(r, s)` for ECDSA.
-    #[serde(
-        rename = "DevID",
-        serialize_with = "crate::go_bytes::b64_out",
-        deserialize_with = "crate::go_bytes::b64_in",
-        default
-    )]
+    #[serde(rename = "DevID", with = "crate::go_bytes::bytes", default)]
     pub devid: Vec<u8>,
     /// The credential TPM2_ActivateCredential recovered.
-    #[serde(
-        rename = "CredActivation",
-        serialize_with = "crate::go_bytes::b64_out",
-        deserialize_with = "crate::go_bytes::b64_in",
-        default
-    )]
+    #[serde(rename = "CredActivation", with = "crate::go_bytes::bytes", default)]
     pub cred_activation: Vec<u8>,
 }
 
-/// A JSON body that is not what it should be; the message is serde_json's.
-#[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct DecodeError(#[from] serde_json::Error);
+pub use crate::go_bytes::DecodeError;
 
-macro_rules! json_codec {
-    ($($t:ty),*) => {$(
-        impl $t {
-            /// The JSON bytes.
-            pub fn to_json(&self) -> Vec<u8> {
-                serde_json::to_vec(self).expect("byte strings always serialize")
-            }
-
-            /// Reads JSON bytes; unknown fields are ignored, as Go does.
-            pub fn from_json(bytes: &[u8]) -> Result<Self, DecodeError> {
-                Ok(serde_json::from_slice(bytes)?)
-            }
-        }
-    )*};
-}
-json_codec!(AttestationRequest, ChallengeRequest, ChallengeResponse);
+crate::go_bytes::json_codec!(AttestationRequest, ChallengeRequest, ChallengeResponse);
 
 #[cfg(test)]
 mod tests {

@@ -23,11 +23,7 @@ pub const NONCE_LEN: usize = 32;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttestationData {
     /// The DER certificates.
-    #[serde(
-        serialize_with = "crate::go_bytes::b64_list_out",
-        deserialize_with = "crate::go_bytes::b64_list_in",
-        default
-    )]
+    #[serde(with = "crate::go_bytes::list", default)]
     pub certificates: Vec<Vec<u8>>,
 }
 
@@ -35,7 +31,7 @@ pub struct AttestationData {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NonceChallenge {
     /// The challenger's nonce.
-    #[serde(serialize_with = "crate::go_bytes::b64_out", deserialize_with = "crate::go_bytes::b64_in", default)]
+    #[serde(with = "crate::go_bytes::bytes", default)]
     pub nonce: Vec<u8>,
 }
 
@@ -54,10 +50,10 @@ pub struct Challenge {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RsaSignatureResponse {
     /// The responder's nonce.
-    #[serde(serialize_with = "crate::go_bytes::b64_out", deserialize_with = "crate::go_bytes::b64_in", default)]
+    #[serde(with = "crate::go_bytes::bytes", default)]
     pub nonce: Vec<u8>,
     /// The RSA-PSS (SHA-256) signature.
-    #[serde(serialize_with = "crate::go_bytes::b64_out", deserialize_with = "crate::go_bytes::b64_in", default)]
+    #[serde(with = "crate::go_bytes::bytes", default)]
     pub signature: Vec<u8>,
 }
 
@@ -65,13 +61,13 @@ pub struct RsaSignatureResponse {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EcdsaSignatureResponse {
     /// The responder's nonce.
-    #[serde(serialize_with = "crate::go_bytes::b64_out", deserialize_with = "crate::go_bytes::b64_in", default)]
+    #[serde(with = "crate::go_bytes::bytes", default)]
     pub nonce: Vec<u8>,
     /// The signature's `r`, big-endian.
-    #[serde(serialize_with = "crate::go_bytes::b64_out", deserialize_with = "crate::go_bytes::b64_in", default)]
+    #[serde(with = "crate::go_bytes::bytes", default)]
     pub r: Vec<u8>,
     /// The signature's `s`, big-endian.
-    #[serde(serialize_with = "crate::go_bytes::b64_out", deserialize_with = "crate::go_bytes::b64_in", default)]
+    #[serde(with = "crate::go_bytes::bytes", default)]
     pub s: Vec<u8>,
 }
 
@@ -86,10 +82,7 @@ pub struct Response {
     pub ecdsa_signature: Option<EcdsaSignatureResponse>,
 }
 
-/// A JSON body that is not what it should be; the message is serde_json's.
-#[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct DecodeError(#[from] serde_json::Error);
+pub use crate::go_bytes::DecodeError;
 
 /// A nonce of the wrong length (SPIRE's messages).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -102,22 +95,7 @@ pub enum NonceError {
     Response,
 }
 
-macro_rules! json_codec {
-    ($($t:ty),*) => {$(
-        impl $t {
-            /// The JSON bytes.
-            pub fn to_json(&self) -> Vec<u8> {
-                serde_json::to_vec(self).expect("byte strings always serialize")
-            }
-
-            /// Reads JSON bytes; unknown fields are ignored, as Go does.
-            pub fn from_json(bytes: &[u8]) -> Result<Self, DecodeError> {
-                Ok(serde_json::from_slice(bytes)?)
-            }
-        }
-    )*};
-}
-json_codec!(AttestationData, Challenge, Response);
+crate::go_bytes::json_codec!(AttestationData, Challenge, Response);
 
 /// `challenge || response`, the message both signatures are made over (each algorithm hashes it
 /// with SHA-256), after checking both nonces' lengths.

@@ -35,9 +35,6 @@ pub fn find(config: &ServerConfig) -> Vec<InertSetting> {
         if federation.bundle_endpoint.is_none() && federation.federates_with.is_empty() {
             add("server.federation".into(), NO_FEDERATION);
         }
-        if federation.bundle_endpoint.is_some() {
-            add("server.federation.bundle_endpoint".into(), "spire-rs serves no SPIFFE bundle endpoint");
-        }
         for f in &federation.federates_with {
             add(
                 format!("server.federation.federates_with[{:?}]", f.trust_domain.as_str()),
@@ -236,7 +233,6 @@ plugins {{
             keys(&c),
             [
                 "server.audit_log_enabled",
-                "server.federation.bundle_endpoint",
                 "server.federation.federates_with[\"domain.test\"]",
                 "server.prune_attested_nodes_expired_for",
                 "server.prune_attested_nodes_batch_size",

@@ -6,6 +6,7 @@ pub mod ca;
 pub mod catalog;
 pub mod cli_run;
 pub mod endpoints;
+pub mod federation;
 pub mod inert_settings;
 pub mod maintenance;
 pub mod run;

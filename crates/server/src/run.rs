@@ -49,6 +49,9 @@ pub enum RunError {
     /// A listener failed.
     #[error("{0}")]
     Endpoint(#[from] endpoints::EndpointError),
+    /// The federation bundle endpoint could not start.
+    #[error("{0}")]
+    BundleEndpoint(#[from] crate::federation::BundleEndpointError),
 }
 
 /// Opens the configured datastore: DataStore "sql" on SQLite (a file), PostgreSQL or MySQL.
@@ -274,6 +277,10 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| RunError::Config(format!("cannot create data_dir {}: {e}", config.data_dir.display())))?;
     let plugins = Plugins::decode(config)?;
+    let bundle_endpoint = config.federation.as_ref().and_then(|f| f.bundle_endpoint.as_ref());
+    if let Some(endpoint) = bundle_endpoint {
+        crate::federation::bundle_endpoint::check(endpoint)?;
+    }
     let ds = open_datastore(&config.datastore).await?;
     let attestors = node_attestors(plugins.node_attestors, &config.trust_domain, &ds).await?;
     let keys = key_manager(plugins.key_manager)?;
@@ -333,6 +340,12 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
     let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    let federation = match bundle_endpoint {
+        Some(endpoint) => {
+            crate::federation::start(endpoint, config.trust_domain.clone(), ds.clone(), cert.clone()).await?.tasks
+        }
+        None => Vec::new(),
+    };
     let launch = crate::api::logger_level(config.log.level);
     let local_only =
         Routes::new(spire_proto::grpc::health::v1::health_server::HealthServer::new(HealthService::new(ctx.clone())))
@@ -347,7 +360,7 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
         tokio::spawn(endpoints::serve_uds(ctx.clone(), uds, local_only, until_stopped(stopped.clone()))),
         tokio::spawn(endpoints::serve_tcp(ctx.clone(), tcp, cert, bundles, until_stopped(stopped))),
     ];
-    let background = vec![
+    let mut background = vec![
         manager.spawn_rotator(),
         follower::spawn(
             ds.clone(),
@@ -361,6 +374,7 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
         svid.spawn(ds),
         crate::maintenance::spawn(ctx.clone()),
     ];
+    background.extend(federation);
     tracing::info!(address = %tcp_addr, socket = %config.socket_path.display(), "server started");
     Ok(Server { ctx, tcp_addr, stop, tasks, background })
 }

@@ -15,9 +15,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_spire-server");
 const EXTRA: &str = r#"
     audit_log_enabled = true
     federation {
-        bundle_endpoint {
-            port = 8443
-            profile "https_spiffe" {}
+        federates_with "domain.test" {
+            bundle_endpoint_url = "https://domain.test:8443"
+            bundle_endpoint_profile "https_web" {}
         }
     }
     experimental {
@@ -43,7 +43,7 @@ server {
 
 const INERT: &[&str] = &[
     "server.audit_log_enabled",
-    "server.federation.bundle_endpoint",
+    "server.federation.federates_with[\"domain.test\"]",
     "server.experimental.require_pq_kem",
     "plugins.Notifier.k8sbundle",
     "health_checks",

@@ -1,0 +1,217 @@
+//! The SPIFFE bundle endpoint (`server.federation.bundle_endpoint`): an HTTPS listener answering
+//! `GET /` with this trust domain's bundle as a SPIFFE bundle document (JWKS with `use`,
+//! `spiffe_sequence` and `spiffe_refresh_hint` = the configured `refresh_hint`), as SPIRE's does.
+//! Federated servers poll it; the bundle is read from the datastore on each request so that CA
+//! rotations, and bundles changed by other servers sharing the datastore, are served at once.
+//!
+//! Profiles: `https_spiffe` presents the server's own rotating X509-SVID
+//! (`spiffe://<td>/spire/server`); `https_web` presents a certificate from `serving_cert_file`,
+//! reloaded every `file_sync_interval`. `https_web` with ACME is refused at start: it needs an ACME
+//! CA, and this build has no ACME client.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use rustls::server::ResolvesServerCert;
+use spire_config::federation::{BundleEndpoint, BundleEndpointProfile};
+use spire_datastore::DataStore;
+use spire_identity::TrustDomain;
+use spire_tls::provider;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use super::serving_cert::{FileCert, ServingCertError};
+use crate::endpoints::tls::ServerCert;
+use crate::server_svid::identity_bundle;
+
+/// How long a client may take to finish the handshake or send its request headers (SPIRE's
+/// `ReadHeaderTimeout` is 10 s).
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the bundle endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleEndpointError {
+    /// `https_web` with `acme` was configured.
+    #[error(
+        "server.federation.bundle_endpoint: the https_web profile's \"acme\" is not supported by spire-rs (it has no \
+         ACME client); use serving_cert_file or the https_spiffe profile"
+    )]
+    AcmeUnsupported,
+    /// The listener could not be bound.
+    #[error("bundle endpoint: cannot listen on {addr}: {source}")]
+    Bind {
+        /// `address:port`.
+        addr: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The `serving_cert_file` pair is unusable.
+    #[error("bundle endpoint serving_cert_file: {0}")]
+    ServingCert(#[from] ServingCertError),
+    /// rustls refused the configuration.
+    #[error("bundle endpoint TLS: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// Refuses what this build cannot serve, before anything is started.
+pub fn check(config: &BundleEndpoint) -> Result<(), BundleEndpointError> {
+    match config.profile {
+        Some(BundleEndpointProfile::HttpsWebAcme(_)) => Err(BundleEndpointError::AcmeUnsupported),
+        _ => Ok(()),
+    }
+}
+
+/// A started bundle endpoint.
+#[derive(Debug)]
+pub struct Started {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    /// The accept loop and, for `serving_cert_file`, the file sync; aborted at shutdown.
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Binds `config`'s address and serves `trust_domain`'s bundle from `ds`; `server_cert` is the
+/// server's own SVID, presented by the `https_spiffe` profile.
+pub async fn start(
+    config: &BundleEndpoint,
+    trust_domain: TrustDomain,
+    ds: Arc<dyn DataStore>,
+    server_cert: Arc<ServerCert>,
+) -> Result<Started, BundleEndpointError> {
+    check(config)?;
+    let mut tasks = Vec::new();
+    let resolver: Arc<dyn ResolvesServerCert> = match &config.profile {
+        None | Some(BundleEndpointProfile::HttpsSpiffe) => server_cert,
+        Some(BundleEndpointProfile::HttpsWebServingCert(files)) => {
+            let cert = Arc::new(FileCert::load(files.cert_file_path.as_ref(), files.key_file_path.as_ref())?);
+            tasks.push(cert.clone().spawn_sync(files.file_sync_interval));
+            cert
+        }
+        Some(BundleEndpointProfile::HttpsWebAcme(_)) => return Err(BundleEndpointError::AcmeUnsupported),
+    };
+    // rustls speaks TLS 1.2 and 1.3 only, the minimum SPIRE sets.
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let addr = format!("{}:{}", config.address, config.port);
+    let bind_err = |source| BundleEndpointError::Bind { addr: addr.clone(), source };
+    let listener = TcpListener::bind((config.address.as_str(), config.port)).await.map_err(bind_err)?;
+    let local = listener.local_addr().map_err(bind_err)?;
+    let source = Arc::new(Source { trust_domain, ds, refresh_hint: config.refresh_hint });
+    tasks.insert(0, tokio::spawn(serve(listener, TlsAcceptor::from(Arc::new(tls)), source)));
+    tracing::info!(address = %local, "serving bundle endpoint");
+    Ok(Started { addr: local, tasks })
+}
+
+/// Where the served bundle comes from.
+struct Source {
+    trust_domain: TrustDomain,
+    ds: Arc<dyn DataStore>,
+    refresh_hint: Duration,
+}
+
+impl Source {
+    /// The bundle document, indented as SPIRE's `json.MarshalIndent` writes it.
+    async fn document(&self) -> Result<String, String> {
+        let stored = self.ds.fetch_bundle(&self.trust_domain).await.map_err(|e| e.to_string())?;
+        let stored = stored.ok_or_else(|| format!("no bundle stored for {}", self.trust_domain.as_str()))?;
+        let mut bundle = identity_bundle(&stored);
+        bundle.refresh_hint = Some(self.refresh_hint.as_secs()).filter(|&s| s != 0);
+        Ok(bundle.to_spiffe_json_pretty())
+    }
+}
+
+async fn serve(listener: TcpListener, acceptor: TlsAcceptor, source: Arc<Source>) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "bundle endpoint accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (acceptor, source) = (acceptor.clone(), source.clone());
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(IO_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "bundle endpoint TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let source = source.clone();
+                async move { Ok::<_, Infallible>(respond(&req, &source).await) }
+            });
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new()).header_read_timeout(IO_TIMEOUT);
+            if let Err(e) = http.serve_connection(TokioIo::new(tls), service).await {
+                tracing::debug!(%peer, error = %e, "bundle endpoint connection ended with an error");
+            }
+        });
+    }
+}
+
+async fn respond(req: &Request<Incoming>, source: &Source) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed");
+    }
+    if req.uri().path() != "/" {
+        return text(StatusCode::NOT_FOUND, "404 page not found");
+    }
+    match source.document().await {
+        Ok(json) => Response::builder()
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(json)))
+            .expect("valid response"),
+        Err(e) => {
+            tracing::error!(error = %e, "Unable to retrieve local bundle");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "500 unable to retrieve local bundle")
+        }
+    }
+}
+
+/// A plain-text error as Go's `http.Error` writes it.
+fn text(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(hyper::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .header("X-Content-Type-Options", "nosniff")
+        .body(Full::new(Bytes::from(format!("{message}\n"))))
+        .expect("valid response")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spire_config::federation::Acme;
+
+    fn endpoint(profile: Option<BundleEndpointProfile>) -> BundleEndpoint {
+        BundleEndpoint { address: "127.0.0.1".into(), port: 0, refresh_hint: Duration::from_secs(300), profile }
+    }
+
+    #[test]
+    fn acme_is_refused_naming_the_key() {
+        let acme = Acme {
+            directory_url: None,
+            domain_name: "example.org".into(),
+            email: "admin@example.org".into(),
+            tos_accepted: true,
+        };
+        let err = check(&endpoint(Some(BundleEndpointProfile::HttpsWebAcme(acme)))).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("server.federation.bundle_endpoint") && message.contains("acme"), "{message}");
+        assert!(check(&endpoint(None)).is_ok());
+        assert!(check(&endpoint(Some(BundleEndpointProfile::HttpsSpiffe))).is_ok());
+    }
+}

@@ -337,3 +337,47 @@ async fn spire_serves_the_same_shape() {
     ours.stop();
     upstream.stop();
 }
+
+/// SPIRE v1.13.3 federating with our trust domain over `https_spiffe`: bootstrapped with our X.509
+/// authorities only (`bundle set`), it authenticates our endpoint by our server's SPIFFE ID and
+/// stores what we serve, JWT authorities and refresh hint included.
+#[tokio::test]
+async fn spire_federates_with_our_endpoint() {
+    let Some(spire) = peers::require("upstream-spire-server") else { return };
+    let port = free_port();
+    let conf = endpoint(port, "profile \"https_spiffe\" {}");
+    let mut ours = TestServer::start_with_config(BIN, |dir, server_port| {
+        spire_testkit::process::server_conf(dir, server_port, &conf).replace("\"example.org\"", "\"ours.test\"")
+    })
+    .await;
+    let pem = server_cli(Path::new(BIN), &ours, &["bundle", "show"]);
+    let ours_doc: Value =
+        serde_json::from_str(&server_cli(Path::new(BIN), &ours, &["bundle", "show", "-format", "spiffe"])).unwrap();
+
+    let federation = format!(
+        "federation {{\n federates_with \"ours.test\" {{\n bundle_endpoint_url = \"https://127.0.0.1:{port}\"\n \
+         bundle_endpoint_profile \"https_spiffe\" {{\n endpoint_spiffe_id = \"spiffe://ours.test/spire/server\"\n }}\n \
+         }}\n }}"
+    );
+    let options = ServerOptions { extra_config: federation, ..ServerOptions::default() };
+    let mut upstream = UpstreamServer::start(spire, &options).await;
+    let pem_file = upstream.dir.join("ours.pem");
+    std::fs::write(&pem_file, pem).unwrap();
+    upstream.cli(&["bundle", "set", "-id", "spiffe://ours.test", "-path", &pem_file.display().to_string()]);
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let _ = upstream.try_cli(&["federation", "refresh", "-id", "spiffe://ours.test"]);
+        let stored: Value =
+            serde_json::from_str(&upstream.cli(&["bundle", "list", "-id", "spiffe://ours.test", "-format", "spiffe"]))
+                .unwrap();
+        if stored["spiffe_refresh_hint"] == 120 {
+            assert_eq!(stored["keys"], ours_doc["keys"], "SPIRE stored: {stored}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "SPIRE did not fetch our bundle: {stored}\n{}", upstream.log());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    upstream.stop();
+    ours.stop();
+}

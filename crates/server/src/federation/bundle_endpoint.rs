@@ -34,6 +34,10 @@ use crate::server_svid::identity_bundle;
 /// `ReadHeaderTimeout` is 10 s).
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Connections served at once; beyond it the accept loop waits (the kernel's backlog holds the
+/// rest), so that a flood of idle clients on this public port cannot exhaust file descriptors.
+const MAX_CONNECTIONS: usize = 256;
+
 /// Why the bundle endpoint could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleEndpointError {
@@ -130,7 +134,9 @@ impl Source {
 }
 
 async fn serve(listener: TcpListener, acceptor: TlsAcceptor, source: Arc<Source>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let slot = Arc::clone(&slots).acquire_owned().await.expect("the semaphore is never closed");
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
@@ -141,6 +147,7 @@ async fn serve(listener: TcpListener, acceptor: TlsAcceptor, source: Arc<Source>
         };
         let (acceptor, source) = (acceptor.clone(), source.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             let tls = match tokio::time::timeout(IO_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
@@ -213,5 +220,47 @@ mod tests {
         assert!(message.contains("server.federation.bundle_endpoint") && message.contains("acme"), "{message}");
         assert!(check(&endpoint(None)).is_ok());
         assert!(check(&endpoint(Some(BundleEndpointProfile::HttpsSpiffe))).is_ok());
+    }
+
+    /// `curl -k` (the certificate is not what this test is about) of `url`: status and body.
+    fn curl(url: &str) -> (String, String) {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "-k", "--max-time", "10", "-w", "\n%{http_code}", url])
+            .output()
+            .expect("run curl");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.to_owned(), body.to_owned())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_stored_bundle_is_a_500() {
+        use spire_config::federation::ServingCertFile;
+        use spire_datastore::{SqlStore, SqliteOptions};
+
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap().self_signed(&key).unwrap();
+        let (cert_path, key_path) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        let files = ServingCertFile {
+            cert_file_path: cert_path.display().to_string(),
+            key_file_path: key_path.display().to_string(),
+            file_sync_interval: Duration::from_secs(3600),
+        };
+        let ds: Arc<dyn DataStore> = Arc::new(
+            SqlStore::open(dir.path().join("ds.sqlite3").to_str().unwrap(), SqliteOptions::default()).await.unwrap(),
+        );
+        let td = TrustDomain::parse("example.org").unwrap();
+        let config = endpoint(Some(BundleEndpointProfile::HttpsWebServingCert(files)));
+        let started = start(&config, td, ds, Arc::new(ServerCert::default())).await.unwrap();
+        let url = format!("https://127.0.0.1:{}/", started.addr.port());
+        let (status, body) = tokio::task::spawn_blocking(move || curl(&url)).await.unwrap();
+        assert_eq!((status.as_str(), body.as_str()), ("500", "500 unable to retrieve local bundle\n"));
+        for task in started.tasks {
+            task.abort();
+        }
     }
 }

@@ -75,11 +75,13 @@ pub fn load_config(flags: &RunFlags) -> Result<ServerConfig, spire_config::Confi
     ServerConfig::load_file(path, flags.expand_env, &flags.overrides)
 }
 
-/// `validate`: loads the configuration the flags point at and decodes its plugins as `run` does
-/// ([`crate::run::Plugins::decode`]), opening and connecting nothing.
+/// `validate`: loads the configuration the flags point at, decodes its plugins and refuses what
+/// this build cannot do as `run` does ([`crate::run::Plugins::decode`],
+/// [`crate::run::refuse_unsupported`]), opening and connecting nothing.
 pub fn validate(args: &[String]) -> Result<ServerConfig, String> {
     let config = load_config(&parse_flags(args).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
     crate::run::Plugins::decode(&config).map_err(|e| e.to_string())?;
+    crate::run::refuse_unsupported(&config).map_err(|e| e.to_string())?;
     Ok(config)
 }
 

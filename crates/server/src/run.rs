@@ -180,6 +180,15 @@ impl Plugins {
     }
 }
 
+/// Refuses settings outside the plugins that this build cannot act on and must not ignore (the
+/// bundle endpoint's ACME); `validate` and [`start`] both call it.
+pub fn refuse_unsupported(config: &ServerConfig) -> Result<(), RunError> {
+    if let Some(endpoint) = config.federation.as_ref().and_then(|f| f.bundle_endpoint.as_ref()) {
+        crate::federation::bundle_endpoint::check(endpoint)?;
+    }
+    Ok(())
+}
+
 fn key_manager(plugin: KeyManagerPlugin) -> Result<Arc<dyn KeyManager>, RunError> {
     Ok(match plugin {
         KeyManagerPlugin::Disk(cfg) => Arc::new(DiskKeyManager::open(cfg.keys_path).map_err(plugin_error)?),
@@ -277,10 +286,8 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| RunError::Config(format!("cannot create data_dir {}: {e}", config.data_dir.display())))?;
     let plugins = Plugins::decode(config)?;
+    refuse_unsupported(config)?;
     let bundle_endpoint = config.federation.as_ref().and_then(|f| f.bundle_endpoint.as_ref());
-    if let Some(endpoint) = bundle_endpoint {
-        crate::federation::bundle_endpoint::check(endpoint)?;
-    }
     let ds = open_datastore(&config.datastore).await?;
     let attestors = node_attestors(plugins.node_attestors, &config.trust_domain, &ds).await?;
     let keys = key_manager(plugins.key_manager)?;

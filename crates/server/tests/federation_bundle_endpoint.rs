@@ -182,10 +182,12 @@ async fn acme_is_refused_at_start() {
         spire_testkit::process::server_conf(dir, free_port(), &endpoint(free_port(), profile)),
     )
     .unwrap();
-    let out = Command::new(BIN).args(["run", "-config"]).arg(dir.join("server.conf")).output().unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("server.federation.bundle_endpoint") && stderr.contains("acme"), "{stderr}");
+    for command in ["run", "validate"] {
+        let out = Command::new(BIN).args([command, "-config"]).arg(dir.join("server.conf")).output().unwrap();
+        assert!(!out.status.success(), "{command}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("server.federation.bundle_endpoint") && stderr.contains("acme"), "{command}: {stderr}");
+    }
 }
 
 /// Authenticates a bundle endpoint as SPIRE's `https_spiffe` client profile does: the chain must

@@ -10,8 +10,6 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::DigitallySignedStruct;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use serde_json::Value;
@@ -20,6 +18,7 @@ use spire_testkit::openssl;
 use spire_testkit::peers;
 use spire_testkit::process::{TestServer, free_port};
 use spire_testkit::upstream::{ServerOptions, UpstreamServer};
+use spire_tls::ServerCertCheck;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BIN: &str = env!("CARGO_BIN_EXE_spire-server");
@@ -34,49 +33,13 @@ fn endpoint(port: u16, profile: &str) -> String {
 
 /// A leaf for `localhost`/127.0.0.1 (serverAuth) signed by `ca`, as `<name>.pem`/`<name>.key`.
 fn web_leaf(dir: &Path, ca: &str, name: &str) {
-    let (key, csr, pem) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
-    openssl::run(
+    openssl::leaf_with(
         dir,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            "/CN=localhost",
-        ],
-    );
-    std::fs::write(
-        dir.join("web.ext"),
+        ca,
+        name,
+        "ec",
+        "1",
         "subjectAltName=DNS:localhost,IP:127.0.0.1\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl::run(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &format!("{ca}.pem"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            "web.ext",
-            "-out",
-            &pem,
-        ],
     );
 }
 
@@ -191,27 +154,26 @@ async fn acme_is_refused_at_start() {
 }
 
 /// Authenticates a bundle endpoint as SPIRE's `https_spiffe` client profile does: the chain must
-/// lead to one of `roots` and the leaf's URI SAN must be `expected`; the host name is not checked.
+/// lead to one of `roots` (checked with webpki, not our identity core) and the leaf's URI SAN must
+/// be `expected`; the host name is not checked.
 #[derive(Debug)]
 struct SpiffeIdVerifier {
     roots: Vec<CertificateDer<'static>>,
     expected: String,
-    provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
-impl ServerCertVerifier for SpiffeIdVerifier {
-    fn verify_server_cert(
+impl ServerCertCheck for SpiffeIdVerifier {
+    fn check(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
         now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
+    ) -> Result<(), rustls::Error> {
         let anchors: Vec<_> = self.roots.iter().map(|r| webpki::anchor_from_trusted_cert(r).unwrap()).collect();
         let cert = webpki::EndEntityCert::try_from(end_entity).map_err(|e| rustls::Error::General(e.to_string()))?;
         cert.verify_for_usage(
-            self.provider.signature_verification_algorithms.all,
+            spire_tls::algorithms().all,
             &anchors,
             intermediates,
             now,
@@ -239,44 +201,21 @@ impl ServerCertVerifier for SpiffeIdVerifier {
         if uris != [self.expected.clone()] {
             return Err(rustls::Error::General(format!("unexpected SPIFFE ID {uris:?}")));
         }
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        Ok(())
     }
 }
 
 /// `GET /` from `127.0.0.1:port` over TLS checked by [`SpiffeIdVerifier`]: the response body.
 async fn fetch_spiffe(port: u16, roots_pem: &str, expected: &str) -> Result<String, String> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let roots: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(roots_pem.as_bytes()).map(Result::unwrap).collect();
     assert!(!roots.is_empty());
-    let verifier = SpiffeIdVerifier { roots, expected: expected.to_owned(), provider: provider.clone() };
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let verifier = SpiffeIdVerifier { roots, expected: expected.to_owned() };
+    let config = rustls::ClientConfig::builder_with_provider(spire_tls::provider())
         .with_safe_default_protocol_versions()
         .unwrap()
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_custom_certificate_verifier(spire_tls::server_verifier(verifier))
         .with_no_client_auth();
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));

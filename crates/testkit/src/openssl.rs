@@ -95,6 +95,11 @@ pub fn issue_for_key(dir: &Path, ca: &str, public_pem: &Path, cn: &str, days: &s
 /// signed by CA `ca` of `dir`, valid `days` (`"0"`: it expires within the second): `<name>.pem`
 /// and `<name>.key`.
 pub fn leaf(dir: &Path, ca: &str, name: &str, alg: &str, days: &str) {
+    leaf_with(dir, ca, name, alg, days, "keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n");
+}
+
+/// [`leaf`] with the X.509v3 `extensions` given in openssl's extension-file syntax.
+pub fn leaf_with(dir: &Path, ca: &str, name: &str, alg: &str, days: &str, extensions: &str) {
     let key_args: &[&str] =
         if alg == "rsa" { &["-newkey", "rsa:2048"] } else { &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] };
     let (key, csr, pem) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
@@ -102,8 +107,8 @@ pub fn leaf(dir: &Path, ca: &str, name: &str, alg: &str, days: &str) {
     let mut args = vec!["req", "-nodes", "-keyout", key.as_str(), "-out", csr.as_str(), "-subj", subject.as_str()];
     args.extend(key_args);
     run(dir, &args);
-    std::fs::write(dir.join("leaf.ext"), "keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n")
-        .expect("ext file");
+    let ext_file = format!("{name}.ext");
+    std::fs::write(dir.join(&ext_file), extensions).expect("ext file");
     let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
     run(
         dir,
@@ -122,7 +127,7 @@ pub fn leaf(dir: &Path, ca: &str, name: &str, alg: &str, days: &str) {
             "-days",
             days,
             "-extfile",
-            "leaf.ext",
+            &ext_file,
         ],
     );
 }

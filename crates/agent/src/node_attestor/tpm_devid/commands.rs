@@ -94,6 +94,16 @@ pub struct Created {
     pub public: Vec<u8>,
 }
 
+/// The sensitive part of a new key: its authorization value, no data (the TPM makes the key).
+fn sensitive(user_auth: &[u8]) -> Result<Tpm2bSensitiveCreate, CommandError> {
+    Ok(Tpm2bSensitiveCreate {
+        inner: TpmsSensitiveCreate {
+            user_auth: user_auth.try_into().map_err(CommandError::encoding)?,
+            data: Default::default(),
+        },
+    })
+}
+
 fn public_of(bytes: &[u8]) -> Result<Tpm2bPublic, CommandError> {
     let (inner, rest) = TpmtPublic::unmarshal(bytes).map_err(CommandError::encoding)?;
     if !rest.is_empty() {
@@ -151,12 +161,7 @@ impl Tpm {
     ) -> Result<(Handle, Vec<u8>), CommandError> {
         let command = TpmCreatePrimaryCommand {
             handles: [TpmHandle::new(hierarchy)],
-            in_sensitive: Tpm2bSensitiveCreate {
-                inner: TpmsSensitiveCreate {
-                    user_auth: user_auth.try_into().map_err(CommandError::encoding)?,
-                    data: Default::default(),
-                },
-            },
+            in_sensitive: sensitive(user_auth)?,
             in_public: public_of(template)?,
             outside_info: Tpm2bData::default(),
             creation_pcr: TpmlPcrSelection::default(),
@@ -175,12 +180,7 @@ impl Tpm {
     ) -> Result<Created, CommandError> {
         let command = TpmCreateCommand {
             handles: [TpmHandle::new(parent)],
-            in_sensitive: Tpm2bSensitiveCreate {
-                inner: TpmsSensitiveCreate {
-                    user_auth: user_auth.try_into().map_err(CommandError::encoding)?,
-                    data: Default::default(),
-                },
-            },
+            in_sensitive: sensitive(user_auth)?,
             in_public: public_of(template)?,
             outside_info: Tpm2bData::default(),
             creation_pcr: TpmlPcrSelection::default(),

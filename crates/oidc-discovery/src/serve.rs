@@ -1,0 +1,250 @@
+//! The listeners: plain HTTP on `insecure_addr` or `listen_socket_path`, HTTPS with
+//! `serving_cert_file`, and the health checks on `:<bind_port>`. HTTP/1.1 only, as SPIRE's Go
+//! server is with its own TLS listener; each connection must send its headers within 10 s.
+
+use std::convert::Infallible;
+use std::fmt::Display;
+use std::future::Future;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{Listen, ServingCertFile};
+use crate::handler::{Body, Conn, Handler};
+use crate::health::Health;
+use crate::serving_cert::{CertError, FileCert};
+
+/// SPIRE's `ReadHeaderTimeout`.
+const READ_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// At most this many connections at once, so that a flood cannot exhaust memory.
+const MAX_CONNECTIONS: usize = 1024;
+
+/// Why the provider could not start serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// `acme` is configured, which this build does not do yet.
+    #[error(
+        "the acme section is not supported yet by this OIDC Discovery Provider: obtain a certificate \
+         separately and use serving_cert_file, or serve behind a TLS proxy with insecure_addr or listen_socket_path"
+    )]
+    AcmeUnsupported,
+    /// A listener could not be opened.
+    #[error("listen {network} {addr}: {source}")]
+    Listen {
+        /// `tcp` or `unix`.
+        network: &'static str,
+        /// The address.
+        addr: String,
+        /// The system error.
+        source: std::io::Error,
+    },
+    /// The serving certificate could not be loaded.
+    #[error("failed to load certificate: {0}")]
+    Certificate(#[from] CertError),
+    /// The insecure address is not `host:port`.
+    #[error("{0}")]
+    Address(#[from] crate::config::AddrError),
+}
+
+/// Refuses the listening modes this build does not implement, before anything is started. This is
+/// the one switch to change when ACME support lands.
+pub fn refuse_unsupported(listen: &Listen) -> Result<(), ServeError> {
+    match listen {
+        Listen::Acme(_) => Err(ServeError::AcmeUnsupported),
+        _ => Ok(()),
+    }
+}
+
+/// An opened listener, ready to serve.
+pub enum Listener {
+    /// Plain HTTP over TCP.
+    Tcp(TcpListener),
+    /// Plain HTTP over a Unix socket.
+    Unix(UnixListener),
+    /// HTTPS over TCP.
+    Tls(TcpListener, TlsAcceptor),
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tcp(l) => f.debug_tuple("Tcp").field(l).finish(),
+            Self::Unix(l) => f.debug_tuple("Unix").field(l).finish(),
+            Self::Tls(l, _) => f.debug_tuple("Tls").field(l).finish(),
+        }
+    }
+}
+
+impl Listener {
+    /// Opens the configured listener (the certificate is loaded, and its reloading started, here).
+    pub async fn open(listen: &Listen) -> Result<Self, ServeError> {
+        refuse_unsupported(listen)?;
+        match listen {
+            Listen::InsecureAddr(addr) => {
+                let socket = crate::config::resolve_tcp_addr(addr)?;
+                let l = TcpListener::bind(socket).await.map_err(|source| ServeError::Listen {
+                    network: "tcp",
+                    addr: addr.clone(),
+                    source,
+                })?;
+                tracing::warn!(address = %addr, "Serving HTTP (insecure)");
+                Ok(Self::Tcp(l))
+            }
+            Listen::Socket(path) => {
+                let l = listen_unix(path)?;
+                tracing::info!(network = "unix", address = %path.display(), "Serving HTTP");
+                Ok(Self::Unix(l))
+            }
+            Listen::ServingCertFile(s) => {
+                let l = listen_tls(s).await?;
+                tracing::info!(
+                    cert_file_path = %s.cert_file_path.display(),
+                    key_file_path = %s.key_file_path.display(),
+                    "Serving HTTPS using certificate loaded from disk"
+                );
+                Ok(l)
+            }
+            Listen::Acme(_) => Err(ServeError::AcmeUnsupported),
+        }
+    }
+
+    /// The TCP address, for tests that listen on port 0.
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Self::Tcp(l) | Self::Tls(l, _) => l.local_addr().ok(),
+            Self::Unix(_) => None,
+        }
+    }
+}
+
+/// SPIRE removes a stale socket, listens, and lets anyone connect (the proxy in front decides).
+fn listen_unix(path: &Path) -> Result<UnixListener, ServeError> {
+    let err = |source| ServeError::Listen { network: "unix", addr: path.display().to_string(), source };
+    let _ = std::fs::remove_file(path);
+    let l = UnixListener::bind(path).map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).map_err(err)?;
+    Ok(l)
+}
+
+async fn listen_tls(s: &ServingCertFile) -> Result<Listener, ServeError> {
+    let cert = Arc::new(FileCert::load(&s.cert_file_path, &s.key_file_path)?);
+    Arc::clone(&cert).spawn_sync(s.file_sync_interval);
+    let config = rustls::ServerConfig::builder_with_provider(spire_tls::provider())
+        .with_safe_default_protocol_versions()
+        .expect("the provider supports TLS 1.2 and 1.3")
+        .with_no_client_auth()
+        .with_cert_resolver(cert);
+    let l = TcpListener::bind(s.addr).await.map_err(|source| ServeError::Listen {
+        network: "tcp",
+        addr: s.addr.to_string(),
+        source,
+    })?;
+    Ok(Listener::Tls(l, TlsAcceptor::from(Arc::new(config))))
+}
+
+/// Serves `handler` on `listener` until the task is dropped.
+pub async fn serve(listener: Listener, handler: Arc<Handler>, log_requests: bool) {
+    let respond = move |req: Request<Incoming>, conn: Conn, peer: String| {
+        if log_requests {
+            let agent = req.headers().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::debug!(remote_addr = %peer, method = %req.method(), url = %req.uri(), user_agent = agent, "Incoming request");
+        }
+        handler.handle(&req, conn)
+    };
+    let respond = Arc::new(respond);
+    match listener {
+        Listener::Tcp(l) => {
+            accept_loop(|| l.accept(), move |io, peer| serve_conn(io, Conn { tls: false }, peer, Arc::clone(&respond)))
+                .await
+        }
+        Listener::Unix(l) => {
+            accept_loop(
+                || async { l.accept().await.map(|(s, _)| (s, "@")) },
+                move |io, peer| serve_conn(io, Conn { tls: false }, peer, Arc::clone(&respond)),
+            )
+            .await
+        }
+        Listener::Tls(l, acceptor) => {
+            accept_loop(
+                || l.accept(),
+                move |tcp, peer| {
+                    let (acceptor, respond) = (acceptor.clone(), Arc::clone(&respond));
+                    async move {
+                        match tokio::time::timeout(READ_HEADER_TIMEOUT, acceptor.accept(tcp)).await {
+                            Ok(Ok(tls)) => serve_conn(tls, Conn { tls: true }, peer, respond).await,
+                            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                        }
+                    }
+                },
+            )
+            .await
+        }
+    }
+}
+
+/// Serves the health checks on every interface at `port`, as SPIRE does.
+pub async fn serve_health(port: u16, health: Arc<Health>) -> Result<(), ServeError> {
+    let addr = std::net::SocketAddr::from(([0u16; 8], port));
+    let l = TcpListener::bind(addr).await.map_err(|source| ServeError::Listen {
+        network: "tcp",
+        addr: format!(":{port}"),
+        source,
+    })?;
+    let respond = Arc::new(move |req: Request<Incoming>, _: Conn, _: String| health.handle(&req));
+    accept_loop(|| l.accept(), move |io, peer| serve_conn(io, Conn { tls: false }, peer, Arc::clone(&respond))).await;
+    Ok(())
+}
+
+/// Accepts connections and runs `serve` for each on its own task, at most [`MAX_CONNECTIONS`] at once.
+async fn accept_loop<S, P, A, AF, F, FF>(mut accept: A, serve: F)
+where
+    A: FnMut() -> AF,
+    AF: Future<Output = std::io::Result<(S, P)>>,
+    P: Display,
+    F: Fn(S, String) -> FF,
+    FF: Future<Output = ()> + Send + 'static,
+{
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let slot = Arc::clone(&slots).acquire_owned().await.expect("the semaphore is never closed");
+        match accept().await {
+            Ok((stream, peer)) => {
+                let conn = serve(stream, peer.to_string());
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    conn.await;
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn serve_conn<IO, R>(io: IO, conn: Conn, peer: String, respond: Arc<R>)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    R: Fn(Request<Incoming>, Conn, String) -> Response<Body> + Send + Sync + 'static,
+{
+    let peer_for_service = peer.clone();
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let response = respond(req, conn, peer_for_service.clone());
+        async move { Ok::<_, Infallible>(response) }
+    });
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(READ_HEADER_TIMEOUT);
+    if let Err(e) = http.serve_connection(TokioIo::new(io), service).await {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}

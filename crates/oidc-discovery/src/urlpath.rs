@@ -1,0 +1,105 @@
+//! The few pieces of Go's `path` and `net/url` that decide the provider's routes and URLs, so that
+//! a `server_path_prefix` or `jwt_issuer` gives the same endpoints and document as SPIRE's.
+
+/// Go's `path.Clean`.
+pub fn clean(p: &str) -> String {
+    if p.is_empty() {
+        return ".".to_owned();
+    }
+    let rooted = p.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in p.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|l| *l != "..") {
+                    parts.pop();
+                } else if !rooted {
+                    parts.push("..");
+                }
+            }
+            s => parts.push(s),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_owned(),
+        (false, false) => joined,
+    }
+}
+
+/// Go's `url.JoinPath(base, elem)` for a base that is a bare path: joined and cleaned, relative
+/// bases stay relative, and a trailing slash of `elem` is kept.
+pub fn join(base: &str, elem: &str) -> String {
+    let mut p = if base.starts_with('/') {
+        clean(&format!("{base}/{elem}"))
+    } else {
+        clean(&format!("/{base}/{elem}"))[1..].to_owned()
+    };
+    if elem.ends_with('/') && !p.ends_with('/') {
+        p.push('/');
+    }
+    p
+}
+
+/// The path of a URL (`https://host/a/b?q` gives `/a/b`).
+pub fn url_path(raw: &str) -> &str {
+    let after_scheme = raw.split_once("://").map_or(raw, |(_, rest)| rest);
+    let start = after_scheme.find('/').unwrap_or(after_scheme.len());
+    let rest = &after_scheme[start..];
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// Go's `url.URL{Scheme, Host, Path}.String()`.
+pub fn url_string(scheme: &str, host: &str, path: &str) -> String {
+    let sep = if !path.is_empty() && !path.starts_with('/') && !host.is_empty() { "/" } else { "" };
+    format!("{scheme}://{host}{sep}{}", escape_path(path))
+}
+
+/// Go's path escaping: unreserved characters and the sub-delimiters a path may hold stay as they
+/// are, anything else is percent-encoded.
+fn escape_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~$&+,/:;=@!()*'".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_as_go() {
+        assert_eq!(join("/", "/.well-known/openid-configuration"), "/.well-known/openid-configuration");
+        assert_eq!(join("/", "keys"), "/keys");
+        assert_eq!(join("/instance/1", "keys"), "/instance/1/keys");
+        assert_eq!(join("/instance/1/", "/keys"), "/instance/1/keys");
+        assert_eq!(join("", "keys"), "keys");
+        assert_eq!(join("/a/../b", "keys"), "/b/keys");
+    }
+
+    #[test]
+    fn clean_as_go() {
+        assert_eq!(clean("//keys"), "/keys");
+        assert_eq!(clean("/a/./b/../keys"), "/a/keys");
+        assert_eq!(clean("/.."), "/");
+        assert_eq!(clean("a/"), "a");
+    }
+
+    #[test]
+    fn urls_as_go() {
+        assert_eq!(url_string("https", "h.example", "keys"), "https://h.example/keys");
+        assert_eq!(url_string("https", "h.example", ""), "https://h.example");
+        assert_eq!(url_string("http", "h:8080", "/p q/keys"), "http://h:8080/p%20q/keys");
+        assert_eq!(url_path("https://h.example/a/b?x#y"), "/a/b");
+        assert_eq!(url_path("https://h.example"), "");
+    }
+}

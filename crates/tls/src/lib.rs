@@ -7,6 +7,9 @@
 //! signature checks, so they are identical everywhere and always those of aws-lc-rs, the one crypto
 //! provider in the tree ([`provider`]).
 
+#[cfg(feature = "acme")]
+pub mod acme;
+
 use std::fmt::Debug;
 use std::sync::Arc;
 

@@ -76,3 +76,13 @@ fn sshpop_messages_seeds() {
 fn tpm_devid_messages_seeds() {
     run("tpm_devid_messages", env!("CARGO_BIN_EXE_tpm_devid_messages"));
 }
+
+#[test]
+fn oidc_config_seeds() {
+    run("oidc_config", env!("CARGO_BIN_EXE_oidc_config"));
+}
+
+#[test]
+fn oidc_request_seeds() {
+    run("oidc_request", env!("CARGO_BIN_EXE_oidc_request"));
+}

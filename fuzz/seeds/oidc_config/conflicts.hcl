@@ -1,0 +1,1 @@
+domains = ["d"] insecure_addr = ":1" listen_socket_path = "/s" acme { } server_api { address = "dns:x" } workload_api { }

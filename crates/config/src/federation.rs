@@ -1,6 +1,6 @@
 //! The server's `federation` block: its own bundle endpoint and the trust domains it federates
-//! with. Parsed and validated as SPIRE does; the server serves `bundle_endpoint`
-//! (`spire_server::federation`), `federates_with` is not acted on yet.
+//! with. Parsed and validated as SPIRE does; the server serves `bundle_endpoint` and fetches the
+//! `federates_with` trust domains' bundles (`spire_server::federation`).
 //!
 //! SPIRE does not check for unknown keys in `federation` itself or in `federates_with` entries, so
 //! those only warn here; `bundle_endpoint` and `acme` are checked.

@@ -22,7 +22,7 @@ pub(crate) const BUILTIN_PLUGINS: &[(&str, &[&str])] = &[
     ("NodeAttestor", &["join_token", "k8s_psat", "sshpop", "tpm_devid", "x509pop"]),
 ];
 
-const NO_FEDERATION: &str = "spire-rs neither serves its bundle to other trust domains nor fetches theirs";
+const NO_FEDERATION: &str = "the block sets neither a bundle_endpoint nor a federates_with, so it does nothing";
 
 /// The settings of `config` that have no effect, block by block in the order of SPIRE's docs.
 pub fn find(config: &ServerConfig) -> Vec<InertSetting> {
@@ -31,16 +31,11 @@ pub fn find(config: &ServerConfig) -> Vec<InertSetting> {
     if config.audit_log_enabled {
         add("server.audit_log_enabled".into(), "spire-rs writes no audit log");
     }
-    if let Some(federation) = &config.federation {
-        if federation.bundle_endpoint.is_none() && federation.federates_with.is_empty() {
-            add("server.federation".into(), NO_FEDERATION);
-        }
-        for f in &federation.federates_with {
-            add(
-                format!("server.federation.federates_with[{:?}]", f.trust_domain.as_str()),
-                "spire-rs does not fetch bundles from bundle endpoints (set them with `spire-server bundle set`)",
-            );
-        }
+    if let Some(federation) = &config.federation
+        && federation.bundle_endpoint.is_none()
+        && federation.federates_with.is_empty()
+    {
+        add("server.federation".into(), NO_FEDERATION);
     }
     const NO_PRUNING: &str = "expired agents are not pruned automatically (use `spire-server agent purge`)";
     if config.prune_attested_nodes_expired_for.is_some() {
@@ -233,7 +228,6 @@ plugins {{
             keys(&c),
             [
                 "server.audit_log_enabled",
-                "server.federation.federates_with[\"domain.test\"]",
                 "server.prune_attested_nodes_expired_for",
                 "server.prune_attested_nodes_batch_size",
                 "server.prune_tofu_nodes",

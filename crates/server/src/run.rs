@@ -321,7 +321,14 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
         ratelimit_signing: config.ratelimit.signing,
         prune_events_older_than: config.experimental.prune_events_older_than,
     };
-    let ctx = Arc::new(ServerContext::new(td, ds.clone(), ca.clone(), settings).with_node_attestors(attestors));
+    let federates_with = config.federation.as_ref().map_or(&[][..], |f| f.federates_with.as_slice());
+    let bundle_client = crate::federation::client::Manager::new(ds.clone())
+        .with_configured(crate::federation::client::configured(federates_with));
+    let ctx = Arc::new(
+        ServerContext::new(td, ds.clone(), ca.clone(), settings)
+            .with_node_attestors(attestors)
+            .with_bundle_client(Arc::new(bundle_client)),
+    );
     // The events position is taken before the entries are read, so that a write another server makes
     // meanwhile is replayed rather than missed.
     let cursor =
@@ -380,6 +387,7 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
         ),
         svid.spawn(ds),
         crate::maintenance::spawn(ctx.clone()),
+        ctx.bundle_client.spawn(),
     ];
     background.extend(federation);
     tracing::info!(address = %tcp_addr, socket = %config.socket_path.display(), "server started");

@@ -14,12 +14,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_spire-server");
 /// repeated blocks merge, as in HCL v1.
 const EXTRA: &str = r#"
     audit_log_enabled = true
-    federation {
-        federates_with "domain.test" {
-            bundle_endpoint_url = "https://domain.test:8443"
-            bundle_endpoint_profile "https_web" {}
-        }
-    }
     experimental {
         require_pq_kem = true
     }
@@ -43,7 +37,6 @@ server {
 
 const INERT: &[&str] = &[
     "server.audit_log_enabled",
-    "server.federation.federates_with[\"domain.test\"]",
     "server.experimental.require_pq_kem",
     "plugins.Notifier.k8sbundle",
     "health_checks",

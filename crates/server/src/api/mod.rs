@@ -84,6 +84,8 @@ pub struct ServerContext {
     pub limits: ratelimit::RateLimiter,
     /// The configured node attestors (the Agent service adds `join_token`).
     pub node_attestors: NodeAttestors,
+    /// The federation bundle client, which the TrustDomain API refreshes and reloads.
+    pub bundle_client: Arc<crate::federation::client::Manager>,
 }
 
 impl std::fmt::Debug for ServerContext {
@@ -98,7 +100,24 @@ impl ServerContext {
         let server_id = trust_domain.id_with_path("/spire/server").expect("valid path");
         let index = Arc::new(RwLock::new(EntryIndex::new(trust_domain.clone())));
         let limits = ratelimit::RateLimiter::new(settings.ratelimit_attestation, settings.ratelimit_signing);
-        Self { trust_domain, server_id, ds, ca, index, settings, limits, node_attestors: NodeAttestors::new() }
+        let bundle_client = Arc::new(crate::federation::client::Manager::new(ds.clone()));
+        Self {
+            trust_domain,
+            server_id,
+            ds,
+            ca,
+            index,
+            settings,
+            limits,
+            node_attestors: NodeAttestors::new(),
+            bundle_client,
+        }
+    }
+
+    /// The context with `manager` as its federation bundle client.
+    pub fn with_bundle_client(mut self, manager: Arc<crate::federation::client::Manager>) -> Self {
+        self.bundle_client = manager;
+        self
     }
 
     /// The context with `attestors` as its configured node attestors.

@@ -248,6 +248,14 @@ impl TrustDomainService {
             .map_err(|e| ds_err("failed to convert federation relationship to proto", e))
     }
 
+    /// Has the bundle client reread the relationships when any item of a batch succeeded, as SPIRE
+    /// does, so that a new relationship is fetched at once rather than at the next periodic reread.
+    fn reload_if_any_ok<'a>(&self, statuses: impl Iterator<Item = Option<&'a pb::Status>>) {
+        if statuses.flatten().any(|s| s.code == 0) {
+            self.ctx.bundle_client.trigger_config_reload();
+        }
+    }
+
     async fn delete_one(&self, raw: &str) -> (pb::Status, String) {
         if raw.is_empty() {
             return (item_status(&Status::invalid_argument("missing trust domain")), String::new());
@@ -328,6 +336,7 @@ impl TrustDomainApi for TrustDomainService {
                 Err(s) => Item { status: Some(item_status(&s)), federation_relationship: None },
             });
         }
+        self.reload_if_any_ok(results.iter().map(|r| r.status.as_ref()));
         Ok(Response::new(api::BatchCreateFederationRelationshipResponse { results }))
     }
 
@@ -344,6 +353,7 @@ impl TrustDomainApi for TrustDomainService {
                 Err(s) => Item { status: Some(item_status(&s)), federation_relationship: None },
             });
         }
+        self.reload_if_any_ok(results.iter().map(|r| r.status.as_ref()));
         Ok(Response::new(api::BatchUpdateFederationRelationshipResponse { results }))
     }
 
@@ -360,23 +370,19 @@ impl TrustDomainApi for TrustDomainService {
                 trust_domain,
             });
         }
+        self.reload_if_any_ok(results.iter().map(|r| r.status.as_ref()));
         Ok(Response::new(api::BatchDeleteFederationRelationshipResponse { results }))
     }
 
-    /// Fetching bundles from federation endpoints lands with the bundle client; until then the RPC
-    /// still tells a missing relationship apart from a refresh it cannot do.
+    /// Fetches the trust domain's bundle now through the bundle client, which first rereads the
+    /// relationships (so one just created counts, and so do the configuration's `federates_with`).
     async fn refresh_bundle(&self, request: Request<api::RefreshBundleRequest>) -> Result<Response<()>, Status> {
         let td = Self::parse_trust_domain(&request.get_ref().trust_domain)?;
-        let rel = self
-            .ctx
-            .ds
-            .fetch_federation_relationship(&td)
-            .await
-            .map_err(|e| ds_err("failed to fetch federation relationship", e))?;
-        if rel.is_none() {
-            return Err(Status::not_found(format!("no relationship with trust domain {:?}", td.as_str())));
+        match self.ctx.bundle_client.refresh_bundle_for(&td).await {
+            Ok(true) => Ok(Response::new(())),
+            Ok(false) => Err(Status::not_found(format!("no relationship with trust domain {:?}", td.as_str()))),
+            Err(e) => Err(Status::internal(format!("failed to refresh bundle: {e}"))),
         }
-        Err(Status::unimplemented("refreshing bundles is not implemented yet"))
     }
 }
 

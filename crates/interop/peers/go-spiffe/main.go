@@ -5,6 +5,12 @@
 //	go-spiffe-workload x509 [-socket P]
 //	go-spiffe-workload jwt  [-socket P] -audience A
 //	go-spiffe-workload mtls [-socket P] -server-id ID1 -client-id ID2
+//	go-spiffe-workload mtls-serve [-socket P] -listen ADDR -id OWN -peer-id PEER
+//	go-spiffe-workload mtls-dial  [-socket P] -addr ADDR -id OWN -peer-id PEER
+//
+// mtls-serve and mtls-dial are one side each of an mTLS exchange with another workload (of another
+// trust domain, say): they present the SVID for -id and accept only a peer presenting -peer-id,
+// chained to the bundle of the peer's trust domain that the Workload API handed this workload.
 //
 // -socket takes a path or a unix:// URI; without it go-spiffe reads SPIFFE_ENDPOINT_SOCKET.
 package main
@@ -30,7 +36,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fail(errors.New("usage: go-spiffe-workload x509|jwt|mtls [flags]"))
+		fail(errors.New("usage: go-spiffe-workload x509|jwt|mtls|mtls-serve|mtls-dial [flags]"))
 	}
 	cmd, args := os.Args[1], os.Args[2:]
 	flags := flag.NewFlagSet(cmd, flag.ExitOnError)
@@ -38,6 +44,10 @@ func main() {
 	audience := flags.String("audience", "", "jwt: audience")
 	serverID := flags.String("server-id", "", "mtls: SPIFFE ID the server side presents")
 	clientID := flags.String("client-id", "", "mtls: SPIFFE ID the client side presents")
+	ownID := flags.String("id", "", "mtls-serve, mtls-dial: SPIFFE ID this side presents")
+	peerID := flags.String("peer-id", "", "mtls-serve, mtls-dial: the only SPIFFE ID accepted from the peer")
+	listen := flags.String("listen", "127.0.0.1:0", "mtls-serve: TCP address to accept one connection on")
+	addr := flags.String("addr", "", "mtls-dial: TCP address of the peer")
 	timeout := flags.Duration("timeout", 30*time.Second, "overall deadline")
 	_ = flags.Parse(args)
 
@@ -57,6 +67,10 @@ func main() {
 		out, err = runJWT(ctx, opts, *audience)
 	case "mtls":
 		out, err = runMTLS(ctx, opts, *serverID, *clientID)
+	case "mtls-serve":
+		out, err = runServe(ctx, opts, *listen, *ownID, *peerID)
+	case "mtls-dial":
+		out, err = runDial(ctx, opts, *addr, *ownID, *peerID)
 	default:
 		err = fmt.Errorf("unknown command %q", cmd)
 	}
@@ -190,7 +204,7 @@ func runMTLS(ctx context.Context, opts []workloadapi.ClientOption, serverIDText,
 	defer listener.Close()
 
 	type seen struct {
-		peer string
+		peer spiffeid.ID
 		err  error
 	}
 	serverSaw := make(chan seen, 1)
@@ -201,29 +215,8 @@ func runMTLS(ctx context.Context, opts []workloadapi.ClientOption, serverIDText,
 			return
 		}
 		defer conn.Close()
-		tlsConn := conn.(*tls.Conn)
-		_ = tlsConn.SetDeadline(time.Now().Add(20 * time.Second))
-		if err := tlsConn.Handshake(); err != nil {
-			serverSaw <- seen{err: fmt.Errorf("server handshake: %w", err)}
-			return
-		}
-		peer, err := x509svid.IDFromCert(tlsConn.ConnectionState().PeerCertificates[0])
-		if err != nil {
-			serverSaw <- seen{err: err}
-			return
-		}
-		// Echo one line so the client knows application data flows both ways.
-		buf := make([]byte, 64)
-		n, err := tlsConn.Read(buf)
-		if err != nil {
-			serverSaw <- seen{err: fmt.Errorf("server read: %w", err)}
-			return
-		}
-		if _, err := tlsConn.Write(append([]byte("echo:"), buf[:n]...)); err != nil {
-			serverSaw <- seen{err: fmt.Errorf("server write: %w", err)}
-			return
-		}
-		serverSaw <- seen{peer: peer.String()}
+		peer, _, err := echo(ctx, conn.(*tls.Conn))
+		serverSaw <- seen{peer: peer, err: err}
 	}()
 
 	conn, err := tls.Dial("tcp", listener.Addr().String(),
@@ -232,26 +225,129 @@ func runMTLS(ctx context.Context, opts []workloadapi.ClientOption, serverIDText,
 		return nil, fmt.Errorf("client handshake: %w", err)
 	}
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-	clientSawID, err := x509svid.IDFromCert(conn.ConnectionState().PeerCertificates[0])
+	clientSawID, reply, err := ping(conn)
 	if err != nil {
 		return nil, err
-	}
-	if _, err := conn.Write([]byte("ping")); err != nil {
-		return nil, fmt.Errorf("client write: %w", err)
-	}
-	reply, err := io.ReadAll(io.LimitReader(conn, 9))
-	if err != nil {
-		return nil, fmt.Errorf("client read: %w", err)
 	}
 	server := <-serverSaw
 	if server.err != nil {
 		return nil, server.err
 	}
 	return map[string]any{
-		"server_saw": server.peer,
+		"server_saw": server.peer.String(),
 		"client_saw": clientSawID.String(),
-		"reply":      string(reply),
+		"reply":      reply,
 		"tls":        tls.VersionName(conn.ConnectionState().Version),
 	}, nil
+}
+
+// echo is the server's half of an exchange: it completes the handshake on conn and answers the
+// client's first message with "echo:" and that message, so that the client knows application data
+// flows both ways. Returns the client's SPIFFE ID and its message.
+func echo(ctx context.Context, conn *tls.Conn) (spiffeid.ID, string, error) {
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	if err := conn.HandshakeContext(ctx); err != nil {
+		return spiffeid.ID{}, "", fmt.Errorf("server handshake: %w", err)
+	}
+	peer, err := x509svid.IDFromCert(conn.ConnectionState().PeerCertificates[0])
+	if err != nil {
+		return spiffeid.ID{}, "", err
+	}
+	buf := make([]byte, 64)
+	n, err := conn.Read(buf)
+	if err != nil {
+		return spiffeid.ID{}, "", fmt.Errorf("server read: %w", err)
+	}
+	if _, err := conn.Write(append([]byte("echo:"), buf[:n]...)); err != nil {
+		return spiffeid.ID{}, "", fmt.Errorf("server write: %w", err)
+	}
+	return peer, string(buf[:n]), nil
+}
+
+// ping is the client's half of an exchange on a connection whose handshake is done: it sends
+// "ping" and reads the echo. Returns the server's SPIFFE ID and its reply.
+func ping(conn *tls.Conn) (spiffeid.ID, string, error) {
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	peer, err := x509svid.IDFromCert(conn.ConnectionState().PeerCertificates[0])
+	if err != nil {
+		return spiffeid.ID{}, "", err
+	}
+	if _, err := conn.Write([]byte("ping")); err != nil {
+		return spiffeid.ID{}, "", fmt.Errorf("client write: %w", err)
+	}
+	reply, err := io.ReadAll(io.LimitReader(conn, 9))
+	if err != nil {
+		return spiffeid.ID{}, "", fmt.Errorf("client read: %w", err)
+	}
+	return peer, string(reply), nil
+}
+
+// peerSide opens the X509 source of one side of an exchange between two workloads: its default SVID
+// is the one for ownText, and peerText is the only SPIFFE ID it will accept from the other side.
+func peerSide(ctx context.Context, opts []workloadapi.ClientOption, ownText, peerText string) (*workloadapi.X509Source, tlsconfig.Authorizer, error) {
+	own, err := spiffeid.FromString(ownText)
+	if err != nil {
+		return nil, nil, fmt.Errorf("-id: %w", err)
+	}
+	peer, err := spiffeid.FromString(peerText)
+	if err != nil {
+		return nil, nil, fmt.Errorf("-peer-id: %w", err)
+	}
+	source, err := sourceFor(ctx, opts, own)
+	if err != nil {
+		return nil, nil, err
+	}
+	return source, tlsconfig.AuthorizeID(peer), nil
+}
+
+// runServe accepts one mTLS connection on listen, answers its first message with "echo:" and that
+// message, and reports the peer's SPIFFE ID; a peer other than peerID fails the handshake.
+func runServe(ctx context.Context, opts []workloadapi.ClientOption, listen, ownText, peerText string) (any, error) {
+	source, authorize, err := peerSide(ctx, opts, ownText, peerText)
+	if err != nil {
+		return nil, err
+	}
+	defer source.Close()
+	listener, err := tls.Listen("tcp", listen, tlsconfig.MTLSServerConfig(source, source, authorize))
+	if err != nil {
+		return nil, err
+	}
+	defer listener.Close()
+	// No peer before the overall deadline: Accept fails instead of waiting forever.
+	go func() {
+		<-ctx.Done()
+		listener.Close()
+	}()
+	conn, err := listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	saw, received, err := echo(ctx, conn.(*tls.Conn))
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"peer_saw": saw.String(), "received": received}, nil
+}
+
+// runDial connects to addr over mTLS, sends "ping" and reports the peer's SPIFFE ID and its answer;
+// a peer other than peerID fails the handshake.
+func runDial(ctx context.Context, opts []workloadapi.ClientOption, addr, ownText, peerText string) (any, error) {
+	source, authorize, err := peerSide(ctx, opts, ownText, peerText)
+	if err != nil {
+		return nil, err
+	}
+	defer source.Close()
+	dialer := tls.Dialer{Config: tlsconfig.MTLSClientConfig(source, source, authorize)}
+	raw, err := dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("client handshake: %w", err)
+	}
+	conn := raw.(*tls.Conn)
+	defer conn.Close()
+	saw, reply, err := ping(conn)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"peer_saw": saw.String(), "reply": reply}, nil
 }

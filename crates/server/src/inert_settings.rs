@@ -18,7 +18,7 @@ use spire_config::plugin_data::{DatabaseType, SqlDataStoreConfig};
 pub(crate) const BUILTIN_PLUGINS: &[(&str, &[&str])] = &[
     ("DataStore", &["sql"]),
     ("KeyManager", &["disk", "memory"]),
-    ("UpstreamAuthority", &["disk"]),
+    ("UpstreamAuthority", &["disk", "spire"]),
     ("NodeAttestor", &["join_token", "k8s_psat", "sshpop", "tpm_devid", "x509pop"]),
 ];
 

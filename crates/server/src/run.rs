@@ -24,7 +24,8 @@ use crate::catalog::nodeattestor::{
     self, K8sPsatAttestor, NodeAttestor, NodeAttestors, SshPopAttestor, TpmDevIdAttestor, X509PopAttestor, k8s_psat,
     sshpop, tpm_devid, x509pop,
 };
-use crate::catalog::upstreamauthority::{DiskUpstreamAuthority, UpstreamAuthority};
+use crate::catalog::upstreamauthority::spire::SpireUpstreamConfig;
+use crate::catalog::upstreamauthority::{DiskUpstreamAuthority, SpireUpstreamAuthority, UpstreamAuthority};
 use crate::endpoints::{self, tls::ServerCert};
 use crate::server_svid::ServerSvid;
 
@@ -105,8 +106,14 @@ pub async fn open_datastore(config: &SqlDataStoreConfig) -> Result<Arc<dyn DataS
 #[derive(Debug)]
 pub struct Plugins {
     key_manager: KeyManagerPlugin,
-    upstream_authority: Option<DiskUpstreamAuthorityConfig>,
+    upstream_authority: Option<UpstreamAuthorityPlugin>,
     node_attestors: Vec<NodeAttestorPlugin>,
+}
+
+#[derive(Debug)]
+enum UpstreamAuthorityPlugin {
+    Disk(DiskUpstreamAuthorityConfig),
+    Spire(SpireUpstreamConfig),
 }
 
 #[derive(Debug)]
@@ -142,13 +149,17 @@ impl Plugins {
         };
         let upstream_authority = match config.upstream_authority().filter(|p| p.enabled) {
             None => None,
-            Some(plugin) if plugin.name == "disk" => {
-                Some(DiskUpstreamAuthorityConfig::from_plugin(plugin).map_err(plugin_error)?)
+            Some(plugin) if plugin.name == "disk" => Some(UpstreamAuthorityPlugin::Disk(
+                DiskUpstreamAuthorityConfig::from_plugin(plugin).map_err(plugin_error)?,
+            )),
+            Some(plugin) if plugin.name == "spire" => {
+                Some(UpstreamAuthorityPlugin::Spire(SpireUpstreamConfig::from_plugin(plugin).map_err(plugin_error)?))
             }
             Some(plugin) => {
                 return Err(RunError::Plugin(format!(
-                    "unknown UpstreamAuthority plugin {:?}: use \"disk\"",
-                    plugin.name
+                    "unknown UpstreamAuthority plugin {:?}: this build supports {}",
+                    plugin.name,
+                    spire_config::inert::supported_names(crate::inert_settings::BUILTIN_PLUGINS, "UpstreamAuthority")
                 )));
             }
         };
@@ -197,12 +208,19 @@ fn key_manager(plugin: KeyManagerPlugin) -> Result<Arc<dyn KeyManager>, RunError
 }
 
 fn upstream_authority(
-    plugin: Option<DiskUpstreamAuthorityConfig>,
+    plugin: Option<UpstreamAuthorityPlugin>,
+    trust_domain: &TrustDomain,
 ) -> Result<Option<Arc<dyn UpstreamAuthority>>, RunError> {
-    let Some(cfg) = plugin else { return Ok(None) };
-    let ua = DiskUpstreamAuthority::new(cfg.cert_file_path, cfg.key_file_path, cfg.bundle_file_path)
-        .map_err(plugin_error)?;
-    Ok(Some(Arc::new(ua)))
+    Ok(match plugin {
+        None => None,
+        Some(UpstreamAuthorityPlugin::Disk(cfg)) => Some(Arc::new(
+            DiskUpstreamAuthority::new(cfg.cert_file_path, cfg.key_file_path, cfg.bundle_file_path)
+                .map_err(plugin_error)?,
+        )),
+        Some(UpstreamAuthorityPlugin::Spire(cfg)) => {
+            Some(Arc::new(SpireUpstreamAuthority::new(cfg, trust_domain.clone())))
+        }
+    })
 }
 
 /// The NodeAttestor instances; kube clients are built here, not in [`Plugins::decode`].
@@ -291,7 +309,7 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
     let ds = open_datastore(&config.datastore).await?;
     let attestors = node_attestors(plugins.node_attestors, &config.trust_domain, &ds).await?;
     let keys = key_manager(plugins.key_manager)?;
-    let upstream = upstream_authority(plugins.upstream_authority)?;
+    let upstream = upstream_authority(plugins.upstream_authority, &config.trust_domain)?;
 
     let td = config.trust_domain.clone();
     let ca = Arc::new(Ca::new(td.clone(), config.jwt_issuer.clone()));
@@ -375,7 +393,7 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
         tokio::spawn(endpoints::serve_tcp(ctx.clone(), tcp, cert, bundles, until_stopped(stopped))),
     ];
     let mut background = vec![
-        manager.spawn_rotator(),
+        manager.clone().spawn_rotator(),
         follower::spawn(
             ds.clone(),
             ctx.index.clone(),
@@ -389,6 +407,7 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
         crate::maintenance::spawn(ctx.clone()),
         ctx.bundle_client.spawn(),
     ];
+    background.extend(manager.spawn_upstream_sync());
     background.extend(federation);
     tracing::info!(address = %tcp_addr, socket = %config.socket_path.display(), "server started");
     Ok(Server { ctx, tcp_addr, stop, tasks, background })
@@ -498,7 +517,10 @@ plugins {{
                 r#"NodeAttestor "x509pop" {}"#.to_owned(),
                 "plugins.NodeAttestor.x509pop.plugin_data: one of ca_bundle_path or ca_bundle_paths must be configured",
             ),
-            (r#"UpstreamAuthority "vault" {}"#.to_owned(), "unknown UpstreamAuthority plugin \"vault\": use \"disk\""),
+            (
+                r#"UpstreamAuthority "vault" {}"#.to_owned(),
+                "unknown UpstreamAuthority plugin \"vault\": this build supports \"disk\" and \"spire\"",
+            ),
         ];
         for (plugins, message) in refused {
             let err = Plugins::decode(&config(&plugins)).unwrap_err().to_string();

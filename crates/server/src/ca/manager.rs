@@ -14,7 +14,7 @@ use super::journal::{Journal, JwtKeyEntry, X509CaEntry};
 use super::signer::{ActiveAuthorities, Ca, JwtAuthority, X509Authority, unix};
 use super::slot::{SlotId, SlotStatus, activate_at, prepare_at};
 use crate::catalog::keymanager::{KeyManager, KeyManagerError};
-use crate::catalog::upstreamauthority::{CaRequest, UpstreamAuthority, UpstreamAuthorityError};
+use crate::catalog::upstreamauthority::{CaRequest, UpstreamAuthority, UpstreamAuthorityError, UpstreamBundle, ca_csr};
 
 /// How often the rotator looks at the slots (SPIRE's rotator interval).
 pub const ROTATE_INTERVAL: Duration = Duration::from_secs(10);
@@ -213,15 +213,46 @@ impl CaManager {
         })
     }
 
+    /// Follows the upstream bundle, if the upstream authority streams it: every change is appended
+    /// to our bundle (SPIRE's `SyncX509Roots` and `AppendJWTKeys`), so that agents and downstream
+    /// servers learn new upstream roots and the JWT keys of the whole topology.
+    pub fn spawn_upstream_sync(self: Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let mut updates = self.upstream.as_ref()?.bundle_updates()?;
+        Some(tokio::spawn(async move {
+            while updates.changed().await.is_ok() {
+                let update = updates.borrow_and_update().clone();
+                if let Err(e) = self.append_upstream(update).await {
+                    tracing::error!(error = %e, "Failed to store the bundle received from the upstream authority plugin");
+                }
+            }
+        }))
+    }
+
+    async fn append_upstream(&self, update: UpstreamBundle) -> Result<(), CaManagerError> {
+        let bundle = StoredBundle {
+            x509_authorities: update.x509_roots.into_iter().map(|der| StoredX509 { der, tainted: false }).collect(),
+            jwt_authorities: update.jwt_keys,
+            ..StoredBundle::new(self.cfg.trust_domain.clone())
+        };
+        let before = self.ds.fetch_bundle(&self.cfg.trust_domain).await?;
+        let after = self.ds.append_bundle(bundle).await?;
+        if before.is_none_or(|b| b.sequence_number != after.sequence_number) {
+            tracing::info!(sequence_number = after.sequence_number, "Bundle updated from the upstream authority");
+        }
+        Ok(())
+    }
+
     async fn prepare_x509(&self, slot: SlotId, now: SystemTime) -> Result<X509CaEntry, CaManagerError> {
         let key = self.keys.generate_key(slot.x509_key_id(), self.cfg.ca_key_type).await?;
         let public = key.public_key_der();
         let (chain, roots, self_signed) = match &self.upstream {
             Some(upstream) => {
+                let csr = ca_csr(&key, &self.cfg.trust_domain, &self.cfg.ca_subject)?;
                 let minted = upstream
                     .mint_x509_ca(CaRequest {
                         trust_domain: &self.cfg.trust_domain,
                         public_key_der: &public,
+                        csr: &csr,
                         subject: self.cfg.ca_subject.clone(),
                         now,
                         ttl: self.cfg.ca_ttl,
@@ -267,18 +298,31 @@ impl CaManager {
         let key_id = random_key_id();
         let not_after = unix(now + self.cfg.ca_ttl);
         let public_key_der = key.public_key_der();
-        let bundle = StoredBundle {
-            trust_domain: self.cfg.trust_domain.clone(),
-            x509_authorities: vec![],
-            jwt_authorities: vec![JwtKey {
-                key_id: key_id.clone(),
-                public_key_der: public_key_der.clone(),
-                expires_at: not_after,
-                tainted: false,
-            }],
-            refresh_hint: 0,
-            sequence_number: 0,
+        let own = JwtKey {
+            key_id: key_id.clone(),
+            public_key_der: public_key_der.clone(),
+            expires_at: not_after,
+            tainted: false,
         };
+        // With an upstream, the keys it answers (ours among those of the whole topology) go into the
+        // bundle; a plugin that cannot publish leaves us with our own key, as SPIRE's manager does.
+        let published = match &self.upstream {
+            Some(upstream) => upstream.publish_jwt_key(&own).await?,
+            None => None,
+        };
+        let jwt_authorities = match published {
+            Some(keys) => keys,
+            None => {
+                if self.upstream.is_some() {
+                    tracing::warn!(
+                        "UpstreamAuthority plugin does not support JWT-SVIDs. Workloads managed by this server may \
+                         have trouble communicating with workloads outside this cluster when using JWT-SVIDs."
+                    );
+                }
+                vec![own]
+            }
+        };
+        let bundle = StoredBundle { jwt_authorities, ..StoredBundle::new(self.cfg.trust_domain.clone()) };
         self.ds.append_bundle(bundle).await?;
         tracing::info!(slot = ?slot, key_id = %key_id, "JWT key prepared");
         Ok(JwtKeyEntry { slot, status: SlotStatus::Prepared, issued_at: unix(now), not_after, key_id, public_key_der })

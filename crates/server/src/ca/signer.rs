@@ -134,7 +134,8 @@ impl Ca {
         Ok(SignedX509 { chain, expires_at: unix((now + ttl).min(x509.issuer.not_after())) })
     }
 
-    /// Signs a CA certificate for a downstream server's key; returns it followed by our chain.
+    /// Signs a CA certificate for a downstream server's key; returns it followed by our chain tail,
+    /// as SPIRE's `makeCertChain`: nothing more for a self-signed CA, whose root is in the bundle.
     pub fn sign_downstream_ca(
         &self,
         public_key_der: &[u8],
@@ -149,11 +150,7 @@ impl Ca {
         )
         .map_err(|e| CaError::Sign(e.to_string()))?;
         let mut chain = vec![der];
-        if x509.chain_tail.is_empty() {
-            chain.push(x509.issuer.cert_der().to_vec());
-        } else {
-            chain.extend(x509.chain_tail.iter().cloned());
-        }
+        chain.extend(x509.chain_tail.iter().cloned());
         Ok(chain)
     }
 

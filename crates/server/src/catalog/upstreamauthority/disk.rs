@@ -110,6 +110,7 @@ mod tests {
             .mint_x509_ca(CaRequest {
                 trust_domain: &td(),
                 public_key_der: &ca_key.public_key_der(),
+                csr: &[],
                 subject: Subject::default_ca(),
                 now: now(),
                 ttl: std::time::Duration::from_secs(3600),

@@ -191,8 +191,8 @@ impl Plugins {
     }
 }
 
-/// Refuses settings outside the plugins that this build cannot act on and must not ignore (the
-/// bundle endpoint's ACME); `validate` and [`start`] both call it.
+/// Refuses settings outside the plugins that this build cannot act on and must not ignore (a
+/// bundle endpoint ACME domain that is not a DNS name); `validate` and [`start`] both call it.
 pub fn refuse_unsupported(config: &ServerConfig) -> Result<(), RunError> {
     if let Some(endpoint) = config.federation.as_ref().and_then(|f| f.bundle_endpoint.as_ref()) {
         crate::federation::bundle_endpoint::check(endpoint)?;
@@ -374,7 +374,8 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
     };
     let federation = match bundle_endpoint {
         Some(endpoint) => {
-            crate::federation::start(endpoint, config.trust_domain.clone(), ds.clone(), cert.clone()).await?.tasks
+            let (td, data_dir) = (config.trust_domain.clone(), config.data_dir.as_path());
+            crate::federation::start(endpoint, data_dir, td, ds.clone(), cert.clone()).await?.tasks
         }
         None => Vec::new(),
     };

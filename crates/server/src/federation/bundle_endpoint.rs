@@ -6,11 +6,13 @@
 //!
 //! Profiles: `https_spiffe` presents the server's own rotating X509-SVID
 //! (`spiffe://<td>/spire/server`); `https_web` presents a certificate from `serving_cert_file`,
-//! reloaded every `file_sync_interval`. `https_web` with ACME is refused at start: it needs an ACME
-//! CA, and this build has no ACME client.
+//! reloaded every `file_sync_interval`; `https_web` with `acme` presents a certificate obtained from
+//! the ACME CA (`spire_tls::acme`, proven by tls-alpn-01 on this listener, cached under
+//! `<data_dir>/bundle-acme` and renewed before expiry).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,9 +21,10 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::server::ResolvesServerCert;
-use spire_config::federation::{BundleEndpoint, BundleEndpointProfile};
+use spire_config::federation::{Acme, BundleEndpoint, BundleEndpointProfile};
 use spire_datastore::DataStore;
 use spire_identity::TrustDomain;
+use spire_tls::acme::{ACME_TLS_ALPN, AcmeConfig, AcmeError, LETS_ENCRYPT_DIRECTORY};
 use spire_tls::provider;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -41,12 +44,9 @@ const MAX_CONNECTIONS: usize = 256;
 /// Why the bundle endpoint could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleEndpointError {
-    /// `https_web` with `acme` was configured.
-    #[error(
-        "server.federation.bundle_endpoint: the https_web profile's \"acme\" is not supported by spire-rs (it has no \
-         ACME client); use serving_cert_file or the https_spiffe profile"
-    )]
-    AcmeUnsupported,
+    /// The `acme` settings are unusable (a domain name that is not a DNS name, an unusable cache).
+    #[error("server.federation.bundle_endpoint acme: {0}")]
+    Acme(#[from] AcmeError),
     /// The listener could not be bound.
     #[error("bundle endpoint: cannot listen on {addr}: {source}")]
     Bind {
@@ -63,11 +63,26 @@ pub enum BundleEndpointError {
     Tls(#[from] rustls::Error),
 }
 
-/// Refuses what this build cannot serve, before anything is started.
+/// Refuses what this build cannot serve, before anything is started: an ACME `domain_name` that is
+/// not a DNS name (it names the certificate and its cache file).
 pub fn check(config: &BundleEndpoint) -> Result<(), BundleEndpointError> {
-    match config.profile {
-        Some(BundleEndpointProfile::HttpsWebAcme(_)) => Err(BundleEndpointError::AcmeUnsupported),
+    match &config.profile {
+        Some(BundleEndpointProfile::HttpsWebAcme(acme)) if !spire_tls::acme::valid_domain(&acme.domain_name) => {
+            Err(AcmeError::Domain(acme.domain_name.clone()).into())
+        }
         _ => Ok(()),
+    }
+}
+
+/// SPIRE's ACME settings for the bundle endpoint: Let's Encrypt unless `directory_url` is set, the
+/// cache in `<data_dir>/bundle-acme`.
+fn acme_config(acme: &Acme, data_dir: &Path) -> AcmeConfig {
+    AcmeConfig {
+        directory_url: acme.directory_url.clone().unwrap_or_else(|| LETS_ENCRYPT_DIRECTORY.to_owned()),
+        domains: vec![acme.domain_name.clone()],
+        email: acme.email.clone(),
+        cache_dir: data_dir.join("bundle-acme"),
+        tos_accepted: acme.tos_accepted,
     }
 }
 
@@ -81,9 +96,10 @@ pub struct Started {
 }
 
 /// Binds `config`'s address and serves `trust_domain`'s bundle from `ds`; `server_cert` is the
-/// server's own SVID, presented by the `https_spiffe` profile.
+/// server's own SVID, presented by the `https_spiffe` profile; ACME caches under `data_dir`.
 pub async fn start(
     config: &BundleEndpoint,
+    data_dir: &Path,
     trust_domain: TrustDomain,
     ds: Arc<dyn DataStore>,
     server_cert: Arc<ServerCert>,
@@ -97,7 +113,11 @@ pub async fn start(
             tasks.push(cert.clone().spawn_sync(files.file_sync_interval));
             cert
         }
-        Some(BundleEndpointProfile::HttpsWebAcme(_)) => return Err(BundleEndpointError::AcmeUnsupported),
+        Some(BundleEndpointProfile::HttpsWebAcme(acme)) => {
+            let started = spire_tls::acme::start(acme_config(acme, data_dir))?;
+            tasks.push(started.task);
+            started.resolver
+        }
     };
     // rustls speaks TLS 1.2 and 1.3 only, the minimum SPIRE sets.
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
@@ -105,6 +125,9 @@ pub async fn start(
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    if matches!(config.profile, Some(BundleEndpointProfile::HttpsWebAcme(_))) {
+        tls.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
+    }
     let addr = format!("{}:{}", config.address, config.port);
     let bind_err = |source| BundleEndpointError::Bind { addr: addr.clone(), source };
     let listener = TcpListener::bind((config.address.as_str(), config.port)).await.map_err(bind_err)?;
@@ -156,6 +179,9 @@ async fn serve(listener: TcpListener, acceptor: TlsAcceptor, source: Arc<Source>
                 }
                 Err(_) => return,
             };
+            if spire_tls::acme::is_challenge(tls.get_ref().1) {
+                return; // the ACME CA's tls-alpn-01 validation: the handshake was all it wanted
+            }
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let source = source.clone();
                 async move { Ok::<_, Infallible>(respond(&req, &source).await) }
@@ -208,18 +234,22 @@ mod tests {
     }
 
     #[test]
-    fn acme_is_refused_naming_the_key() {
-        let acme = Acme {
+    fn acme_needs_a_dns_name_and_defaults_to_lets_encrypt() {
+        let acme = |domain: &str| Acme {
             directory_url: None,
-            domain_name: "example.org".into(),
+            domain_name: domain.into(),
             email: "admin@example.org".into(),
             tos_accepted: true,
         };
-        let err = check(&endpoint(Some(BundleEndpointProfile::HttpsWebAcme(acme)))).unwrap_err();
+        assert!(check(&endpoint(Some(BundleEndpointProfile::HttpsWebAcme(acme("example.org"))))).is_ok());
+        let err = check(&endpoint(Some(BundleEndpointProfile::HttpsWebAcme(acme("../x"))))).unwrap_err();
         let message = err.to_string();
-        assert!(message.contains("server.federation.bundle_endpoint") && message.contains("acme"), "{message}");
+        assert!(message.contains("server.federation.bundle_endpoint acme") && message.contains("../x"), "{message}");
         assert!(check(&endpoint(None)).is_ok());
         assert!(check(&endpoint(Some(BundleEndpointProfile::HttpsSpiffe))).is_ok());
+        let config = acme_config(&acme("example.org"), Path::new("/data"));
+        assert_eq!(config.directory_url, LETS_ENCRYPT_DIRECTORY);
+        assert_eq!(config.cache_dir, Path::new("/data/bundle-acme"));
     }
 
     /// `curl -k` (the certificate is not what this test is about) of `url`: status and body.
@@ -255,7 +285,7 @@ mod tests {
         );
         let td = TrustDomain::parse("example.org").unwrap();
         let config = endpoint(Some(BundleEndpointProfile::HttpsWebServingCert(files)));
-        let started = start(&config, td, ds, Arc::new(ServerCert::default())).await.unwrap();
+        let started = start(&config, dir.path(), td, ds, Arc::new(ServerCert::default())).await.unwrap();
         let url = format!("https://127.0.0.1:{}/", started.addr.port());
         let (status, body) = tokio::task::spawn_blocking(move || curl(&url)).await.unwrap();
         assert_eq!((status.as_str(), body.as_str()), ("500", "500 unable to retrieve local bundle\n"));

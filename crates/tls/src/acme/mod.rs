@@ -128,8 +128,9 @@ pub fn is_challenge<D>(conn: &rustls::ConnectionCommon<D>) -> bool {
     conn.alpn_protocol() == Some(ACME_TLS_ALPN)
 }
 
-/// A DNS name: letters, digits, hyphens and dots, no empty label.
-fn valid_domain(domain: &str) -> bool {
+/// Whether `domain` is a DNS name (letters, digits, hyphens and dots, no empty label), which it
+/// must be to be ordered and to name its cache file.
+pub fn valid_domain(domain: &str) -> bool {
     !domain.is_empty()
         && domain.len() <= 253
         && domain.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))

@@ -784,12 +784,17 @@ async fn delete_relationships() {
 #[tokio::test]
 async fn refresh_bundle_needs_a_relationship() {
     let s = Server::start(true).await;
-    create_relationships(&s, vec![web("other.org", "https://other.org/bundle")]).await;
+    // Nothing listens on port 1: the fetch fails at once, with SPIRE's code and wording.
+    create_relationships(&s, vec![web("other.org", "https://127.0.0.1:1/bundle")]).await;
     let refresh = |td: &str| td_api::RefreshBundleRequest { trust_domain: td.into() };
     let err = s.trust_domains().refresh_bundle(refresh("unknown.test")).await.unwrap_err();
     assert_err(err, Code::NotFound, "no relationship with trust domain \"unknown.test\"");
     let err = s.trust_domains().refresh_bundle(refresh("other.org")).await.unwrap_err();
-    assert_err(err, Code::Unimplemented, "refreshing bundles is not implemented yet");
+    assert_err(
+        err,
+        Code::Internal,
+        "failed to refresh bundle: failed to fetch federated bundle from endpoint: failed to fetch bundle: Get \"https://127.0.0.1:1/bundle\": ",
+    );
     let err = s.trust_domains().refresh_bundle(refresh("")).await.unwrap_err();
     assert_err(err, Code::InvalidArgument, "failed to parse trust domain: ");
 }

@@ -82,7 +82,9 @@ enum GetError {
 
 async fn get(url: &str, tls: rustls::ClientConfig) -> Result<Bytes, GetError> {
     let connector = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_only().enable_http1().build();
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
+    // One client per fetch (the TLS configuration follows the bundle held), keeping no idle connection.
+    let client: Client<_, Empty<Bytes>> =
+        Client::builder(TokioExecutor::new()).pool_max_idle_per_host(0).build(connector);
     let mut target = url::Url::parse(url).map_err(|e| GetError::Request(e.to_string()))?;
     for _ in 0..=MAX_REDIRECTS {
         target.set_fragment(None);

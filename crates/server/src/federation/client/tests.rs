@@ -492,3 +492,25 @@ async fn configuration_overrides_the_datastore() {
     assert_eq!(merged[&td("both.test")].url, "https://both.test/configured");
     assert_eq!(merged[&td("stored.test")].url, "https://stored.test/stored");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_web_on_an_spiffe_endpoint_suggests_https_spiffe() {
+    let foreign = Foreign::start(FOREIGN, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let local = local_ds(&dir).await;
+    // Even trusting the foreign CA, the SVID names no host: SPIRE's hint names its SPIFFE ID.
+    let mut roots = RootCertStore::empty();
+    for authority in foreign.bundle().await.x509_authorities {
+        roots.add(CertificateDer::from(authority.der)).unwrap();
+    }
+    let web = Endpoint { url: foreign.url.clone(), profile: BundleEndpointProfile::HttpsWeb };
+    let message = refresh_error(&local, FOREIGN, web, Some(Arc::new(roots))).await;
+    assert!(
+        message.contains(
+            "failed to authenticate bundle endpoint using web authentication but the server certificate contains \
+             SPIFFE ID \"spiffe://foreign.test/spire/server\": maybe use https_spiffe instead of https_web"
+        ),
+        "{message}"
+    );
+    assert!(local.fetch_bundle(&td(FOREIGN)).await.unwrap().is_none());
+}

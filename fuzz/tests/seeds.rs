@@ -86,3 +86,8 @@ fn oidc_config_seeds() {
 fn oidc_request_seeds() {
     run("oidc_request", env!("CARGO_BIN_EXE_oidc_request"));
 }
+
+#[test]
+fn acme_certificate_seeds() {
+    run("acme_certificate", env!("CARGO_BIN_EXE_acme_certificate"));
+}

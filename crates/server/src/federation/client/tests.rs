@@ -407,7 +407,8 @@ impl Canned {
                     }
                     let (status, body) = shared.lock().unwrap().clone();
                     let head = format!(
-                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nLocation: \
+                         /bundle\r\nConnection: close\r\n\r\n",
                         body.len()
                     );
                     let _ = tls.write_all(head.as_bytes()).await;
@@ -451,6 +452,9 @@ async fn malformed_bundles_errors_and_other_trust_domains_are_refused() {
     assert!(message.contains("x509-svid key 0"), "{message}");
     let message = attempt(500, "boom").await;
     assert_eq!(message, "failed to fetch federated bundle from endpoint: unexpected status 500 fetching bundle: boom");
+    // A redirect to itself: followed ten times, as Go's client, then given up.
+    let message = attempt(302, "").await;
+    assert!(message.ends_with("stopped after 10 redirects"), "{message}");
 
     // A real bundle, but of another trust domain (its CA names spiffe://other.test).
     let other = Foreign::start("other.test", None).await;

@@ -29,11 +29,12 @@ struct Pebble {
 }
 
 impl Pebble {
-    async fn start(binary: &Path, tls_port: u16) -> Self {
+    /// Starts pebble issuing certificates valid `validity` seconds (pebble's default: 90 days).
+    async fn start(binary: &Path, tls_port: u16, validity: Option<u64>) -> Self {
         let certs = std::fs::canonicalize(binary).unwrap().parent().unwrap().join("certs");
         let dir = tempfile::tempdir().unwrap();
         let (acme_port, management_port) = (free_port(), free_port());
-        let config = serde_json::json!({ "pebble": {
+        let mut config = serde_json::json!({ "pebble": {
             "listenAddress": format!("127.0.0.1:{acme_port}"),
             "managementListenAddress": format!("127.0.0.1:{management_port}"),
             "certificate": certs.join("localhost/cert.pem"),
@@ -44,6 +45,9 @@ impl Pebble {
             "externalAccountBindingRequired": false,
             "keyAlgorithm": "ecdsa",
         }});
+        if let Some(seconds) = validity {
+            config["pebble"]["profiles"] = serde_json::json!({ "default": { "validityPeriod": seconds } });
+        }
         std::fs::write(dir.path().join("pebble.json"), config.to_string()).unwrap();
         let log = std::fs::File::create(dir.path().join("pebble.log")).unwrap();
         let child = Command::new(binary)
@@ -221,7 +225,7 @@ fn acme_block(pebble: &Pebble, tos_accepted: bool) -> String {
 async fn serves_a_pebble_certificate_and_reuses_it_after_a_restart() {
     let Some(pebble_bin) = peers::require("pebble") else { return };
     let port = free_port();
-    let pebble = Pebble::start(&pebble_bin, port).await;
+    let pebble = Pebble::start(&pebble_bin, port, None).await;
     let mut server = Server::start(port, &acme_block(&pebble, true), &pebble.minica).await;
     let root = pebble.issuing_root();
 
@@ -258,7 +262,7 @@ async fn serves_a_pebble_certificate_and_reuses_it_after_a_restart() {
 async fn terms_of_service_not_accepted_gets_no_certificate() {
     let Some(pebble_bin) = peers::require("pebble") else { return };
     let port = free_port();
-    let pebble = Pebble::start(&pebble_bin, port).await;
+    let pebble = Pebble::start(&pebble_bin, port, None).await;
     let mut server = Server::start(port, &acme_block(&pebble, false), &pebble.minica).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while !server.log().contains("failed to obtain an ACME certificate") {
@@ -272,4 +276,28 @@ async fn terms_of_service_not_accepted_gets_no_certificate() {
     assert_eq!(pebble.orders(), 0);
     assert!(server.child.as_mut().unwrap().try_wait().unwrap().is_none(), "the server keeps running");
     server.stop();
+}
+
+/// A certificate is renewed before it expires (pebble issues for 6 s here, so renewal is due a
+/// third of the lifetime before its end) and the renewed one is served.
+#[tokio::test]
+async fn renews_before_expiry() {
+    let Some(pebble_bin) = peers::require("pebble") else { return };
+    let port = free_port();
+    let pebble = Pebble::start(&pebble_bin, port, Some(6)).await;
+    let server = Server::start(port, &acme_block(&pebble, true), &pebble.minica).await;
+    let root = pebble.issuing_root();
+    let first = served_chain(port, &root, &server, &pebble).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(chain) = handshake(port, &root).await
+            && chain[0] != first[0]
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not renewed: {}\n{}", server.log(), pebble.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(pebble.orders() >= 2, "{}", pebble.log());
+    assert!(!server.log().contains("failed to obtain"), "{}", server.log());
 }

@@ -6,6 +6,8 @@
 //! ([`ServerCertCheck`], [`ClientCertCheck`]) and [`server_verifier`] / [`client_verifier`] add the
 //! signature checks, so they are identical everywhere and always those of aws-lc-rs, the one crypto
 //! provider in the tree ([`provider`]).
+//!
+//! With the `acme` feature, [`acme`] obtains and renews serving certificates from an ACME CA.
 
 #[cfg(feature = "acme")]
 pub mod acme;

@@ -401,3 +401,133 @@ async fn go_oidc_verifies_jwt_svids_through_our_provider_and_follows_rotation() 
         assert_eq!(ok["subject"], WORKLOAD);
     }
 }
+
+/// The headers both providers must agree on (`Date`, `Last-Modified` and the like differ by time).
+const COMPARED_HEADERS: [&str; 9] = [
+    "content-type",
+    "content-length",
+    "cache-control",
+    "pragma",
+    "expires",
+    "accept-ranges",
+    "x-content-type-options",
+    "location",
+    "content-range",
+];
+
+/// Status, compared headers and body.
+fn comparable(r: &Resp) -> (u16, Vec<(String, String)>, String) {
+    let headers = r.headers.iter().filter(|(k, _)| COMPARED_HEADERS.contains(&k.as_str())).cloned().collect();
+    (r.status, headers, r.body.clone())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn our_provider_answers_as_spires_provider() {
+    let Some(spire_provider) = peers::require("upstream-oidc-discovery-provider") else { return };
+    let ours = peers::workspace_binary("oidc-discovery-provider");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let agent_dir = dir.join("agent");
+    std::fs::create_dir_all(&agent_dir).expect("agent dir");
+    let (server, agent, _) = server_and_agent("", &agent_dir).await;
+    // The entry must have reached the agent before FetchJWTBundles answers this process.
+    let kid = kid(&fetch_jwt(&agent.endpoint(), "compare").await);
+
+    let common = "log_level = \"debug\"\ndomains = [\"localhost\", \"oidc.example.org\"]\n\
+                  insecure_addr = \"127.0.0.1:{port}\"\nallow_insecure_scheme = true\nset_key_use = true\n\
+                  health_checks {\n  bind_port = \"{health_port}\"\n}\n";
+    let sources = [
+        (
+            "server_api",
+            format!(
+                "server_api {{\n  address = \"unix://{}\"\n  poll_interval = \"1s\"\n}}\n",
+                server.socket.display()
+            ),
+        ),
+        (
+            "workload_api",
+            format!(
+                "workload_api {{\n  socket_path = \"{}\"\n  trust_domain = \"example.org\"\n  poll_interval = \"1s\"\n}}\n",
+                agent.socket.display()
+            ),
+        ),
+        (
+            "server_api with prefix and issuer",
+            format!(
+                "server_path_prefix = \"/instance/1\"\njwt_issuer = \"https://issuer.example/base/\"\n\
+                 server_api {{\n  address = \"unix://{}\"\n}}\n",
+                server.socket.display()
+            ),
+        ),
+    ];
+    let far_future = "Fri, 01 Jan 2100 00:00:00 GMT";
+    for (source, section) in &sources {
+        let conf = format!("{common}{section}");
+        let slug = source.replace(' ', "-");
+        let mut theirs = Provider::start(&spire_provider, dir, &format!("spire-{slug}"), &conf, None);
+        let mut mine = Provider::start(&ours, dir, &format!("ours-{slug}"), &conf, None);
+        let prefix = if source.contains("prefix") { "/instance/1" } else { "" };
+        let (wk, keys) = (format!("{prefix}/.well-known/openid-configuration"), format!("{prefix}/keys"));
+        for p in [&mut theirs, &mut mine] {
+            // Both poll at start; the prefixed ones serve their keys under the prefix.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                match get(p.port, None, &Req::new(&keys)).await {
+                    Ok(r) if r.status == 200 && r.body.contains(&kid) => break,
+                    other => assert!(Instant::now() < deadline, "{source}: {} keys: {other:?}\n{}", p.name, p.log()),
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let requests = [
+            Req::new(&wk),
+            Req::new(&wk).host("localhost:8443"),
+            Req::new(&wk).header("X-Forwarded-Proto", "https"),
+            Req::new(&wk).header("Forwarded", "for=192.0.2.1;proto=https"),
+            Req::new(&wk).header("X-Forwarded-Host", "oidc.example.org"),
+            Req::new(&wk).header("X-Forwarded-Host", "evil.example"),
+            Req::new(&wk).host("OIDC.example.org"),
+            Req::new(&wk).host("a_b.example"),
+            Req::new(&wk).method("POST"),
+            Req::new(&wk).method("HEAD"),
+            Req::new(&keys),
+            Req::new(&keys).host("anything.example"),
+            Req::new(&keys).header("If-Modified-Since", far_future),
+            Req::new(&keys).header("If-None-Match", "*"),
+            Req::new(&keys).header("Range", "bytes=0-9"),
+            Req::new(&keys).header("Range", "bytes=-7"),
+            Req::new(&keys).method("DELETE"),
+            Req::new("/nothing"),
+            Req::new(&format!("/{keys}?x=1")),
+            Req::new(&format!("{prefix}/./keys")),
+            Req::new(&format!("{prefix}/%6beys")),
+            Req::new(&format!("{keys}/")),
+            Req::new(&keys).method("HEAD"),
+            Req::new(&wk).host("[::1]:8443"),
+            Req::new(&wk).host("xn--bcher-kva.example"),
+            Req::new(&wk).host("-bad.example"),
+            Req::new(&wk).header("X-Forwarded-Proto", "HTTP"),
+            Req::new(&keys).header("If-Match", "\"abc\""),
+            Req::new(&keys).header("If-Unmodified-Since", "Mon, 01 Jan 2001 00:00:00 GMT"),
+            Req::new(&keys).header("Range", "bytes=5000-"),
+        ];
+        for req in &requests {
+            let expected = get(theirs.port, None, req).await.expect("SPIRE's provider answers");
+            let got = get(mine.port, None, req).await.expect("our provider answers");
+            let what = format!("{source}: {} {} (Host {}, {:?})", req.method, req.path, req.host, req.headers);
+            assert_eq!(comparable(&got), comparable(&expected), "{what}");
+        }
+        // The one difference by design: several ranges get the whole document (HTTP allows it), where
+        // Go answers with a multipart body.
+        let multi = Req::new(&keys).header("Range", "bytes=0-1,4-5");
+        let (expected, got) =
+            (get(theirs.port, None, &multi).await.expect("SPIRE"), get(mine.port, None, &multi).await.expect("ours"));
+        assert_eq!((expected.status, got.status), (206, 200), "{source}: multi-range");
+        assert_eq!(got.body, get(mine.port, None, &Req::new(&keys)).await.expect("keys").body);
+        for path in ["/ready", "/live", "/other"] {
+            let expected = get(theirs.health_port, None, &Req::new(path)).await.expect("SPIRE's health");
+            let got = get(mine.health_port, None, &Req::new(path)).await.expect("our health");
+            assert_eq!(comparable(&got), comparable(&expected), "{source}: health {path}");
+        }
+    }
+}

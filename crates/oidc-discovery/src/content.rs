@@ -29,12 +29,11 @@ pub fn serve(response: &mut Builder, request: &HeaderMap, modified: SystemTime, 
     let size = body.len();
     let range = header_str(request, "range").map(|r| parse_range(r, size));
     match range {
-        Some(Err(RangeError::NotSatisfiable)) if size > 0 => {
-            let mut r = text_error(StatusCode::RANGE_NOT_SATISFIABLE, "invalid range: failed to overlap");
-            r.headers_mut().insert(header::CONTENT_RANGE, format!("bytes */{size}").parse().expect("header"));
-            r
-        }
-        Some(Err(RangeError::Invalid)) => text_error(StatusCode::RANGE_NOT_SATISFIABLE, "invalid range"),
+        Some(Err(RangeError::NotSatisfiable)) if size > 0 => serve_error(
+            builder.header(header::CONTENT_RANGE, format!("bytes */{size}")),
+            "invalid range: failed to overlap",
+        ),
+        Some(Err(RangeError::Invalid)) => serve_error(builder, "invalid range"),
         Some(Ok(Some((start, end)))) => builder
             .status(StatusCode::PARTIAL_CONTENT)
             .header(header::ACCEPT_RANGES, "bytes")
@@ -74,6 +73,22 @@ fn precondition(request: &HeaderMap, modified: SystemTime) -> Option<StatusCode>
         Some(_) => None,
         None => date("if-modified-since").filter(|since| modified <= *since).map(|_| StatusCode::NOT_MODIFIED),
     }
+}
+
+/// Go's `serveError` for a bad `Range`: the headers set so far, less the caching and validator
+/// ones, around an `http.Error` text.
+fn serve_error(builder: Builder, message: &str) -> Response<Body> {
+    let mut r = text_error(StatusCode::RANGE_NOT_SATISFIABLE, message);
+    if let Some(set) = builder.headers_ref() {
+        for (name, value) in set {
+            if ![header::CACHE_CONTROL, header::CONTENT_ENCODING, header::ETAG, header::LAST_MODIFIED].contains(name)
+                && !r.headers().contains_key(name)
+            {
+                r.headers_mut().insert(name, value.clone());
+            }
+        }
+    }
+    r
 }
 
 /// An empty 304 or 412; a 304 keeps the caching headers but not `Content-Type`.

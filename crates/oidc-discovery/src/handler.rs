@@ -70,10 +70,10 @@ impl Handler {
 
     /// Answers one request.
     pub fn handle<B>(&self, req: &Request<B>, conn: Conn) -> Response<Body> {
-        let path = req.uri().path();
         if let Some(redirect) = clean_path_redirect(req) {
             return redirect;
         }
+        let path = urlpath::unescape(req.uri().path()).unwrap_or_default();
         if path == self.well_known_path {
             self.well_known(req, conn)
         } else if path == self.keys_path {
@@ -173,7 +173,7 @@ fn forwarded_scheme(headers: &HeaderMap) -> Option<String> {
     ["https", "http"].into_iter().find(|s| value.starts_with(s)).map(str::to_owned)
 }
 
-/// Go's mux: a path that is not clean is redirected (301) to its clean form.
+/// Go's mux: a path that is not clean is redirected (307) to its clean form.
 fn clean_path_redirect<B>(req: &Request<B>) -> Option<Response<Body>> {
     let path = req.uri().path();
     let mut clean = urlpath::clean(path);
@@ -187,10 +187,10 @@ fn clean_path_redirect<B>(req: &Request<B>) -> Option<Response<Body>> {
         Some(q) => format!("{clean}?{q}"),
         None => clean,
     };
-    let mut builder = Response::builder().status(StatusCode::MOVED_PERMANENTLY).header(header::LOCATION, &location);
+    let mut builder = Response::builder().status(StatusCode::TEMPORARY_REDIRECT).header(header::LOCATION, &location);
     let body = if matches!(*req.method(), Method::GET | Method::HEAD) {
         builder = builder.header(header::CONTENT_TYPE, "text/html; charset=utf-8");
-        format!("<a href=\"{}\">Moved Permanently</a>.\n\n", html_escape(&location))
+        format!("<a href=\"{}\">Temporary Redirect</a>.\n\n", html_escape(&location))
     } else {
         String::new()
     };

@@ -44,7 +44,7 @@ impl Health {
 
     /// Answers one request.
     pub fn handle<B>(&self, req: &Request<B>) -> Response<Body> {
-        let path = req.uri().path();
+        let path = crate::urlpath::unescape(req.uri().path()).unwrap_or_default();
         let ready = path == self.ready_path;
         if !ready && path != self.live_path {
             return text_error(StatusCode::NOT_FOUND, "404 page not found");

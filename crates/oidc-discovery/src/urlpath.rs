@@ -58,6 +58,25 @@ pub fn url_string(scheme: &str, host: &str, path: &str) -> String {
     format!("{scheme}://{host}{sep}{}", escape_path(path))
 }
 
+/// A request path with its `%XX` escapes decoded, as Go's mux matches it; `None` if an escape is
+/// malformed or the result is not UTF-8.
+pub fn unescape(path: &str) -> Option<String> {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// Go's path escaping: unreserved characters and the sub-delimiters a path may hold stay as they
 /// are, anything else is percent-encoded.
 fn escape_path(path: &str) -> String {
@@ -92,6 +111,14 @@ mod tests {
         assert_eq!(clean("/a/./b/../keys"), "/a/keys");
         assert_eq!(clean("/.."), "/");
         assert_eq!(clean("a/"), "a");
+    }
+
+    #[test]
+    fn unescape_as_go_mux() {
+        assert_eq!(unescape("/%6beys").as_deref(), Some("/keys"));
+        assert_eq!(unescape("/%zz"), None);
+        assert_eq!(unescape("/%4"), None);
+        assert_eq!(unescape("/%E2%82%AC").as_deref(), Some("/€"));
     }
 
     #[test]

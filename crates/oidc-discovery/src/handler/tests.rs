@@ -182,6 +182,6 @@ fn methods_paths_and_redirects_as_go_mux() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(body(r), "404 page not found\n");
     let r = h.handle(&get("//keys?x=1", &[]), TLS);
-    assert_eq!(r.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(r.status(), StatusCode::TEMPORARY_REDIRECT);
     assert_eq!(r.headers()["location"], "/keys?x=1");
 }

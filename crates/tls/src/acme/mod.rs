@@ -241,6 +241,90 @@ fn time_of(t: SystemTime) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{ServerCertCheck, server_verifier};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+
+    /// Accepts any server certificate: these tests look at which one is presented.
+    #[derive(Debug)]
+    struct Any;
+
+    impl ServerCertCheck for Any {
+        fn check(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: UnixTime,
+        ) -> Result<(), rustls::Error> {
+            Ok(())
+        }
+    }
+
+    fn self_signed(domain: &str) -> Arc<CertifiedKey> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![domain.to_owned()]).unwrap().self_signed(&key).unwrap();
+        let der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        let signing = crate::provider().key_provider.load_private_key(der).unwrap();
+        Arc::new(CertifiedKey::new(vec![cert.der().clone()], signing))
+    }
+
+    /// An in-memory handshake with `resolver` as `name` (an IP address sends no SNI) offering
+    /// `alpn`: the certificate presented.
+    fn presented(
+        resolver: Arc<AcmeResolver>,
+        name: &str,
+        alpn: &[u8],
+    ) -> Result<CertificateDer<'static>, rustls::Error> {
+        let mut server_config = rustls::ServerConfig::builder_with_provider(crate::provider())
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_cert_resolver(resolver);
+        server_config.alpn_protocols = vec![b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
+        let mut client_config = rustls::ClientConfig::builder_with_provider(crate::provider())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(server_verifier(Any))
+            .with_no_client_auth();
+        client_config.alpn_protocols = vec![alpn.to_vec()];
+        let name = ServerName::try_from(name.to_owned()).unwrap();
+        let mut client = rustls::ClientConnection::new(Arc::new(client_config), name)?;
+        let mut server = rustls::ServerConnection::new(Arc::new(server_config))?;
+        while client.is_handshaking() || server.is_handshaking() {
+            let mut buf = Vec::new();
+            client.write_tls(&mut buf).unwrap();
+            server.read_tls(&mut buf.as_slice()).unwrap();
+            let server_state = server.process_new_packets();
+            buf.clear();
+            server.write_tls(&mut buf).unwrap();
+            client.read_tls(&mut buf.as_slice()).unwrap();
+            server_state?;
+            client.process_new_packets()?;
+        }
+        Ok(client.peer_certificates().unwrap()[0].clone())
+    }
+
+    #[test]
+    fn presents_the_domain_certificate_or_the_challenge_by_alpn() {
+        let resolver = Arc::new(AcmeResolver {
+            domains: vec!["a.example".into(), "b.example".into()],
+            certs: RwLock::default(),
+            challenges: Challenges::default(),
+        });
+        // Nothing obtained yet: the handshake fails.
+        assert!(presented(resolver.clone(), "a.example", b"http/1.1").is_err());
+        let (a, b, proof) = (self_signed("a.example"), self_signed("b.example"), self_signed("a.example"));
+        resolver.set("a.example", a.clone());
+        resolver.set("b.example", b.clone());
+        resolver.challenges.insert("a.example", proof.clone());
+        assert_eq!(presented(resolver.clone(), "a.example", b"http/1.1").unwrap(), a.cert[0]);
+        assert_eq!(presented(resolver.clone(), "B.example", b"http/1.1").unwrap(), b.cert[0]);
+        // No SNI: the first domain's; another name: none, as autocert's host policy.
+        assert_eq!(presented(resolver.clone(), "127.0.0.1", b"http/1.1").unwrap(), a.cert[0]);
+        assert!(presented(resolver.clone(), "c.example", b"http/1.1").is_err());
+        // tls-alpn-01: the challenge certificate, only for a domain being validated.
+        assert_eq!(presented(resolver.clone(), "a.example", ACME_TLS_ALPN).unwrap(), proof.cert[0]);
+        assert!(presented(resolver, "b.example", ACME_TLS_ALPN).is_err());
+    }
 
     #[test]
     fn domains_are_dns_names() {

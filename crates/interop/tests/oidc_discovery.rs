@@ -125,12 +125,6 @@ struct Resp {
     body: String,
 }
 
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-}
-
 /// One HTTP/1.1 request to `127.0.0.1:<port>`, over TLS when `tls` is given (SNI `localhost`).
 async fn get(port: u16, tls: Option<&Arc<rustls::ClientConfig>>, req: &Req) -> Result<Resp, String> {
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())?;

@@ -226,8 +226,8 @@ fn build(doc: &Value, diags: &mut Diagnostics) -> Option<Config> {
     if let Some(issuer) = &jwt_issuer {
         match split_url(issuer) {
             Err(e) => invalid(diags, format!("the jwt_issuer url could not be parsed: {e}")),
-            Ok((scheme, _)) if scheme.is_empty() => invalid(diags, "the jwt_issuer url must contain a scheme"),
-            Ok((_, host)) if host.is_empty() => invalid(diags, "the jwt_issuer url must contain a host"),
+            Ok(("", _)) => invalid(diags, "the jwt_issuer url must contain a scheme"),
+            Ok((_, "")) => invalid(diags, "the jwt_issuer url must contain a host"),
             Ok(_) => {}
         }
     }

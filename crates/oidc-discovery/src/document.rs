@@ -125,7 +125,7 @@ mod tests {
             ..Jwk::default()
         };
         let expected = "{\n  \"keys\": [\n    {\n      \"use\": \"sig\",\n      \"kty\": \"EC\",\n      \"kid\": \"k1\",\n      \"crv\": \"P-256\",\n      \"alg\": \"ES256\",\n      \"x\": \"X\",\n      \"y\": \"Y\"\n    }\n  ]\n}";
-        assert_eq!(jwks(&[jwk.clone()], true), expected);
+        assert_eq!(jwks(std::slice::from_ref(&jwk), true), expected);
         assert!(!jwks(&[jwk], false).contains("\"use\""));
         assert_eq!(jwks(&[], false), "{\n  \"keys\": null\n}");
     }

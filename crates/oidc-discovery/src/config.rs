@@ -147,8 +147,10 @@ pub struct HealthChecks {
 impl Config {
     /// Loads a configuration file (`expand_env` is `-expandEnv`).
     pub fn from_file(path: &Path, expand_env: bool) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::invalid(format!("unable to load configuration: {e}"), None))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let reason = spire_cli::goerror::errno_text(&e);
+            ConfigError::invalid(format!("unable to load configuration: open {}: {reason}", path.display()), None)
+        })?;
         Self::from_str(&text, expand_env)
     }
 

@@ -46,10 +46,10 @@ async fn get(socket: &Path, path: &str) -> std::io::Result<(String, String)> {
 async fn wait_for(socket: &Path, path: &str, accept: impl Fn(&str, &str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok((status, body)) = get(socket, path).await {
-            if accept(&status, &body) {
-                return body;
-            }
+        if let Ok((status, body)) = get(socket, path).await
+            && accept(&status, &body)
+        {
+            return body;
         }
         assert!(Instant::now() < deadline, "no acceptable answer on {path}");
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -524,4 +524,34 @@ async fn our_provider_answers_as_spires_provider() {
             assert_eq!(comparable(&got), comparable(&expected), "{source}: health {path}");
         }
     }
+
+    // A source that never answers: both serve the document, a 500 for the keys, and are alive but
+    // not ready.
+    let nowhere = format!("{common}server_api {{\n  address = \"unix://{}\"\n}}\n", dir.join("none.sock").display());
+    let theirs = Provider::start(&spire_provider, dir, "spire-nowhere", &nowhere, None);
+    let mine = Provider::start(&ours, dir, "ours-nowhere", &nowhere, None);
+    for (port, health) in [(theirs.port, theirs.health_port), (mine.port, mine.health_port)] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while get(port, None, &Req::new("/keys")).await.is_err() || get(health, None, &Req::new("/live")).await.is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "a provider without a source did not start\n{}\n{}",
+                theirs.log(),
+                mine.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    for req in [Req::new("/keys"), Req::new("/.well-known/openid-configuration")] {
+        let expected = get(theirs.port, None, &req).await.expect("SPIRE's provider answers");
+        let got = get(mine.port, None, &req).await.expect("our provider answers");
+        assert_eq!(comparable(&got), comparable(&expected), "no source: {}", req.path);
+    }
+    assert_eq!(get(mine.port, None, &Req::new("/keys")).await.expect("keys").status, 500);
+    for path in ["/ready", "/live"] {
+        let expected = get(theirs.health_port, None, &Req::new(path)).await.expect("SPIRE's health");
+        let got = get(mine.health_port, None, &Req::new(path)).await.expect("our health");
+        assert_eq!(comparable(&got), comparable(&expected), "no source: health {path}");
+    }
 }

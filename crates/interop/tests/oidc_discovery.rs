@@ -7,10 +7,13 @@
 //!   set); it refuses a tampered token and one for another audience; after the server rotates its
 //!   JWT key, the same long-running relying party verifies tokens signed by the new key (go-oidc
 //!   refetches the JWKS, which the provider has picked up by polling);
+//! - with `acme`, the provider obtains its certificate from pebble (Let's Encrypt's ACME test CA)
+//!   by tls-alpn-01 on port 443, and go-oidc, trusting only pebble's issuing root, discovers it and
+//!   verifies a JWT-SVID signed by a key of the `file` source's bundle;
 //! - SPIRE v1.13.3's own provider (`peers/spire-oidc`), run on the same sources, answers the same
 //!   requests with the same status, headers and bytes.
 //!
-//! Peers are built by `scripts/install-peers.sh go-oidc spire-oidc`.
+//! Peers are built by `scripts/install-peers.sh go-oidc spire-oidc pebble`.
 
 mod agent_server;
 
@@ -42,6 +45,18 @@ impl Provider {
     /// Starts `binary` on `conf` (written to `<dir>/<name>.conf`), `{port}` replaced by `port` (a
     /// free one if `None`) and `{health_port}` by a free port.
     fn start(binary: &Path, dir: &Path, name: &str, conf: &str, port: Option<u16>) -> Self {
+        Self::start_with_env(binary, dir, name, conf, port, &[])
+    }
+
+    /// [`Provider::start`] with extra environment variables.
+    fn start_with_env(
+        binary: &Path,
+        dir: &Path,
+        name: &str,
+        conf: &str,
+        port: Option<u16>,
+        env: &[(&str, &Path)],
+    ) -> Self {
         let (port, health_port) = (port.unwrap_or_else(free_port), free_port());
         let conf = conf.replace("{port}", &port.to_string()).replace("{health_port}", &health_port.to_string());
         let conf_path = dir.join(format!("{name}.conf"));
@@ -52,6 +67,7 @@ impl Provider {
             .arg("-config")
             .arg(&conf_path)
             .current_dir(dir)
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log handle"))
             .stderr(log_file)
@@ -554,4 +570,151 @@ async fn our_provider_answers_as_spires_provider() {
         let got = get(mine.health_port, None, &Req::new(path)).await.expect("our health");
         assert_eq!(comparable(&got), comparable(&expected), "no source: health {path}");
     }
+}
+
+/// `curl` of a URL served by pebble, whose own HTTPS chains to `minica`.
+fn curl(minica: &Path, url: &str) -> Result<String, String> {
+    let out = std::process::Command::new("curl")
+        .args(["-sSf", "--max-time", "10", "--cacert"])
+        .arg(minica)
+        .arg(url)
+        .output()
+        .expect("run curl");
+    match out.status.success() {
+        true => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
+}
+
+/// pebble, validating tls-alpn-01 by connecting to `localhost:443`, killed on drop.
+struct Pebble {
+    child: std::process::Child,
+    log: PathBuf,
+    directory: String,
+    roots: String,
+    minica: PathBuf,
+}
+
+impl Pebble {
+    async fn start(binary: &Path, dir: &Path) -> Self {
+        let certs = std::fs::canonicalize(binary).expect("pebble").parent().expect("its directory").join("certs");
+        let (acme_port, management_port) = (free_port(), free_port());
+        let config = serde_json::json!({ "pebble": {
+            "listenAddress": format!("127.0.0.1:{acme_port}"),
+            "managementListenAddress": format!("127.0.0.1:{management_port}"),
+            "certificate": certs.join("localhost/cert.pem"),
+            "privateKey": certs.join("localhost/key.pem"),
+            "httpPort": free_port(),
+            "tlsPort": 443,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": false,
+        }});
+        std::fs::write(dir.join("pebble.json"), config.to_string()).expect("pebble config");
+        let log = dir.join("pebble.log");
+        let out = std::fs::File::create(&log).expect("pebble log");
+        let child = std::process::Command::new(binary)
+            .arg("-config")
+            .arg(dir.join("pebble.json"))
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            .stdout(out.try_clone().expect("log handle"))
+            .stderr(out)
+            .spawn()
+            .expect("start pebble");
+        let pebble = Self {
+            child,
+            log,
+            directory: format!("https://localhost:{acme_port}/dir"),
+            roots: format!("https://localhost:{management_port}/roots/0"),
+            minica: certs.join("pebble.minica.pem"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while curl(&pebble.minica, &pebble.directory).is_err() || curl(&pebble.minica, &pebble.roots).is_err() {
+            assert!(Instant::now() < deadline, "pebble did not start: {}", pebble.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        pebble
+    }
+
+    fn log(&self) -> String {
+        tail(&std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acme_certificate_from_pebble_serves_go_oidc() {
+    let Some([pebble_bin, go_oidc]) = peers::require_all(["pebble", "go-oidc-verify"]) else { return };
+    // SPIRE's provider serves ACME on :443, as ours: the test needs that port.
+    if let Err(e) = std::net::TcpListener::bind(("0.0.0.0", 443)) {
+        assert!(!peers::required(), "port 443 cannot be bound ({e}): the ACME test needs it");
+        eprintln!("skipped: port 443 cannot be bound ({e})");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let pebble = Pebble::start(&pebble_bin, dir).await;
+    let issuing_root = dir.join("issuing-root.pem");
+    std::fs::write(&issuing_root, curl(&pebble.minica, &pebble.roots).expect("pebble's root")).expect("root");
+
+    // The keys: a bundle file with one JWT authority, whose key signs the token.
+    let key = spire_identity::PrivateKey::generate(spire_identity::KeyType::EcP256).expect("key");
+    let mut bundle = spire_identity::Bundle::new(spire_identity::TrustDomain::parse("example.org").expect("td"));
+    let authority = spire_identity::JwtAuthority {
+        key_id: "pebble-test".into(),
+        public_key_der: key.public_key_der(),
+        expires_at: 0,
+    };
+    bundle.add_jwt_authority(authority).expect("authority");
+    std::fs::write(dir.join("bundle.json"), bundle.to_spiffe_json()).expect("bundle");
+    let signer = spire_identity::jwt::JwtSigner::new("pebble-test", key);
+    let id = spire_identity::SpiffeId::parse(WORKLOAD).expect("SPIFFE ID");
+    let audience = vec!["acme-relying-party".to_owned()];
+    let params = spire_identity::jwt::JwtSvidParams {
+        spiffe_id: &id,
+        audience: &audience,
+        now: std::time::SystemTime::now(),
+        ttl: Duration::from_secs(300),
+        issuer: Some("https://localhost"),
+        jti: None,
+    };
+    let token = spire_identity::jwt::sign_jwt_svid(&params, &signer).expect("sign");
+
+    let conf = format!(
+        "domains = [\"localhost\"]\nacme {{\n  directory_url = \"{}\"\n  email = \"oidc@example.org\"\n  \
+         tos_accepted = true\n  cache_dir = \"{}\"\n}}\nfile {{\n  path = \"{}\"\n}}\n",
+        pebble.directory,
+        dir.join("acme-cache").display(),
+        dir.join("bundle.json").display()
+    );
+    // The provider trusts pebble's directory through SSL_CERT_FILE, as Go programs do.
+    let env = [("SSL_CERT_FILE", pebble.minica.as_path())];
+    let mut provider = Provider::start_with_env(
+        &peers::workspace_binary("oidc-discovery-provider"),
+        dir,
+        "ours-acme",
+        &conf,
+        Some(443),
+        &env,
+    );
+    let tls = tls_client(&issuing_root);
+    let waited = tokio::time::timeout(Duration::from_secs(60), provider.wait_for_kid(Some(&tls), "pebble-test")).await;
+    match waited {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("{e}\n--- pebble ---\n{}", pebble.log()),
+        Err(_) => {
+            panic!("no certificate from pebble within 60 s\n{}\n--- pebble ---\n{}", provider.log(), pebble.log())
+        }
+    }
+    let mut rp = GoVerifier::start(&go_oidc, &issuing_root, "https://localhost", "https://localhost");
+    let ok = rp.verify("acme-relying-party", &token).await;
+    assert_eq!(ok["ok"], true, "{ok}\n{}", provider.log());
+    assert_eq!(ok["subject"], WORKLOAD);
+    assert!(std::fs::read_dir(dir.join("acme-cache")).expect("the ACME cache").next().is_some());
 }

@@ -95,7 +95,6 @@ async fn run(flags: &Flags) -> anyhow::Result<()> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    serve::refuse_unsupported(&config.listen)?;
     let domains = DomainPolicy::new(&config.domains)?;
 
     let keys = Arc::new(KeySet::new());
@@ -112,7 +111,7 @@ async fn run(flags: &Flags) -> anyhow::Result<()> {
     if config.log_requests {
         tracing::info!("Logging all requests");
     }
-    let listener = Listener::open(&config.listen).await?;
+    let listener = Listener::open(&config.listen, &config.domains).await?;
     if let Some(hc) = &config.health_checks {
         let health = Arc::new(Health::new(Arc::clone(&keys), hc, config.source.poll_interval()));
         let port = hc.bind_port;

@@ -1,10 +1,13 @@
 //! The listeners: plain HTTP on `insecure_addr` or `listen_socket_path`, HTTPS with
-//! `serving_cert_file`, and the health checks on `:<bind_port>`. HTTP/1.1 only, as SPIRE's Go
+//! `serving_cert_file` or with certificates from an ACME CA on `:443` (`acme`, through
+//! `spire_tls::acme`: tls-alpn-01 on that port, as Go's autocert does for SPIRE), and the health
+//! checks on `:<bind_port>`. HTTP/1.1 only, as SPIRE's Go
 //! server is with its own TLS listener; each connection must send its headers within 10 s.
 
 use std::convert::Infallible;
 use std::fmt::Display;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -17,7 +20,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::{Listen, ServingCertFile};
+use spire_tls::acme::{ACME_TLS_ALPN, AcmeConfig, LETS_ENCRYPT_DIRECTORY};
+
+use crate::config::{Acme, Listen, ServingCertFile};
 use crate::handler::{Body, Conn, Handler};
 use crate::health::Health;
 use crate::serving_cert::{CertError, FileCert};
@@ -30,12 +35,9 @@ const MAX_CONNECTIONS: usize = 1024;
 /// Why the provider could not start serving.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// `acme` is configured, which this build does not do yet.
-    #[error(
-        "the acme section is not supported yet by this OIDC Discovery Provider: obtain a certificate \
-         separately and use serving_cert_file, or serve behind a TLS proxy with insecure_addr or listen_socket_path"
-    )]
-    AcmeUnsupported,
+    /// The ACME manager could not start (a domain that is not a DNS name, an unusable cache).
+    #[error("{0}")]
+    Acme(#[from] spire_tls::acme::AcmeError),
     /// A listener could not be opened.
     #[error("listen {network} {addr}: {source}")]
     Listen {
@@ -54,14 +56,8 @@ pub enum ServeError {
     Address(#[from] crate::config::AddrError),
 }
 
-/// Refuses the listening modes this build does not implement, before anything is started. This is
-/// the one switch to change when ACME support lands.
-pub fn refuse_unsupported(listen: &Listen) -> Result<(), ServeError> {
-    match listen {
-        Listen::Acme(_) => Err(ServeError::AcmeUnsupported),
-        _ => Ok(()),
-    }
-}
+/// The port SPIRE's provider serves ACME certificates on (not configurable in SPIRE either).
+pub const ACME_PORT: u16 = 443;
 
 /// An opened listener, ready to serve.
 pub enum Listener {
@@ -84,9 +80,9 @@ impl std::fmt::Debug for Listener {
 }
 
 impl Listener {
-    /// Opens the configured listener (the certificate is loaded, and its reloading started, here).
-    pub async fn open(listen: &Listen) -> Result<Self, ServeError> {
-        refuse_unsupported(listen)?;
+    /// Opens the configured listener (the certificate is loaded, and its reloading or the ACME
+    /// manager started, here); `domains` are the names ACME certificates are obtained for.
+    pub async fn open(listen: &Listen, domains: &[String]) -> Result<Self, ServeError> {
         match listen {
             Listen::InsecureAddr(addr) => {
                 let socket = crate::config::resolve_tcp_addr(addr)?;
@@ -112,7 +108,11 @@ impl Listener {
                 );
                 Ok(l)
             }
-            Listen::Acme(_) => Err(ServeError::AcmeUnsupported),
+            Listen::Acme(acme) => {
+                let l = listen_acme(acme, domains).await?;
+                tracing::info!("Serving HTTPS via ACME");
+                Ok(l)
+            }
         }
     }
 
@@ -137,14 +137,48 @@ fn listen_unix(path: &Path) -> Result<UnixListener, ServeError> {
 async fn listen_tls(s: &ServingCertFile) -> Result<Listener, ServeError> {
     let cert = Arc::new(FileCert::load(&s.cert_file_path, &s.key_file_path)?);
     Arc::clone(&cert).spawn_sync(s.file_sync_interval);
-    let config = rustls::ServerConfig::builder_with_provider(spire_tls::provider())
+    tls_listener(s.addr, tls_config(cert)).await
+}
+
+/// ACME as SPIRE's autocert setup: certificates for `domains` (other names refused), the CA's
+/// directory trusted through the system roots, `cache_dir` for the account and certificates. With
+/// the cache disabled (`cache_dir = ""`) a directory of this process under the system's temporary
+/// directory is used, so nothing outlives a restart, as with SPIRE.
+async fn listen_acme(acme: &Acme, domains: &[String]) -> Result<Listener, ServeError> {
+    let cache_dir = acme
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("oidc-discovery-provider-acme-{}", std::process::id())));
+    let started = spire_tls::acme::start(AcmeConfig {
+        directory_url: acme.directory_url.clone().unwrap_or_else(|| LETS_ENCRYPT_DIRECTORY.to_owned()),
+        domains: domains.to_vec(),
+        email: acme.email.clone(),
+        cache_dir,
+        tos_accepted: acme.tos_accepted,
+    })?;
+    if acme.tos_accepted {
+        tracing::info!("ACME Terms Of Service accepted");
+    }
+    let mut config = tls_config(started.resolver);
+    config.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
+    tls_listener(SocketAddr::from(([0u16; 8], ACME_PORT)), config).await
+}
+
+/// TLS 1.2 and 1.3 (SPIRE's minimum is 1.2), HTTP/1.1.
+fn tls_config(resolver: Arc<dyn rustls::server::ResolvesServerCert>) -> rustls::ServerConfig {
+    let mut config = rustls::ServerConfig::builder_with_provider(spire_tls::provider())
         .with_safe_default_protocol_versions()
         .expect("the provider supports TLS 1.2 and 1.3")
         .with_no_client_auth()
-        .with_cert_resolver(cert);
-    let l = TcpListener::bind(s.addr).await.map_err(|source| ServeError::Listen {
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config
+}
+
+async fn tls_listener(addr: SocketAddr, config: rustls::ServerConfig) -> Result<Listener, ServeError> {
+    let l = TcpListener::bind(addr).await.map_err(|source| ServeError::Listen {
         network: "tcp",
-        addr: s.addr.to_string(),
+        addr: addr.to_string(),
         source,
     })?;
     Ok(Listener::Tls(l, TlsAcceptor::from(Arc::new(config))))
@@ -179,6 +213,8 @@ pub async fn serve(listener: Listener, handler: Arc<Handler>, log_requests: bool
                     let (acceptor, respond) = (acceptor.clone(), Arc::clone(&respond));
                     async move {
                         match tokio::time::timeout(READ_HEADER_TIMEOUT, acceptor.accept(tcp)).await {
+                            // An ACME CA's tls-alpn-01 validation: the handshake was all it wanted.
+                            Ok(Ok(tls)) if spire_tls::acme::is_challenge(tls.get_ref().1) => {}
                             Ok(Ok(tls)) => serve_conn(tls, Conn { tls: true }, peer, respond).await,
                             Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),

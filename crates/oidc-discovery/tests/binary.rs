@@ -101,10 +101,10 @@ fn bad_configurations_are_refused_with_spires_messages() {
     assert_eq!(code, Some(1));
     assert!(err.contains("at least one domain must be configured"), "{err}");
 
-    let acme = "domains = [\"d.test\"]\nacme {\n email = \"a@d.test\"\n tos_accepted = true\n}\nserver_api { address = \"unix:///x\" }\n";
+    let acme = "domains = [\"d.test\"]\ninsecure_addr = \":0\"\nacme {\n email = \"a@d.test\"\n tos_accepted = true\n}\nserver_api { address = \"unix:///x\" }\n";
     let (code, err) = refused(acme);
     assert_eq!(code, Some(1));
-    assert!(err.contains("the acme section is not supported yet"), "{err}");
+    assert!(err.contains("insecure_addr and the acme section are mutually exclusive"), "{err}");
 
     let (code, err) =
         refused("domains = [\"Upper.test\"]\ninsecure_addr = \":0\"\nserver_api { address = \"unix:///x\" }\n");

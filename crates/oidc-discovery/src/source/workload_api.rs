@@ -58,15 +58,38 @@ pub(crate) fn parse_jwks(json: &[u8]) -> Result<Vec<Jwk>, SourceError> {
     let doc: Jwks = serde_json::from_slice(json)
         .map_err(|e| SourceError::Parse(format!("jwtbundle: unable to parse JWKS: {e}")))?;
     let mut out = Vec::with_capacity(doc.keys.len());
-    for key in doc.keys {
+    for (i, key) in doc.keys.into_iter().enumerate() {
         let kid = key.kid.clone().unwrap_or_default();
         if kid.is_empty() {
-            return Err(SourceError::Parse(
-                "jwtbundle: error adding authority 0 of JWKS: keyID cannot be empty".into(),
-            ));
+            let message = format!("jwtbundle: error adding authority {i} of JWKS: keyID cannot be empty");
+            return Err(SourceError::Parse(message));
         }
         let spki = key.to_spki().map_err(|e| SourceError::Parse(format!("jwtbundle: unable to parse JWKS: {e}")))?;
         out.extend(authority_jwk(&kid, &spki));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jwks_keys_are_rebuilt_and_refused_whole() {
+        let spki = spire_identity::PrivateKey::generate(spire_identity::KeyType::EcP256).unwrap().public_key_der();
+        let mut jwk = Jwk::from_spki(&spki).unwrap();
+        jwk.kid = Some("k".into());
+        jwk.public_key_use = Some("jwt-svid".into());
+        let doc = serde_json::json!({ "keys": [jwk] }).to_string();
+        let keys = parse_jwks(doc.as_bytes()).unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].public_key_use, None, "use is dropped, as SPIRE does");
+        assert_eq!(keys[0].kid.as_deref(), Some("k"));
+
+        jwk.kid = None;
+        let doc = serde_json::json!({ "keys": [keys[0].clone(), jwk] }).to_string();
+        let e = parse_jwks(doc.as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("authority 1 of JWKS: keyID cannot be empty"), "{e}");
+        assert!(parse_jwks(b"not json").is_err());
+    }
 }

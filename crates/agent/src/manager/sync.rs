@@ -395,15 +395,12 @@ impl Syncer {
         let own = fetch_bundle(&self.client, &self.trust_domain).await?;
         *self.client.bundles().write().expect("bundle lock") = BundleSet::from(own.clone());
         let mut bundles = BundleSet::from(own);
-        let federated: HashSet<&TrustDomain> = entries.values().flat_map(|e| e.federates_with.iter()).collect();
         let mut bundle_client = BundleClient::new(channel.clone());
-        for td in federated {
+        for td in federated_trust_domains(&entries, &self.trust_domain) {
             let req = GetFederatedBundleRequest { trust_domain: td.to_string(), output_mask: None };
             match bundle_client.get_federated_bundle(req).await {
                 Ok(b) => bundles.insert(bundle_from_proto(td, b.get_ref())),
-                Err(e) => {
-                    tracing::warn!(trust_domain = %td, error = %e.message(), "failed to fetch a federated bundle")
-                }
+                Err(e) => federated_bundle_missing(td, e)?,
             }
         }
         Ok((channel, entries, bundles))
@@ -441,6 +438,29 @@ impl Syncer {
             }
         }
     }
+}
+
+/// The foreign trust domains `entries` federate with. The own one is left out: its bundle is fetched
+/// anyway, and the server refuses it as a federated bundle (InvalidArgument), which would fail
+/// every sync of an agent one of whose entries names it.
+fn federated_trust_domains<'a>(
+    entries: &'a BTreeMap<String, AgentEntry>,
+    own: &TrustDomain,
+) -> BTreeSet<&'a TrustDomain> {
+    entries.values().flat_map(|e| e.federates_with.iter()).filter(|td| *td != own).collect()
+}
+
+/// A GetFederatedBundle that failed, as SPIRE's agent takes it: a bundle the server does not have
+/// (NotFound: no relationship, or not fetched yet) is left out of the snapshot; any other failure
+/// fails the whole sync, so that workloads keep the federated bundles they have instead of losing
+/// one to a passing error.
+fn federated_bundle_missing(td: &TrustDomain, status: tonic::Status) -> Result<(), NodeError> {
+    if status.code() == tonic::Code::NotFound {
+        tracing::warn!(trust_domain = %td, error = %status.message(), "Federated bundle not found");
+        return Ok(());
+    }
+    tracing::error!(trust_domain = %td, error = %status.message(), "Failed to fetch federated bundle");
+    Err(NodeError::Refused(status))
 }
 
 /// The SPIFFE ID of an agent SVID's leaf.
@@ -490,6 +510,29 @@ mod tests {
             created_at: 0,
             jwt_svid_ttl: 0,
             disable_x509_svid_prefetch: no_prefetch,
+        }
+    }
+
+    #[test]
+    fn federated_bundles_fetched_are_the_foreign_ones_entries_name() {
+        let (own, foreign) = (TrustDomain::parse("example.org").unwrap(), TrustDomain::parse("td-b.test").unwrap());
+        let mut a = entry("a", "unix:uid:1", false);
+        a.federates_with = vec![foreign.clone(), own.clone()];
+        let mut b = entry("b", "unix:uid:2", false);
+        b.federates_with = vec![foreign.clone()];
+        let both = entries(&[a, b, entry("c", "unix:uid:3", false)]);
+        assert_eq!(federated_trust_domains(&both, &own).into_iter().collect::<Vec<_>>(), [&foreign]);
+    }
+
+    #[test]
+    fn a_missing_federated_bundle_is_left_out_and_other_failures_fail_the_sync() {
+        let td = TrustDomain::parse("td-b.test").unwrap();
+        assert!(federated_bundle_missing(&td, tonic::Status::not_found("bundle not found")).is_ok());
+        for status in [tonic::Status::unavailable("down"), tonic::Status::internal("datastore")] {
+            let code = status.code();
+            let err = federated_bundle_missing(&td, status).unwrap_err();
+            assert!(matches!(&err, NodeError::Refused(s) if s.code() == code), "{err}");
+            assert!(!err.is_permission_denied());
         }
     }
 

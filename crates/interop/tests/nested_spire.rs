@@ -248,8 +248,10 @@ async fn ours_upstream_spire_downstream() {
     nested::<OurServer, OurAgent, UpstreamServer, UpstreamAgent>().await;
 }
 
-/// D's CA rotates (`ca_ttl = "30s"`) and still chains to U's roots; U's root rotates
-/// (`ca_ttl = "40s"`) and the new root reaches D's bundle through the plugin's polling.
+/// D's CA rotates (`ca_ttl = "24s"`) and still chains to U's roots; U prepares a new root at half its
+/// CA's life (`ca_ttl = "60s"`, so that U's CA outlives the test) and the new root reaches D's
+/// bundle through the plugin's polling. Both lifetimes fit the 10 s rotator tick: each prepared
+/// authority is activated before the active one expires.
 #[tokio::test]
 async fn rotation_keeps_the_chain_and_follows_the_upstream_bundle() {
     let (Some((u_bin, ua_bin)), Some((d_bin, da_bin))) =
@@ -257,10 +259,10 @@ async fn rotation_keeps_the_chain_and_follows_the_upstream_bundle() {
     else {
         return;
     };
-    let u_setup = ServerSetup::with_config("ca_ttl = \"40s\"\n    default_x509_svid_ttl = \"10s\"");
+    let u_setup = ServerSetup::with_config("ca_ttl = \"60s\"\n    default_x509_svid_ttl = \"10s\"");
     let up = upstream::<OurServer, OurAgent>(&u_bin, &ua_bin, &u_setup, &d_bin, true).await;
     let setup = ServerSetup {
-        extra_config: "ca_ttl = \"30s\"\n    default_x509_svid_ttl = \"5s\"".into(),
+        extra_config: "ca_ttl = \"24s\"\n    default_x509_svid_ttl = \"5s\"".into(),
         extra_plugins: spire_plugin(up.server.port, &up.agent.socket),
         ..ServerSetup::default()
     };
@@ -296,8 +298,8 @@ async fn rotation_keeps_the_chain_and_follows_the_upstream_bundle() {
     }
 }
 
-/// Runs our server on `plugin` as its UpstreamAuthority and returns its exit output, which must come
-/// within 60 s.
+/// Runs the server `binary` (ours or SPIRE's) on `plugin` as its UpstreamAuthority and returns its
+/// exit output, which must come within 60 s.
 async fn failed_start(binary: &Path, plugin: &str) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let conf = server_conf(dir.path(), free_port(), "");
@@ -315,7 +317,8 @@ async fn failed_start(binary: &Path, plugin: &str) -> String {
     while child.try_wait().expect("wait").is_none() {
         if Instant::now() > deadline {
             child.kill().ok();
-            panic!("the server did not fail within 60 s");
+            let out = child.wait_with_output().expect("output");
+            panic!("the server did not fail within 60 s:\n{}", tail(&String::from_utf8_lossy(&out.stderr)));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -325,7 +328,8 @@ async fn failed_start(binary: &Path, plugin: &str) -> String {
 }
 
 /// An unreachable upstream, and an SVID whose entry is not `-downstream`, stop our server at start
-/// with SPIRE's messages, naming the plugin.
+/// with SPIRE's messages, naming the plugin. SPIRE's server, given the unreachable upstream, stops
+/// with the same message.
 #[tokio::test]
 async fn bad_upstreams_fail_the_start_naming_the_plugin() {
     let Some((u_bin, ua_bin)) = agent_server::binaries::<OurServer, OurAgent>() else { return };
@@ -333,13 +337,24 @@ async fn bad_upstreams_fail_the_start_naming_the_plugin() {
     let up = upstream::<OurServer, OurAgent>(&u_bin, &ua_bin, &ServerSetup::default(), &d_bin, false).await;
 
     let unreachable = failed_start(&d_bin, &spire_plugin(free_port(), &up.agent.socket)).await;
-    for expected in ["UpstreamAuthority(spire)", "unable to request a new Downstream X509CA", "onnection refused"] {
+    for expected in ["upstreamauthority(spire)", "unable to request a new Downstream X509CA", "onnection refused"] {
         assert!(unreachable.contains(expected), "{expected:?} missing from:\n{}", tail(&unreachable));
+    }
+    if let Some(spire) = peers::find("upstream-spire-server") {
+        let selector = format!("unix:path:{}", exe_path(&spire));
+        let id = "spiffe://example.org/spire-downstream-server";
+        up.server.cli(&["entry", "create", "-parentID", &up.agent_id, "-spiffeID", id, "-selector", &selector]);
+        let theirs = failed_start(&spire, &spire_plugin(free_port(), &up.agent.socket)).await;
+        eprintln!("SPIRE's server:\n{}", tail(&theirs));
+        for expected in ["unable to request a new Downstream X509CA", "onnection refused"] {
+            assert!(theirs.contains(expected), "{expected:?} missing from SPIRE's:\n{}", tail(&theirs));
+        }
     }
 
     let not_downstream = failed_start(&d_bin, &spire_plugin(up.server.port, &up.agent.socket)).await;
+    // The upstream's authorization layer refuses a caller whose entries are not `-downstream`.
     for expected in
-        ["UpstreamAuthority(spire)", "unable to request a new Downstream X509CA", "caller is not a downstream workload"]
+        ["upstreamauthority(spire)", "unable to request a new Downstream X509CA", "PermissionDenied", DOWNSTREAM_ID]
     {
         assert!(not_downstream.contains(expected), "{expected:?} missing from:\n{}", tail(&not_downstream));
     }

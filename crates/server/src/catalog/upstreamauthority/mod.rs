@@ -35,7 +35,7 @@ pub enum UpstreamAuthorityError {
     /// The plugin failed with SPIRE's message for the step that failed.
     #[error("{plugin}: {message}")]
     Plugin {
-        /// `UpstreamAuthority(<name>)`, so that the log names the plugin as SPIRE's catalog does.
+        /// `upstreamauthority(<name>)`, so that the log names the plugin as SPIRE does.
         plugin: String,
         /// What failed.
         message: String,

@@ -31,7 +31,7 @@ use workload::X509Source;
 pub const POLL_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The plugin name, as logs and errors show it.
-const PLUGIN: &str = "UpstreamAuthority(spire)";
+const PLUGIN: &str = "upstreamauthority(spire)";
 
 /// The `spire` upstream authority.
 #[derive(Debug)]

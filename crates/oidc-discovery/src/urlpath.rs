@@ -55,7 +55,7 @@ pub fn url_path(raw: &str) -> &str {
 /// Go's `url.URL{Scheme, Host, Path}.String()`.
 pub fn url_string(scheme: &str, host: &str, path: &str) -> String {
     let sep = if !path.is_empty() && !path.starts_with('/') && !host.is_empty() { "/" } else { "" };
-    format!("{scheme}://{host}{sep}{}", escape_path(path))
+    format!("{scheme}://{}{sep}{}", escape_host(host), escape_path(path))
 }
 
 /// A request path with its `%XX` escapes decoded, as Go's mux matches it; `None` if an escape is
@@ -77,12 +77,24 @@ pub fn unescape(path: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Go's host escaping: the characters a host (with its port, or a bracketed IPv6 literal) may
+/// hold stay, anything else (a `/`, `?`, `#`, `@` or `%` smuggled into a Host header) is
+/// percent-encoded, so it cannot change the meaning of the URL built from it.
+fn escape_host(host: &str) -> String {
+    escape(host, b"-_.~!$&'()*+,;=:[]<>\"")
+}
+
 /// Go's path escaping: unreserved characters and the sub-delimiters a path may hold stay as they
 /// are, anything else is percent-encoded.
 fn escape_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for b in path.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~$&+,/:;=@!()*'".contains(&b) {
+    escape(path, b"-_.~$&+,/:;=@!()*'")
+}
+
+/// Percent-encodes every byte that is neither alphanumeric nor in `keep`.
+fn escape(s: &str, keep: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -126,7 +138,18 @@ mod tests {
         assert_eq!(url_string("https", "h.example", "keys"), "https://h.example/keys");
         assert_eq!(url_string("https", "h.example", ""), "https://h.example");
         assert_eq!(url_string("http", "h:8080", "/p q/keys"), "http://h:8080/p%20q/keys");
+        assert_eq!(url_string("https", "[::1]:443", "/keys"), "https://[::1]:443/keys");
         assert_eq!(url_path("https://h.example/a/b?x#y"), "/a/b");
         assert_eq!(url_path("https://h.example"), "");
+    }
+
+    #[test]
+    fn hosts_escaped_as_go() {
+        // What Go's url.URL{Scheme: "https", Host: h, Path: "/keys"}.String() prints.
+        assert_eq!(url_string("https", "h:1@evil/x", "/keys"), "https://h:1%40evil%2Fx/keys");
+        assert_eq!(url_string("https", "h:1#f?q", "/keys"), "https://h:1%23f%3Fq/keys");
+        assert_eq!(url_string("https", "h%2F", "/keys"), "https://h%252F/keys");
+        assert_eq!(url_string("https", "a!$&'()*+,;=<>\"", "/keys"), "https://a!$&'()*+,;=<>\"/keys");
+        assert_eq!(url_string("https", "h\u{e9} x", "/keys"), "https://h%C3%A9%20x/keys");
     }
 }

@@ -547,6 +547,16 @@ fn read_server(mut r: Reader<'_, '_>, o: &ServerOverrides, rest: Option<Rest>) -
     let audit_log_enabled = r.bool("audit_log_enabled").unwrap_or(false);
     let log = read_log(&mut r, o);
     let federation = r.object("federation").map(FederationConfig::read);
+    if let (Some(td), Some(f)) = (&trust_domain, &federation)
+        && f.federates_with.iter().any(|fw| &fw.trust_domain == td)
+    {
+        let message = format!(
+            "federation.federates_with[{:?}] names the server's own trust domain; a server cannot federate with \
+             itself, remove this relationship",
+            td.as_str()
+        );
+        r.diags().error(ConfigError::invalid(message, None));
+    }
     let ratelimit = r.object("ratelimit").map_or_else(RateLimit::default, |mut rl| {
         let limits = RateLimit {
             attestation: rl.bool("attestation").unwrap_or(true),

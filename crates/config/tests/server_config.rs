@@ -335,6 +335,10 @@ fn telemetry_and_federation_are_kept() {
         "{err}"
     );
     assert!(err.contains("missing bundle endpoint configuration"), "{err}");
+
+    let own = "    federation {\n        federates_with \"example.org\" {\n            bundle_endpoint_url = \"https://e.test\"\n            bundle_endpoint_profile \"https_web\" {}\n        }\n    }";
+    let err = error(&with(own, ""));
+    assert!(err.contains("federation.federates_with[\"example.org\"] names the server's own trust domain"), "{err}");
 }
 
 #[test]

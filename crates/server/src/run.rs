@@ -340,7 +340,7 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
         prune_events_older_than: config.experimental.prune_events_older_than,
     };
     let federates_with = config.federation.as_ref().map_or(&[][..], |f| f.federates_with.as_slice());
-    let bundle_client = crate::federation::client::Manager::new(ds.clone())
+    let bundle_client = crate::federation::client::Manager::new(td.clone(), ds.clone())
         .with_configured(crate::federation::client::configured(federates_with));
     let ctx = Arc::new(
         ServerContext::new(td, ds.clone(), ca.clone(), settings)

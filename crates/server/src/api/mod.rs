@@ -100,7 +100,7 @@ impl ServerContext {
         let server_id = trust_domain.id_with_path("/spire/server").expect("valid path");
         let index = Arc::new(RwLock::new(EntryIndex::new(trust_domain.clone())));
         let limits = ratelimit::RateLimiter::new(settings.ratelimit_attestation, settings.ratelimit_signing);
-        let bundle_client = Arc::new(crate::federation::client::Manager::new(ds.clone()));
+        let bundle_client = Arc::new(crate::federation::client::Manager::new(trust_domain.clone(), ds.clone()));
         Self {
             trust_domain,
             server_id,

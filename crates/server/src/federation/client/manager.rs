@@ -47,6 +47,8 @@ struct Managed {
 
 /// The manager of the federated trust domains' updaters.
 pub struct Manager {
+    /// The server's own trust domain, never managed.
+    own: TrustDomain,
     ds: Arc<dyn DataStore>,
     configured: RwLock<HashMap<TrustDomain, Endpoint>>,
     /// Serialises rereads of the sources (SPIRE's `configRefreshMtx`).
@@ -60,8 +62,9 @@ pub struct Manager {
 impl Manager {
     /// A manager of the relationships stored in `ds` (and, see [`Manager::with_configured`], of the
     /// configuration's).
-    pub fn new(ds: Arc<dyn DataStore>) -> Self {
+    pub fn new(own: TrustDomain, ds: Arc<dyn DataStore>) -> Self {
         Self {
+            own,
             ds,
             configured: RwLock::default(),
             refreshing: tokio::sync::Mutex::new(()),
@@ -133,7 +136,10 @@ impl Manager {
         out
     }
 
-    /// The merged relationships: the datastore's, overridden by the configuration's.
+    /// The merged relationships: the datastore's, overridden by the configuration's. One for our own
+    /// trust domain (the configuration and the API refuse it, but a shared datastore may hold one
+    /// written by other software) is left out: fetching our own bundle from elsewhere would let that
+    /// endpoint replace our roots.
     pub(super) async fn sources(&self) -> Result<HashMap<TrustDomain, Endpoint>, DataStoreError> {
         let (stored, _) = self.ds.list_federation_relationships(None).await?;
         let mut merged: HashMap<_, _> = stored
@@ -141,6 +147,12 @@ impl Manager {
             .map(|r| (r.trust_domain, Endpoint { url: r.bundle_endpoint_url, profile: r.profile }))
             .collect();
         merged.extend(self.configured.read().expect("configured lock").iter().map(|(k, v)| (k.clone(), v.clone())));
+        if merged.remove(&self.own).is_some() {
+            tracing::error!(
+                trust_domain = %self.own,
+                "Ignoring a federation relationship for the server's own trust domain; delete it"
+            );
+        }
         Ok(merged)
     }
 

@@ -209,7 +209,7 @@ async fn https_spiffe_first_fetch_then_changes_after_the_refresh_hint() {
     let local = local_ds(&dir).await;
     bootstrap(&local, &foreign).await;
     let configured = HashMap::from([(td(FOREIGN), foreign.spiffe_endpoint("spiffe://foreign.test/spire/server"))]);
-    let manager = Arc::new(Manager::new(local.clone()).with_configured(configured).with_timing(fast()));
+    let manager = Arc::new(Manager::new(td(LOCAL), local.clone()).with_configured(configured).with_timing(fast()));
     let task = manager.spawn();
 
     let expected = foreign.expected().await;
@@ -232,7 +232,7 @@ async fn refresh_rpc_fetches_now_and_says_not_found_without_a_relationship() {
     // Slow timings: only the RPC can make the changes below appear.
     let slow =
         Timing { minimum_refresh_hint: Duration::from_secs(3600), config_refresh_interval: Duration::from_secs(3600) };
-    let manager = Arc::new(Manager::new(local.clone()).with_timing(slow));
+    let manager = Arc::new(Manager::new(td(LOCAL), local.clone()).with_timing(slow));
     let ctx = ServerContext::new(td(LOCAL), local.clone(), Arc::new(Ca::new(td(LOCAL), None)), Settings::default())
         .with_bundle_client(manager.clone());
     let service = TrustDomainService::new(Arc::new(ctx));
@@ -295,8 +295,9 @@ async fn refresh_error(
 ) -> String {
     let slow =
         Timing { minimum_refresh_hint: Duration::from_secs(3600), config_refresh_interval: Duration::from_secs(3600) };
-    let mut manager =
-        Manager::new(local.clone()).with_timing(slow).with_configured(HashMap::from([(td(trust_domain), endpoint)]));
+    let mut manager = Manager::new(td(LOCAL), local.clone())
+        .with_timing(slow)
+        .with_configured(HashMap::from([(td(trust_domain), endpoint)]));
     if let Some(roots) = roots {
         manager = manager.with_web_roots(roots);
     }
@@ -357,7 +358,7 @@ async fn https_web_trusted_roots_fetch_and_untrusted_ones_are_refused() {
     assert!(local.fetch_bundle(&td(FOREIGN)).await.unwrap().is_none());
 
     // The right roots: stored, and no bootstrap was needed.
-    let manager = Manager::new(local.clone())
+    let manager = Manager::new(td(LOCAL), local.clone())
         .with_web_roots(pki.roots())
         .with_configured(HashMap::from([(td(FOREIGN), web.clone())]));
     assert!(manager.refresh_bundle_for(&td(FOREIGN)).await.unwrap());
@@ -470,10 +471,11 @@ async fn malformed_bundles_errors_and_other_trust_domains_are_refused() {
 }
 
 #[tokio::test]
-async fn configuration_overrides_the_datastore() {
+async fn configuration_overrides_the_datastore_and_our_own_trust_domain_is_never_managed() {
     let dir = tempfile::tempdir().unwrap();
     let local = local_ds(&dir).await;
-    for name in ["both.test", "stored.test"] {
+    // LOCAL's row is one other software wrote into a shared datastore (our API refuses it).
+    for name in ["both.test", "stored.test", LOCAL] {
         local
             .create_federation_relationship(spire_datastore::FederationRelationship {
                 trust_domain: td(name),
@@ -490,9 +492,10 @@ async fn configuration_overrides_the_datastore() {
         ),
         (td("config.test"), Endpoint { url: "https://config.test/".into(), profile: BundleEndpointProfile::HttpsWeb }),
     ]);
-    let manager = Manager::new(local).with_configured(configured);
+    let manager = Manager::new(td(LOCAL), local).with_configured(configured);
     let merged = manager.sources().await.unwrap();
     assert_eq!(merged.len(), 3);
+    assert!(!merged.contains_key(&td(LOCAL)));
     assert_eq!(merged[&td("both.test")].url, "https://both.test/configured");
     assert_eq!(merged[&td("stored.test")].url, "https://stored.test/stored");
 }

@@ -158,7 +158,9 @@ impl AcmeResolver {
 impl ResolvesServerCert for AcmeResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let name = hello.server_name().map(|n| n.trim_end_matches('.').to_ascii_lowercase());
-        if hello.alpn().is_some_and(|mut offered| offered.any(|p| p == ACME_TLS_ALPN)) {
+        // RFC 8737: a validation offers `acme-tls/1` alone (Go's autocert checks the same); a client
+        // listing it among others is an ordinary client and gets the domain's certificate.
+        if hello.alpn().is_some_and(|offered| offered.eq([ACME_TLS_ALPN])) {
             return self.challenges.get(name.as_deref()?);
         }
         let domain = match name {
@@ -273,7 +275,7 @@ mod tests {
     fn presented(
         resolver: Arc<AcmeResolver>,
         name: &str,
-        alpn: &[u8],
+        alpn: &[&[u8]],
     ) -> Result<CertificateDer<'static>, rustls::Error> {
         let mut server_config = rustls::ServerConfig::builder_with_provider(crate::provider())
             .with_safe_default_protocol_versions()?
@@ -285,7 +287,7 @@ mod tests {
             .dangerous()
             .with_custom_certificate_verifier(server_verifier(Any))
             .with_no_client_auth();
-        client_config.alpn_protocols = vec![alpn.to_vec()];
+        client_config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         let name = ServerName::try_from(name.to_owned()).unwrap();
         let mut client = rustls::ClientConnection::new(Arc::new(client_config), name)?;
         let mut server = rustls::ServerConnection::new(Arc::new(server_config))?;
@@ -311,19 +313,21 @@ mod tests {
             challenges: Challenges::default(),
         });
         // Nothing obtained yet: the handshake fails.
-        assert!(presented(resolver.clone(), "a.example", b"http/1.1").is_err());
+        assert!(presented(resolver.clone(), "a.example", &[b"http/1.1"]).is_err());
         let (a, b, proof) = (self_signed("a.example"), self_signed("b.example"), self_signed("a.example"));
         resolver.set("a.example", a.clone());
         resolver.set("b.example", b.clone());
         resolver.challenges.insert("a.example", proof.clone());
-        assert_eq!(presented(resolver.clone(), "a.example", b"http/1.1").unwrap(), a.cert[0]);
-        assert_eq!(presented(resolver.clone(), "B.example", b"http/1.1").unwrap(), b.cert[0]);
+        assert_eq!(presented(resolver.clone(), "a.example", &[b"http/1.1"]).unwrap(), a.cert[0]);
+        assert_eq!(presented(resolver.clone(), "B.example", &[b"http/1.1"]).unwrap(), b.cert[0]);
         // No SNI: the first domain's; another name: none, as autocert's host policy.
-        assert_eq!(presented(resolver.clone(), "127.0.0.1", b"http/1.1").unwrap(), a.cert[0]);
-        assert!(presented(resolver.clone(), "c.example", b"http/1.1").is_err());
+        assert_eq!(presented(resolver.clone(), "127.0.0.1", &[b"http/1.1"]).unwrap(), a.cert[0]);
+        assert!(presented(resolver.clone(), "c.example", &[b"http/1.1"]).is_err());
         // tls-alpn-01: the challenge certificate, only for a domain being validated.
-        assert_eq!(presented(resolver.clone(), "a.example", ACME_TLS_ALPN).unwrap(), proof.cert[0]);
-        assert!(presented(resolver, "b.example", ACME_TLS_ALPN).is_err());
+        assert_eq!(presented(resolver.clone(), "a.example", &[ACME_TLS_ALPN]).unwrap(), proof.cert[0]);
+        assert!(presented(resolver.clone(), "b.example", &[ACME_TLS_ALPN]).is_err());
+        // Offered among other protocols it is no validation: the domain's certificate.
+        assert_eq!(presented(resolver, "a.example", &[b"http/1.1", ACME_TLS_ALPN]).unwrap(), a.cert[0]);
     }
 
     #[test]

@@ -7,12 +7,14 @@
 //! plugin, as in SPIRE's `pkg/server/plugin/nodeattestor/<name>`.
 
 pub mod agent_path_template;
+pub mod agent_store;
 pub mod join_token;
 pub mod k8s_psat;
 pub mod sshpop;
 pub mod tpm_devid;
 pub mod x509pop;
 
+pub use agent_store::{AgentStore, DataStoreAgentStore, ensure_not_attested};
 pub use join_token::JoinTokenAttestor;
 pub use k8s_psat::K8sPsatAttestor;
 pub use sshpop::SshPopAttestor;

@@ -3,12 +3,11 @@
 //! own SVID once it has one (except for attestation: [`ServerClient::channel_without_identity`]).
 
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use spire_identity::x509::verify_svid;
 use spire_identity::{BundleSet, PrivateKey, SpiffeId, TrustDomain};
-use spire_tls::{ServerCertCheck, provider, server_verifier};
+use spire_tls::{ServerCertCheck, provider, server_verifier, verify_peer_svid};
 use tonic::transport::{Channel, Endpoint, Uri};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
@@ -93,10 +92,7 @@ impl ServerCertCheck for ServerVerifier {
         let id = if self.insecure {
             uri_san(end_entity.as_ref())
         } else {
-            let mut chain: Vec<&[u8]> = vec![end_entity.as_ref()];
-            chain.extend(intermediates.iter().map(|c| c.as_ref()));
-            let now = SystemTime::UNIX_EPOCH + Duration::from_secs(now.as_secs());
-            let verified = verify_svid(&chain, &self.bundles, now)
+            let verified = verify_peer_svid(end_entity, intermediates, &self.bundles, now)
                 .map_err(|e| rustls::Error::General(format!("server certificate rejected: {e}")))?;
             Some(verified.spiffe_id.to_string())
         };

@@ -5,12 +5,12 @@
 //! results, so that "already exists" and "already gone" are answers, not errors.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use spire_cli::goerror::chain;
-use spire_identity::x509::{split_der_chain, verify_svid};
+use spire_identity::x509::split_der_chain;
 use spire_identity::{Bundle, BundleSet, SpiffeId, TrustDomain};
 use spire_proto::spire::api::server::entry::v1::entry_client::EntryClient;
 use spire_proto::spire::api::server::entry::v1::{
@@ -20,7 +20,7 @@ use spire_proto::spire::api::server::entry::v1::{
 use spire_proto::spire::api::types::{Entry, Selector, SelectorMatch, Spiffeid, selector_match};
 use spire_proto::workload::X509svidRequest;
 use spire_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
-use spire_tls::{ServerCertCheck, provider, server_verifier};
+use spire_tls::{ServerCertCheck, provider, server_verifier, verify_peer_svid};
 use tonic::transport::{Channel, Endpoint, Uri};
 use tonic::{Code, Status};
 
@@ -335,10 +335,7 @@ impl ServerCertCheck for AnySvid {
         _: &ServerName<'_>,
         now: UnixTime,
     ) -> Result<(), rustls::Error> {
-        let mut chain: Vec<&[u8]> = vec![end_entity.as_ref()];
-        chain.extend(intermediates.iter().map(|c| c.as_ref()));
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(now.as_secs());
-        verify_svid(&chain, &self.bundles, now)
+        verify_peer_svid(end_entity, intermediates, &self.bundles, now)
             .map(|_| ())
             .map_err(|e| rustls::Error::General(format!("server certificate rejected: {e}")))
     }

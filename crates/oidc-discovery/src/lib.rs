@@ -14,6 +14,5 @@ pub mod handler;
 pub mod health;
 pub mod keyset;
 pub mod serve;
-pub mod serving_cert;
 pub mod source;
 pub mod urlpath;

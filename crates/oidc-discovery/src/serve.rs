@@ -25,7 +25,7 @@ use spire_tls::acme::{ACME_TLS_ALPN, AcmeConfig, LETS_ENCRYPT_DIRECTORY};
 use crate::config::{Acme, Listen, ServingCertFile};
 use crate::handler::{Body, Conn, Handler};
 use crate::health::Health;
-use crate::serving_cert::{CertError, FileCert};
+use spire_tls::file_cert::{FileCert, FileCertError};
 
 /// SPIRE's `ReadHeaderTimeout`.
 const READ_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,7 +50,7 @@ pub enum ServeError {
     },
     /// The serving certificate could not be loaded.
     #[error("failed to load certificate: {0}")]
-    Certificate(#[from] CertError),
+    Certificate(#[from] FileCertError),
     /// The insecure address is not `host:port`.
     #[error("{0}")]
     Address(#[from] crate::config::AddrError),

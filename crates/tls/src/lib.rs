@@ -7,19 +7,25 @@
 //! signature checks, so they are identical everywhere and always those of aws-lc-rs, the one crypto
 //! provider in the tree ([`provider`]).
 //!
-//! With the `acme` feature, [`acme`] obtains and renews serving certificates from an ACME CA.
+//! With the `acme` feature, [`acme`] obtains and renews serving certificates from an ACME CA; with
+//! `file-cert`, [`file_cert`] serves a certificate from files it re-reads.
 
 #[cfg(feature = "acme")]
 pub mod acme;
+#[cfg(feature = "file-cert")]
+pub mod file_cert;
 
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use spire_identity::BundleSet;
+use spire_identity::x509::{VerifiedSvid, X509SvidError, verify_svid};
 
 /// The crypto provider: aws-lc-rs, the one provider in the tree.
 pub fn provider() -> Arc<CryptoProvider> {
@@ -57,6 +63,19 @@ pub trait ClientCertCheck: Debug + Send + Sync {
     fn mandatory(&self) -> bool {
         false
     }
+}
+
+/// Validates the X509-SVID chain a TLS peer presented (as rustls hands it to a check) against
+/// `bundles`, at the handshake's `now`.
+pub fn verify_peer_svid(
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    bundles: &BundleSet,
+    now: UnixTime,
+) -> Result<VerifiedSvid, X509SvidError> {
+    let mut chain: Vec<&[u8]> = vec![end_entity.as_ref()];
+    chain.extend(intermediates.iter().map(|c| c.as_ref()));
+    verify_svid(&chain, bundles, SystemTime::UNIX_EPOCH + Duration::from_secs(now.as_secs()))
 }
 
 /// A rustls verifier running `check` on the server's certificate.

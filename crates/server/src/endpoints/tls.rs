@@ -3,14 +3,12 @@
 //! chains to a bundle the server holds (AttestAgent and GetBundle work before an agent has an SVID).
 
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use spire_identity::x509::verify_svid;
 use spire_identity::{BundleSet, PrivateKey};
-use spire_tls::{ClientCertCheck, client_verifier, provider};
+use spire_tls::{ClientCertCheck, client_verifier, provider, verify_peer_svid};
 
 /// The certificate the server presents, swapped on rotation.
 #[derive(Debug, Default)]
@@ -67,11 +65,8 @@ impl ClientCertCheck for SvidClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<(), rustls::Error> {
-        let mut chain: Vec<&[u8]> = vec![end_entity.as_ref()];
-        chain.extend(intermediates.iter().map(|c| c.as_ref()));
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(now.as_secs());
         let bundles = self.bundles.read().expect("bundle lock");
-        verify_svid(&chain, &bundles, now)
+        verify_peer_svid(end_entity, intermediates, &bundles, now)
             .map(|_| ())
             .map_err(|e| rustls::Error::General(format!("client X509-SVID rejected: {e}")))
     }

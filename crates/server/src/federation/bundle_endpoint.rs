@@ -29,7 +29,7 @@ use spire_tls::provider;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use super::serving_cert::{FileCert, ServingCertError};
+use spire_tls::file_cert::{FileCert, FileCertError};
 use crate::endpoints::tls::ServerCert;
 use crate::server_svid::identity_bundle;
 
@@ -57,7 +57,7 @@ pub enum BundleEndpointError {
     },
     /// The `serving_cert_file` pair is unusable.
     #[error("bundle endpoint serving_cert_file: {0}")]
-    ServingCert(#[from] ServingCertError),
+    ServingCert(#[from] FileCertError),
     /// rustls refused the configuration.
     #[error("bundle endpoint TLS: {0}")]
     Tls(#[from] rustls::Error),

@@ -3,6 +3,5 @@
 
 pub mod bundle_endpoint;
 pub mod client;
-pub mod serving_cert;
 
 pub use bundle_endpoint::{BundleEndpointError, start};

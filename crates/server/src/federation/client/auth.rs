@@ -9,15 +9,13 @@
 //!   check (SPIFFE authentication replaces it).
 
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, RootCertStore};
-use spire_identity::x509::verify_svid;
 use spire_identity::{Bundle, BundleSet, SpiffeId};
-use spire_tls::{ServerCertCheck, provider, server_verifier};
+use spire_tls::{ServerCertCheck, provider, server_verifier, verify_peer_svid};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 /// Why no TLS configuration could be made.
@@ -132,10 +130,7 @@ impl ServerCertCheck for SpiffeCheck {
         _: &ServerName<'_>,
         now: UnixTime,
     ) -> Result<(), rustls::Error> {
-        let mut chain: Vec<&[u8]> = vec![end_entity.as_ref()];
-        chain.extend(intermediates.iter().map(|c| c.as_ref()));
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(now.as_secs());
-        let verified = verify_svid(&chain, &self.bundles, now)
+        let verified = verify_peer_svid(end_entity, intermediates, &self.bundles, now)
             .map_err(|e| rustls::Error::General(format!("x509svid: could not verify leaf certificate: {e}")))?;
         if verified.spiffe_id != self.endpoint_id {
             return Err(rustls::Error::General(format!("unexpected ID {:?}", verified.spiffe_id.to_string())));

@@ -3,12 +3,11 @@
 //! connection is rebuilt whenever the agent rotates the SVID or the bundle.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use spire_identity::x509::verify_svid;
 use spire_identity::{Bundle, BundleSet, SpiffeId, TrustDomain};
-use spire_tls::{ServerCertCheck, provider, server_verifier};
+use spire_tls::{ServerCertCheck, provider, server_verifier, verify_peer_svid};
 use tokio::sync::Mutex;
 use tonic::transport::{Channel, Endpoint, Uri};
 
@@ -44,10 +43,7 @@ impl ServerCertCheck for UpstreamServerCheck {
         _: &ServerName<'_>,
         now: UnixTime,
     ) -> Result<(), rustls::Error> {
-        let mut chain: Vec<&[u8]> = vec![end_entity.as_ref()];
-        chain.extend(intermediates.iter().map(|c| c.as_ref()));
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(now.as_secs());
-        let verified = verify_svid(&chain, &self.bundles, now)
+        let verified = verify_peer_svid(end_entity, intermediates, &self.bundles, now)
             .map_err(|e| rustls::Error::General(format!("upstream server certificate rejected: {e}")))?;
         if verified.spiffe_id != self.server_id {
             return Err(rustls::Error::General(format!(

@@ -130,6 +130,7 @@ enum NodeAttestorPlugin {
     X509Pop(x509pop::X509PopConfig),
     SshPop(sshpop::SshPopConfig),
     TpmDevId(tpm_devid::TpmDevIdConfig),
+    HttpChallenge(nodeattestor::http_challenge::HttpChallengeConfig),
 }
 
 impl Plugins {
@@ -179,6 +180,9 @@ impl Plugins {
                 tpm_devid::NAME => {
                     NodeAttestorPlugin::TpmDevId(tpm_devid::TpmDevIdConfig::from_plugin(plugin).map_err(plugin_error)?)
                 }
+                nodeattestor::http_challenge::NAME => NodeAttestorPlugin::HttpChallenge(
+                    nodeattestor::http_challenge::HttpChallengeConfig::from_plugin(plugin).map_err(plugin_error)?,
+                ),
                 other => {
                     return Err(RunError::Plugin(format!(
                         "unknown NodeAttestor plugin {other:?}: this build supports {}",
@@ -244,6 +248,10 @@ async fn node_attestors(
             }
             NodeAttestorPlugin::TpmDevId(cfg) => {
                 Arc::new(TpmDevIdAttestor::from_config(cfg, td.clone()).map_err(plugin_error)?)
+            }
+            NodeAttestorPlugin::HttpChallenge(cfg) => {
+                let agents = Arc::new(nodeattestor::DataStoreAgentStore(ds.clone()));
+                Arc::new(nodeattestor::HttpChallengeAttestor::new(cfg, td.clone(), agents))
             }
         };
         attestors.register(attestor);
@@ -475,7 +483,7 @@ plugins {{
         let err = built(&config(r#"NodeAttestor "aws_iid" {}"#)).await.unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown NodeAttestor plugin \"aws_iid\": this build supports \"join_token\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\""
+            "unknown NodeAttestor plugin \"aws_iid\": this build supports \"join_token\", \"http_challenge\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\""
         );
         let err = built(&config(r#"NodeAttestor "x509pop" { plugin_data { ca_bundle_path = "/no/such/ca.pem" } }"#))
             .await
@@ -512,7 +520,7 @@ plugins {{
             ),
             (
                 r#"NodeAttestor "aws_iid" {}"#.to_owned(),
-                "unknown NodeAttestor plugin \"aws_iid\": this build supports \"join_token\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\"",
+                "unknown NodeAttestor plugin \"aws_iid\": this build supports \"join_token\", \"http_challenge\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\"",
             ),
             (
                 r#"NodeAttestor "x509pop" {}"#.to_owned(),

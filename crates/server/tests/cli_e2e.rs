@@ -1382,7 +1382,7 @@ fn validate_config() {
         (
             "unknown_plugin.conf",
             r#"NodeAttestor "aws_iid" {}"#.to_owned(),
-            r#"unknown NodeAttestor plugin "aws_iid": this build supports "join_token", "k8s_psat", "sshpop", "tpm_devid" and "x509pop""#,
+            r#"unknown NodeAttestor plugin "aws_iid": this build supports "join_token", "http_challenge", "k8s_psat", "sshpop", "tpm_devid" and "x509pop""#,
         ),
     ] {
         let out = validate(name, &plugin);

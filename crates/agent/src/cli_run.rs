@@ -128,6 +128,7 @@ enum NodeAttestorPlugin {
     X509Pop(X509PopConfig),
     SshPop(SshPopConfig),
     TpmDevId(TpmDevIdConfig),
+    HttpChallenge(crate::node_attestor::HttpChallengeConfig),
 }
 
 #[derive(Debug)]
@@ -195,6 +196,9 @@ pub fn settings(config: &AgentConfig) -> Result<AgentSettings, String> {
         NodeAttestorPlugin::X509Pop(cfg) => Arc::new(X509PopAttestor::new(cfg)),
         NodeAttestorPlugin::SshPop(cfg) => Arc::new(SshPopAttestor::new(cfg)),
         NodeAttestorPlugin::TpmDevId(cfg) => Arc::new(TpmDevIdAttestor::from_config(cfg).map_err(|e| e.to_string())?),
+        NodeAttestorPlugin::HttpChallenge(cfg) => {
+            Arc::new(crate::node_attestor::HttpChallengeAttestor::from_config(cfg).map_err(|e| e.to_string())?)
+        }
     };
     let mut attestors: Vec<Arc<dyn WorkloadAttestor>> = Vec::new();
     for plugin in plugins.workload_attestors {
@@ -270,6 +274,9 @@ fn node_attestor(config: &AgentConfig) -> Result<NodeAttestorPlugin, String> {
         tpm_devid::PLUGIN_NAME => {
             NodeAttestorPlugin::TpmDevId(TpmDevIdConfig::from_plugin(plugin).map_err(|e| e.to_string())?)
         }
+        crate::node_attestor::http_challenge::PLUGIN_NAME => NodeAttestorPlugin::HttpChallenge(
+            crate::node_attestor::HttpChallengeConfig::from_plugin(plugin).map_err(|e| e.to_string())?,
+        ),
         other => {
             return Err(format!(
                 "unknown NodeAttestor plugin {other:?}: this build supports {}",
@@ -339,7 +346,7 @@ plugins {
         let err = node_attestor(&agent_config("", other)).unwrap_err();
         assert_eq!(
             err,
-            "unknown NodeAttestor plugin \"aws_iid\": this build supports \"join_token\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\""
+            "unknown NodeAttestor plugin \"aws_iid\": this build supports \"join_token\", \"http_challenge\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\""
         );
     }
 
@@ -389,7 +396,7 @@ plugins {
                 r#"NodeAttestor "aws_iid" {}
     WorkloadAttestor "unix" {}"#,
                 &[
-                    "unknown NodeAttestor plugin \"aws_iid\": this build supports \"join_token\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\"",
+                    "unknown NodeAttestor plugin \"aws_iid\": this build supports \"join_token\", \"http_challenge\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\"",
                 ],
             ),
             (

@@ -6,6 +6,7 @@
 //! attestor (x509pop, tpm_devid) is one module here and one arm in `cli_run::node_attestor`. The wire
 //! formats shared with the server live in the `spire-attestation` crate.
 //!
+//! - [`http_challenge`]: a host name, proven by serving the server's nonce over HTTP on it.
 //! - [`join_token`]: the token issued by `spire-server token generate`; single use, not re-attestable.
 //! - [`k8s_psat`]: the cluster name and a projected service-account token read from a file.
 //! - [`x509pop`]: a certificate chain, and proof of possession of the leaf's key.
@@ -13,6 +14,7 @@
 //! - [`tpm_devid`]: a TPM-resident DevID key, its certificate, and proof that the key lives in a TPM
 //!   with a trusted endorsement certificate.
 
+pub mod http_challenge;
 pub mod join_token;
 pub mod k8s_psat;
 pub mod sshpop;
@@ -23,6 +25,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
+pub use http_challenge::{HttpChallengeAttestor, HttpChallengeConfig};
 pub use join_token::JoinTokenAttestor;
 pub use k8s_psat::{K8sPsatAttestor, K8sPsatConfig};
 pub use sshpop::{SshPopAttestor, SshPopConfig};

@@ -4,6 +4,7 @@
 //! depend on this crate, never on each other, and a wire change shows up as a change here.
 
 mod go_bytes;
+pub mod aws_iid;
 pub mod http_challenge;
 pub mod k8s_psat;
 pub mod sshpop;

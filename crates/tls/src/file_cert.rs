@@ -105,7 +105,11 @@ fn read_pair(cert_path: &Path, key_path: &Path) -> Result<Contents, FileCertErro
     Ok((read(cert_path)?, read(key_path)?))
 }
 
-fn certified_key(cert_path: &Path, key_path: &Path, (cert, key): &Contents) -> Result<Arc<CertifiedKey>, FileCertError> {
+fn certified_key(
+    cert_path: &Path,
+    key_path: &Path,
+    (cert, key): &Contents,
+) -> Result<Arc<CertifiedKey>, FileCertError> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert).filter_map(Result::ok).collect();
     if chain.is_empty() {
         return Err(FileCertError::NoCertificate(cert_path.into()));

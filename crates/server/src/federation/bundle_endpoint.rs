@@ -25,11 +25,11 @@ use spire_config::federation::{Acme, BundleEndpoint, BundleEndpointProfile};
 use spire_datastore::DataStore;
 use spire_identity::TrustDomain;
 use spire_tls::acme::{ACME_TLS_ALPN, AcmeConfig, AcmeError, LETS_ENCRYPT_DIRECTORY};
+use spire_tls::file_cert::{FileCert, FileCertError};
 use spire_tls::provider;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use spire_tls::file_cert::{FileCert, FileCertError};
 use crate::endpoints::tls::ServerCert;
 use crate::server_svid::identity_bundle;
 

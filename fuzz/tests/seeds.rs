@@ -91,3 +91,8 @@ fn oidc_request_seeds() {
 fn acme_certificate_seeds() {
     run("acme_certificate", env!("CARGO_BIN_EXE_acme_certificate"));
 }
+
+#[test]
+fn http_challenge_payload_seeds() {
+    run("http_challenge_payload", env!("CARGO_BIN_EXE_http_challenge_payload"));
+}

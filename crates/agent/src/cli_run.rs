@@ -129,6 +129,7 @@ enum NodeAttestorPlugin {
     SshPop(SshPopConfig),
     TpmDevId(TpmDevIdConfig),
     HttpChallenge(crate::node_attestor::HttpChallengeConfig),
+    AwsIid(crate::node_attestor::AwsIidConfig),
 }
 
 #[derive(Debug)]
@@ -196,6 +197,7 @@ pub fn settings(config: &AgentConfig) -> Result<AgentSettings, String> {
         NodeAttestorPlugin::X509Pop(cfg) => Arc::new(X509PopAttestor::new(cfg)),
         NodeAttestorPlugin::SshPop(cfg) => Arc::new(SshPopAttestor::new(cfg)),
         NodeAttestorPlugin::TpmDevId(cfg) => Arc::new(TpmDevIdAttestor::from_config(cfg).map_err(|e| e.to_string())?),
+        NodeAttestorPlugin::AwsIid(cfg) => Arc::new(crate::node_attestor::AwsIidAttestor::new(cfg)),
         NodeAttestorPlugin::HttpChallenge(cfg) => {
             Arc::new(crate::node_attestor::HttpChallengeAttestor::from_config(cfg).map_err(|e| e.to_string())?)
         }
@@ -274,6 +276,9 @@ fn node_attestor(config: &AgentConfig) -> Result<NodeAttestorPlugin, String> {
         tpm_devid::PLUGIN_NAME => {
             NodeAttestorPlugin::TpmDevId(TpmDevIdConfig::from_plugin(plugin).map_err(|e| e.to_string())?)
         }
+        crate::node_attestor::aws_iid::PLUGIN_NAME => NodeAttestorPlugin::AwsIid(
+            crate::node_attestor::AwsIidConfig::from_plugin(plugin).map_err(|e| e.to_string())?,
+        ),
         crate::node_attestor::http_challenge::PLUGIN_NAME => NodeAttestorPlugin::HttpChallenge(
             crate::node_attestor::HttpChallengeConfig::from_plugin(plugin).map_err(|e| e.to_string())?,
         ),
@@ -342,11 +347,11 @@ plugins {
         let missing = r#"NodeAttestor "k8s_psat" { plugin_data {} }"#;
         let err = node_attestor(&agent_config("", missing)).unwrap_err();
         assert!(err.contains("missing required cluster block"), "{err}");
-        let other = r#"NodeAttestor "aws_iid" { plugin_data {} }"#;
+        let other = r#"NodeAttestor "no_such_attestor" { plugin_data {} }"#;
         let err = node_attestor(&agent_config("", other)).unwrap_err();
         assert_eq!(
             err,
-            "unknown NodeAttestor plugin \"aws_iid\": this build supports \"join_token\", \"http_challenge\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\""
+            "unknown NodeAttestor plugin \"no_such_attestor\": this build supports \"join_token\", \"aws_iid\", \"http_challenge\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\""
         );
     }
 
@@ -393,10 +398,10 @@ plugins {
                 &["plugins.WorkloadAttestor.k8s.plugin_data.experimental.sigstore: "],
             ),
             (
-                r#"NodeAttestor "aws_iid" {}
+                r#"NodeAttestor "no_such_attestor" {}
     WorkloadAttestor "unix" {}"#,
                 &[
-                    "unknown NodeAttestor plugin \"aws_iid\": this build supports \"join_token\", \"http_challenge\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\"",
+                    "unknown NodeAttestor plugin \"no_such_attestor\": this build supports \"join_token\", \"aws_iid\", \"http_challenge\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\"",
                 ],
             ),
             (

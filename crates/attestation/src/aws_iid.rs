@@ -94,7 +94,8 @@ impl InstanceIdentityDocument {
         const GO_TYPE: &str = "imds.InstanceIdentityDocument";
         let object = object(document, GO_TYPE)?;
         let field = |name: &'static str| go_string(&object, GO_TYPE, name);
-        for name in ["availabilityZone", "privateIp", "version", "instanceType", "kernelId", "ramdiskId", "architecture"]
+        for name in
+            ["availabilityZone", "privateIp", "version", "instanceType", "kernelId", "ramdiskId", "architecture"]
         {
             field(name)?;
         }
@@ -191,7 +192,8 @@ mod tests {
 
     #[test]
     fn payload_round_trip_with_spire_field_names() {
-        let d = AttestationData { document: "{}".into(), signature: "c2ln".into(), signature_rsa2048: "cGtjczc=".into() };
+        let d =
+            AttestationData { document: "{}".into(), signature: "c2ln".into(), signature_rsa2048: "cGtjczc=".into() };
         assert_eq!(
             String::from_utf8(d.to_payload()).unwrap(),
             r#"{"document":"{}","signature":"c2ln","rsa2048":"cGtjczc="}"#

@@ -131,6 +131,7 @@ enum NodeAttestorPlugin {
     SshPop(sshpop::SshPopConfig),
     TpmDevId(tpm_devid::TpmDevIdConfig),
     HttpChallenge(nodeattestor::http_challenge::HttpChallengeConfig),
+    AwsIid(nodeattestor::aws_iid::AwsIidConfig),
 }
 
 impl Plugins {
@@ -180,6 +181,9 @@ impl Plugins {
                 tpm_devid::NAME => {
                     NodeAttestorPlugin::TpmDevId(tpm_devid::TpmDevIdConfig::from_plugin(plugin).map_err(plugin_error)?)
                 }
+                nodeattestor::aws_iid::NAME => NodeAttestorPlugin::AwsIid(
+                    nodeattestor::aws_iid::AwsIidConfig::from_plugin(plugin).map_err(plugin_error)?,
+                ),
                 nodeattestor::http_challenge::NAME => NodeAttestorPlugin::HttpChallenge(
                     nodeattestor::http_challenge::HttpChallengeConfig::from_plugin(plugin).map_err(plugin_error)?,
                 ),
@@ -249,6 +253,14 @@ async fn node_attestors(
             NodeAttestorPlugin::TpmDevId(cfg) => {
                 Arc::new(TpmDevIdAttestor::from_config(cfg, td.clone()).map_err(plugin_error)?)
             }
+            NodeAttestorPlugin::AwsIid(cfg) => Arc::new(
+                nodeattestor::AwsIidAttestor::from_config(
+                    cfg,
+                    td.clone(),
+                    Arc::new(nodeattestor::DataStoreAgentStore(ds.clone())),
+                )
+                .map_err(plugin_error)?,
+            ),
             NodeAttestorPlugin::HttpChallenge(cfg) => {
                 let agents = Arc::new(nodeattestor::DataStoreAgentStore(ds.clone()));
                 Arc::new(nodeattestor::HttpChallengeAttestor::new(cfg, td.clone(), agents))
@@ -480,10 +492,10 @@ plugins {{
             built(&config(r#"NodeAttestor "k8s_psat" { plugin_data { clusters = { "c" = {} } } }"#)).await.unwrap_err();
         assert!(err.to_string().contains("service_account_allow_list"), "{err}");
 
-        let err = built(&config(r#"NodeAttestor "aws_iid" {}"#)).await.unwrap_err();
+        let err = built(&config(r#"NodeAttestor "no_such_attestor" {}"#)).await.unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown NodeAttestor plugin \"aws_iid\": this build supports \"join_token\", \"http_challenge\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\""
+            "unknown NodeAttestor plugin \"no_such_attestor\": this build supports \"join_token\", \"aws_iid\", \"http_challenge\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\""
         );
         let err = built(&config(r#"NodeAttestor "x509pop" { plugin_data { ca_bundle_path = "/no/such/ca.pem" } }"#))
             .await
@@ -519,8 +531,8 @@ plugins {{
                 "plugins.NodeAttestor.k8s_psat.plugin_data.clusters[\"c\"].service_account_allow_list: ",
             ),
             (
-                r#"NodeAttestor "aws_iid" {}"#.to_owned(),
-                "unknown NodeAttestor plugin \"aws_iid\": this build supports \"join_token\", \"http_challenge\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\"",
+                r#"NodeAttestor "no_such_attestor" {}"#.to_owned(),
+                "unknown NodeAttestor plugin \"no_such_attestor\": this build supports \"join_token\", \"aws_iid\", \"http_challenge\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\"",
             ),
             (
                 r#"NodeAttestor "x509pop" {}"#.to_owned(),

@@ -19,6 +19,7 @@
 //! - [`workload_api_full`]: a scriptable Workload API and health server, for Workload API client tests.
 
 pub mod agent;
+pub mod aws_iid;
 pub mod databases;
 pub mod docker;
 pub mod inert;

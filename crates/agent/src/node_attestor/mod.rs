@@ -15,6 +15,7 @@
 //!   with a trusted endorsement certificate.
 
 pub mod http_challenge;
+pub mod aws_iid;
 pub mod join_token;
 pub mod k8s_psat;
 pub mod sshpop;
@@ -26,6 +27,7 @@ use std::fmt;
 use async_trait::async_trait;
 
 pub use http_challenge::{HttpChallengeAttestor, HttpChallengeConfig};
+pub use aws_iid::{AwsIidAttestor, AwsIidConfig};
 pub use join_token::JoinTokenAttestor;
 pub use k8s_psat::{K8sPsatAttestor, K8sPsatConfig};
 pub use sshpop::{SshPopAttestor, SshPopConfig};

@@ -153,8 +153,7 @@ impl SignerInfo {
     fn read(node: &Node) -> Result<Self, Pkcs7Error> {
         let mut s = Seq::of(node, tag::SEQUENCE, "SignerInfo")?;
         s.next(tag::INTEGER, "SignerInfo.version")?;
-        let mut ias =
-            Seq::of(s.next(tag::SEQUENCE, "issuerAndSerialNumber")?, tag::SEQUENCE, "issuerAndSerialNumber")?;
+        let mut ias = Seq::of(s.next(tag::SEQUENCE, "issuerAndSerialNumber")?, tag::SEQUENCE, "issuerAndSerialNumber")?;
         let issuer = encode_der(ias.next(tag::SEQUENCE, "issuerAndSerialNumber.issuer")?);
         let serial = ias.primitive(tag::INTEGER, "issuerAndSerialNumber.serialNumber")?.to_vec();
         let digest_algorithm = algorithm(s.next(tag::SEQUENCE, "SignerInfo.digestAlgorithm")?)?;

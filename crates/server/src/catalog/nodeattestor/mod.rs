@@ -8,6 +8,7 @@
 
 pub mod agent_path_template;
 pub mod agent_store;
+pub mod aws_iid;
 pub mod http_challenge;
 pub mod join_token;
 pub mod k8s_psat;
@@ -16,6 +17,7 @@ pub mod tpm_devid;
 pub mod x509pop;
 
 pub use agent_store::{AgentStore, DataStoreAgentStore, ensure_not_attested};
+pub use aws_iid::AwsIidAttestor;
 pub use http_challenge::HttpChallengeAttestor;
 pub use join_token::JoinTokenAttestor;
 pub use k8s_psat::K8sPsatAttestor;

@@ -96,3 +96,8 @@ fn acme_certificate_seeds() {
 fn http_challenge_payload_seeds() {
     run("http_challenge_payload", env!("CARGO_BIN_EXE_http_challenge_payload"));
 }
+
+#[test]
+fn aws_iid_payload_seeds() {
+    run("aws_iid_payload", env!("CARGO_BIN_EXE_aws_iid_payload"));
+}

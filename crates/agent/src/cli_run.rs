@@ -128,6 +128,8 @@ enum NodeAttestorPlugin {
     X509Pop(X509PopConfig),
     SshPop(SshPopConfig),
     TpmDevId(TpmDevIdConfig),
+    GcpIit(crate::node_attestor::GcpIitConfig),
+    AzureMsi(crate::node_attestor::AzureMsiConfig),
     HttpChallenge(crate::node_attestor::HttpChallengeConfig),
     AwsIid(crate::node_attestor::AwsIidConfig),
 }
@@ -197,6 +199,8 @@ pub fn settings(config: &AgentConfig) -> Result<AgentSettings, String> {
         NodeAttestorPlugin::X509Pop(cfg) => Arc::new(X509PopAttestor::new(cfg)),
         NodeAttestorPlugin::SshPop(cfg) => Arc::new(SshPopAttestor::new(cfg)),
         NodeAttestorPlugin::TpmDevId(cfg) => Arc::new(TpmDevIdAttestor::from_config(cfg).map_err(|e| e.to_string())?),
+        NodeAttestorPlugin::GcpIit(cfg) => Arc::new(crate::node_attestor::GcpIitAttestor::new(cfg)),
+        NodeAttestorPlugin::AzureMsi(cfg) => Arc::new(crate::node_attestor::AzureMsiAttestor::new(cfg)),
         NodeAttestorPlugin::AwsIid(cfg) => Arc::new(crate::node_attestor::AwsIidAttestor::new(cfg)),
         NodeAttestorPlugin::HttpChallenge(cfg) => {
             Arc::new(crate::node_attestor::HttpChallengeAttestor::from_config(cfg).map_err(|e| e.to_string())?)
@@ -276,6 +280,12 @@ fn node_attestor(config: &AgentConfig) -> Result<NodeAttestorPlugin, String> {
         tpm_devid::PLUGIN_NAME => {
             NodeAttestorPlugin::TpmDevId(TpmDevIdConfig::from_plugin(plugin).map_err(|e| e.to_string())?)
         }
+        crate::node_attestor::gcp_iit::PLUGIN_NAME => NodeAttestorPlugin::GcpIit(
+            crate::node_attestor::GcpIitConfig::from_plugin(plugin).map_err(|e| e.to_string())?,
+        ),
+        crate::node_attestor::azure_msi::PLUGIN_NAME => NodeAttestorPlugin::AzureMsi(
+            crate::node_attestor::AzureMsiConfig::from_plugin(plugin).map_err(|e| e.to_string())?,
+        ),
         crate::node_attestor::aws_iid::PLUGIN_NAME => NodeAttestorPlugin::AwsIid(
             crate::node_attestor::AwsIidConfig::from_plugin(plugin).map_err(|e| e.to_string())?,
         ),
@@ -351,7 +361,7 @@ plugins {
         let err = node_attestor(&agent_config("", other)).unwrap_err();
         assert_eq!(
             err,
-            "unknown NodeAttestor plugin \"no_such_attestor\": this build supports \"join_token\", \"aws_iid\", \"http_challenge\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\""
+            "unknown NodeAttestor plugin \"no_such_attestor\": this build supports \"join_token\", \"aws_iid\", \"azure_msi\", \"gcp_iit\", \"http_challenge\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\""
         );
     }
 
@@ -401,7 +411,7 @@ plugins {
                 r#"NodeAttestor "no_such_attestor" {}
     WorkloadAttestor "unix" {}"#,
                 &[
-                    "unknown NodeAttestor plugin \"no_such_attestor\": this build supports \"join_token\", \"aws_iid\", \"http_challenge\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\"",
+                    "unknown NodeAttestor plugin \"no_such_attestor\": this build supports \"join_token\", \"aws_iid\", \"azure_msi\", \"gcp_iit\", \"http_challenge\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\"",
                 ],
             ),
             (

@@ -3,8 +3,10 @@
 //! challenge-response attestors, the challenge and response bodies. The agent and server plugins
 //! depend on this crate, never on each other, and a wire change shows up as a change here.
 
-mod go_bytes;
 pub mod aws_iid;
+pub mod azure_msi;
+pub mod gcp_iit;
+mod go_bytes;
 pub mod http_challenge;
 pub mod k8s_psat;
 pub mod sshpop;

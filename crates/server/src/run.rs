@@ -130,6 +130,8 @@ enum NodeAttestorPlugin {
     X509Pop(x509pop::X509PopConfig),
     SshPop(sshpop::SshPopConfig),
     TpmDevId(tpm_devid::TpmDevIdConfig),
+    GcpIit(nodeattestor::gcp_iit::GcpIitConfig),
+    AzureMsi(nodeattestor::azure_msi::AzureMsiConfig),
     HttpChallenge(nodeattestor::http_challenge::HttpChallengeConfig),
     AwsIid(nodeattestor::aws_iid::AwsIidConfig),
 }
@@ -181,6 +183,12 @@ impl Plugins {
                 tpm_devid::NAME => {
                     NodeAttestorPlugin::TpmDevId(tpm_devid::TpmDevIdConfig::from_plugin(plugin).map_err(plugin_error)?)
                 }
+                nodeattestor::gcp_iit::NAME => NodeAttestorPlugin::GcpIit(
+                    nodeattestor::gcp_iit::GcpIitConfig::from_plugin(plugin).map_err(plugin_error)?,
+                ),
+                nodeattestor::azure_msi::NAME => NodeAttestorPlugin::AzureMsi(
+                    nodeattestor::azure_msi::AzureMsiConfig::from_plugin(plugin).map_err(plugin_error)?,
+                ),
                 nodeattestor::aws_iid::NAME => NodeAttestorPlugin::AwsIid(
                     nodeattestor::aws_iid::AwsIidConfig::from_plugin(plugin).map_err(plugin_error)?,
                 ),
@@ -253,6 +261,20 @@ async fn node_attestors(
             NodeAttestorPlugin::TpmDevId(cfg) => {
                 Arc::new(TpmDevIdAttestor::from_config(cfg, td.clone()).map_err(plugin_error)?)
             }
+            NodeAttestorPlugin::GcpIit(cfg) => Arc::new(nodeattestor::GcpIitAttestor::new(
+                cfg,
+                td.clone(),
+                Arc::new(nodeattestor::DataStoreAgentStore(ds.clone())),
+            )),
+            NodeAttestorPlugin::AzureMsi(cfg) => Arc::new(
+                nodeattestor::AzureMsiAttestor::from_config(
+                    cfg,
+                    td.clone(),
+                    Arc::new(nodeattestor::DataStoreAgentStore(ds.clone())),
+                )
+                .await
+                .map_err(plugin_error)?,
+            ),
             NodeAttestorPlugin::AwsIid(cfg) => Arc::new(
                 nodeattestor::AwsIidAttestor::from_config(
                     cfg,
@@ -495,7 +517,7 @@ plugins {{
         let err = built(&config(r#"NodeAttestor "no_such_attestor" {}"#)).await.unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown NodeAttestor plugin \"no_such_attestor\": this build supports \"join_token\", \"aws_iid\", \"http_challenge\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\""
+            "unknown NodeAttestor plugin \"no_such_attestor\": this build supports \"join_token\", \"aws_iid\", \"azure_msi\", \"gcp_iit\", \"http_challenge\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\""
         );
         let err = built(&config(r#"NodeAttestor "x509pop" { plugin_data { ca_bundle_path = "/no/such/ca.pem" } }"#))
             .await
@@ -532,7 +554,7 @@ plugins {{
             ),
             (
                 r#"NodeAttestor "no_such_attestor" {}"#.to_owned(),
-                "unknown NodeAttestor plugin \"no_such_attestor\": this build supports \"join_token\", \"aws_iid\", \"http_challenge\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\"",
+                "unknown NodeAttestor plugin \"no_such_attestor\": this build supports \"join_token\", \"aws_iid\", \"azure_msi\", \"gcp_iit\", \"http_challenge\", \"k8s_psat\", \"sshpop\", \"tpm_devid\" and \"x509pop\"",
             ),
             (
                 r#"NodeAttestor "x509pop" {}"#.to_owned(),

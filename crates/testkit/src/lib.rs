@@ -20,6 +20,7 @@
 
 pub mod agent;
 pub mod aws_iid;
+pub mod cloud;
 pub mod databases;
 pub mod docker;
 pub mod inert;

@@ -14,8 +14,10 @@
 //! - [`tpm_devid`]: a TPM-resident DevID key, its certificate, and proof that the key lives in a TPM
 //!   with a trusted endorsement certificate.
 
-pub mod http_challenge;
 pub mod aws_iid;
+pub mod azure_msi;
+pub mod gcp_iit;
+pub mod http_challenge;
 pub mod join_token;
 pub mod k8s_psat;
 pub mod sshpop;
@@ -26,8 +28,10 @@ use std::fmt;
 
 use async_trait::async_trait;
 
-pub use http_challenge::{HttpChallengeAttestor, HttpChallengeConfig};
 pub use aws_iid::{AwsIidAttestor, AwsIidConfig};
+pub use azure_msi::{AzureMsiAttestor, AzureMsiConfig};
+pub use gcp_iit::{GcpIitAttestor, GcpIitConfig};
+pub use http_challenge::{HttpChallengeAttestor, HttpChallengeConfig};
 pub use join_token::JoinTokenAttestor;
 pub use k8s_psat::{K8sPsatAttestor, K8sPsatConfig};
 pub use sshpop::{SshPopAttestor, SshPopConfig};

@@ -9,8 +9,12 @@
 pub mod agent_path_template;
 pub mod agent_store;
 pub mod aws_iid;
+pub mod azure_msi;
+pub mod cloud_http;
+pub mod gcp_iit;
 pub mod http_challenge;
 pub mod join_token;
+pub mod jose;
 pub mod k8s_psat;
 pub mod sshpop;
 pub mod tpm_devid;
@@ -18,6 +22,8 @@ pub mod x509pop;
 
 pub use agent_store::{AgentStore, DataStoreAgentStore, ensure_not_attested};
 pub use aws_iid::AwsIidAttestor;
+pub use azure_msi::AzureMsiAttestor;
+pub use gcp_iit::GcpIitAttestor;
 pub use http_challenge::HttpChallengeAttestor;
 pub use join_token::JoinTokenAttestor;
 pub use k8s_psat::K8sPsatAttestor;

@@ -98,6 +98,16 @@ fn http_challenge_payload_seeds() {
 }
 
 #[test]
+fn gcp_iit_messages_seeds() {
+    run("gcp_iit_messages", env!("CARGO_BIN_EXE_gcp_iit_messages"));
+}
+
+#[test]
+fn azure_msi_messages_seeds() {
+    run("azure_msi_messages", env!("CARGO_BIN_EXE_azure_msi_messages"));
+}
+
+#[test]
 fn aws_iid_payload_seeds() {
     run("aws_iid_payload", env!("CARGO_BIN_EXE_aws_iid_payload"));
 }

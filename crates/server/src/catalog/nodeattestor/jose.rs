@@ -115,6 +115,10 @@ pub enum JoseError {
         /// The allow-list, as Go prints a slice of quoted strings.
         expected: String,
     },
+    /// The header has no `kid`, so no key of the set is chosen (go-jose then tries the set itself
+    /// as a key).
+    #[error("go-jose/go-jose: unsupported key type/format")]
+    UnsupportedKey,
     /// No key in the set has the header's `kid`.
     #[error("go-jose/go-jose: JWK with matching kid not found in JWK Set")]
     KidNotFound,
@@ -181,6 +185,9 @@ impl Jws {
     /// Verifies with the key of the set whose `kid` is the header's (go-jose's `Claims(jwks)`), and
     /// returns the claims.
     pub fn verify_with_set(&self, keys: &[PublicKey]) -> Result<Map<String, Value>, JoseError> {
+        if self.kid.is_empty() {
+            return Err(JoseError::UnsupportedKey);
+        }
         let key = keys.iter().find(|k| k.kid == self.kid).ok_or(JoseError::KidNotFound)?;
         self.verify_with(&key.spki_der)
     }
@@ -267,6 +274,11 @@ mod tests {
         let jws = parse(&token, Alg::ALL).unwrap();
         assert_eq!(jws.kid(), "k");
         assert_eq!(jws.verify_with_set(&[]).unwrap_err(), JoseError::KidNotFound);
+        let no_kid = format!("{}.{}.{}", b64(br#"{"alg":"RS256"}"#), b64(b"{}"), b64(b"sig"));
+        assert_eq!(
+            parse(&no_kid, Alg::ALL).unwrap().verify_with_set(&[]).unwrap_err().to_string(),
+            "go-jose/go-jose: unsupported key type/format"
+        );
         let key = PublicKey { kid: "k".into(), spki_der: b"not a key".to_vec() };
         assert_eq!(jws.verify_with_set(&[key]).unwrap_err(), JoseError::Crypto);
     }

@@ -103,10 +103,8 @@ impl InstanceIdentityDocument {
             go_string_list(&object, GO_TYPE, name)?;
         }
         // A time.Time: Go wants an RFC 3339 string (or null).
-        if let Some(v) = go_field(&object, "pendingTime").filter(|v| !v.is_null()) {
-            if !v.is_string() {
-                return Err(type_error(v, GO_TYPE, "pendingTime", "time.Time"));
-            }
+        if let Some(v) = go_field(&object, "pendingTime").filter(|v| !v.is_null() && !v.is_string()) {
+            return Err(type_error(v, GO_TYPE, "pendingTime", "time.Time"));
         }
         Ok(Self {
             account_id: field("accountId")?,

@@ -82,7 +82,7 @@ impl IidSigner {
     pub fn sign_rsa2048(&self, document: &str) -> String {
         let alg = |oid: &[u8]| tlv(0x30, &[tlv(0x06, oid), tlv(0x05, &[])].concat());
         let digest = digest::digest(&digest::SHA256, document.as_bytes());
-        let mut attributes = vec![
+        let mut attributes = [
             attribute(OID_CONTENT_TYPE, &tlv(0x06, OID_DATA)),
             attribute(OID_SIGNING_TIME, &tlv(0x17, b"260101000000Z")),
             attribute(OID_MESSAGE_DIGEST, &tlv(0x04, digest.as_ref())),

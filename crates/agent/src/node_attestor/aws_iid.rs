@@ -38,13 +38,12 @@ impl AwsIidConfig {
     pub fn from_plugin(plugin: &PluginConfig) -> Result<Self, ConfigError> {
         spire_config::plugin_data::decode(plugin, |r| {
             let endpoint = r.non_empty_string("ec2_metadata_endpoint");
-            if let Some(e) = &endpoint {
-                if let Err(err) = aws_config::imds::Client::builder().endpoint(e) {
-                    let message =
-                        format!("{}: invalid ec2_metadata_endpoint {e:?}: {err}", r.key_path("ec2_metadata_endpoint"));
-                    let line = r.pos().line;
-                    r.diags().error(ConfigError::invalid(message, line));
-                }
+            if let Some((e, Err(err))) = endpoint.as_ref().map(|e| (e, aws_config::imds::Client::builder().endpoint(e)))
+            {
+                let message =
+                    format!("{}: invalid ec2_metadata_endpoint {e:?}: {err}", r.key_path("ec2_metadata_endpoint"));
+                let line = r.pos().line;
+                r.diags().error(ConfigError::invalid(message, line));
             }
             Self { ec2_metadata_endpoint: endpoint }
         })

@@ -102,10 +102,8 @@ fn pem_blocks(text: &str) -> Vec<(Option<String>, Vec<u8>)> {
         if line == "-----BEGIN CERTIFICATE-----" {
             body = Some(String::new());
         } else if line == "-----END CERTIFICATE-----" {
-            if let Some(b64) = body.take() {
-                if let Ok(der) = STANDARD.decode(b64) {
-                    out.push((label.take(), der));
-                }
+            if let Some(der) = body.take().and_then(|b64| STANDARD.decode(b64).ok()) {
+                out.push((label.take(), der));
             }
         } else if let Some(b64) = body.as_mut() {
             b64.push_str(line);

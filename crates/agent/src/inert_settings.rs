@@ -15,20 +15,7 @@ use spire_config::inert::{self, InertSetting};
 /// The plugins this build runs, per plugin type; the agent has no SVIDStore plugins.
 pub(crate) const BUILTIN_PLUGINS: &[(&str, &[&str])] = &[
     ("KeyManager", &["disk", "memory"]),
-    (
-        "NodeAttestor",
-        &[
-            "join_token",
-            "aws_iid",
-            "azure_msi",
-            "gcp_iit",
-            "http_challenge",
-            "k8s_psat",
-            "sshpop",
-            "tpm_devid",
-            "x509pop",
-        ],
-    ),
+    ("NodeAttestor", spire_attestation::NODE_ATTESTORS),
     ("WorkloadAttestor", &["unix", "k8s", "docker", "systemd"]),
 ];
 

@@ -12,3 +12,8 @@ pub mod k8s_psat;
 pub mod sshpop;
 pub mod tpm_devid;
 pub mod x509pop;
+
+/// The NodeAttestor plugins both halves of spire-rs build in (SPIRE v1.13.3's set), as the server's
+/// and the agent's unknown-plugin errors list them.
+pub const NODE_ATTESTORS: &[&str] =
+    &["join_token", "aws_iid", "azure_msi", "gcp_iit", "http_challenge", "k8s_psat", "sshpop", "tpm_devid", "x509pop"];

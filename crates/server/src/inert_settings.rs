@@ -19,20 +19,7 @@ pub(crate) const BUILTIN_PLUGINS: &[(&str, &[&str])] = &[
     ("DataStore", &["sql"]),
     ("KeyManager", &["disk", "memory"]),
     ("UpstreamAuthority", &["disk", "spire"]),
-    (
-        "NodeAttestor",
-        &[
-            "join_token",
-            "aws_iid",
-            "azure_msi",
-            "gcp_iit",
-            "http_challenge",
-            "k8s_psat",
-            "sshpop",
-            "tpm_devid",
-            "x509pop",
-        ],
-    ),
+    ("NodeAttestor", spire_attestation::NODE_ATTESTORS),
 ];
 
 const NO_FEDERATION: &str = "the block sets neither a bundle_endpoint nor a federates_with, so it does nothing";

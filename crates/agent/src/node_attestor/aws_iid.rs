@@ -15,6 +15,7 @@ use spire_attestation::aws_iid::AttestationData;
 use spire_config::{ConfigError, PluginConfig};
 
 use super::{NodeAttestor, NodeAttestorError};
+use spire_cli::goerror::chain;
 
 pub use spire_attestation::aws_iid::PLUGIN_NAME;
 
@@ -90,18 +91,6 @@ impl AwsIidAttestor {
             signature_rsa2048: get(RSA2048_PATH).await?,
         })
     }
-}
-
-/// An error and its sources, `: `-separated.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[async_trait]

@@ -11,6 +11,7 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use spire_cli::goerror::chain;
 
 /// The largest answer read (key sets and REST documents are far smaller).
 pub const MAX_BODY: usize = 4 << 20;
@@ -84,21 +85,6 @@ pub async fn send(
 /// A GET.
 pub async fn get(url: &str, headers: &[(&str, &str)]) -> Result<Response, String> {
     send(hyper::Method::GET, url, headers, None).await
-}
-
-/// An error and its causes, `: `-separated as Go wraps them.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 /// `application/x-www-form-urlencoded` of `pairs`, as Go's `url.Values.Encode` (keys sorted).

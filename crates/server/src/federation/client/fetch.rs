@@ -11,6 +11,7 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use spire_cli::goerror::chain;
 use spire_identity::bundle::BundleError;
 use spire_identity::{Bundle, SpiffeId, TrustDomain};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
@@ -112,21 +113,6 @@ async fn get(url: &str, tls: rustls::ClientConfig) -> Result<Bytes, GetError> {
         return body.map(|b| b.to_bytes()).map_err(|e| GetError::Other(FetchError::Decode(e.to_string())));
     }
     Err(GetError::Request(format!("stopped after {MAX_REDIRECTS} redirects")))
-}
-
-/// An error and its causes, `: `-separated as Go wraps them.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 /// Reads a fetched document as `trust_domain`'s bundle: a SPIFFE bundle whose X.509 authorities

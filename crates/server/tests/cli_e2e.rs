@@ -1381,8 +1381,8 @@ fn validate_config() {
         ),
         (
             "unknown_plugin.conf",
-            r#"NodeAttestor "aws_iid" {}"#.to_owned(),
-            r#"unknown NodeAttestor plugin "aws_iid": this build supports "join_token", "http_challenge", "k8s_psat", "sshpop", "tpm_devid" and "x509pop""#,
+            r#"NodeAttestor "no_such_attestor" {}"#.to_owned(),
+            r#"unknown NodeAttestor plugin "no_such_attestor": this build supports "join_token", "aws_iid", "azure_msi", "gcp_iit", "http_challenge", "k8s_psat", "sshpop", "tpm_devid" and "x509pop""#,
         ),
     ] {
         let out = validate(name, &plugin);

@@ -29,8 +29,13 @@ fn is_generated(path: &Path) -> bool {
     path.extension().is_some_and(|ext| ext == "rs" || ext == "bin")
 }
 
-/// Protobuf packages that get `serde` (JSON) implementations.
-const SERDE_PREFIX: &str = ".spire";
+/// Directories of the plugin protocol's definitions (go-plugin's and spire-plugin-sdk's), spoken
+/// between the daemons and their external plugins only.
+const PLUGIN_DIRS: [&str; 4] = ["plugin/", "spire/plugin/", "spire/hostservice/", "spire/service/"];
+
+/// Protobuf packages that get `serde` (JSON) implementations: the APIs whose messages SPIRE's CLI
+/// prints, not the plugin SDK's (plugins talk gRPC only).
+const SERDE_PREFIXES: [&str; 2] = [".spire.api", ".spire.agent"];
 
 /// The workspace root (the parent of this crate's directory).
 pub fn workspace_root() -> PathBuf {
@@ -80,8 +85,11 @@ pub fn generate(root: &Path, out_dir: &Path) -> Result<Vec<String>> {
     }
     let fds = protox::compile(&files, [&protos]).context("compiling .proto files with protox")?;
     let serde_files = fds.file.clone();
-    // The encoded descriptors back gRPC server reflection on the agent's socket.
-    fs::write(out_dir.join(DESCRIPTOR_FILE), prost::Message::encode_to_vec(&fds))?;
+    // The encoded descriptors back gRPC server reflection on the agent's socket, which serves
+    // none of the plugin protocol's services.
+    let served_files: Vec<&String> = files.iter().filter(|f| !PLUGIN_DIRS.iter().any(|d| f.starts_with(d))).collect();
+    let served = protox::compile(&served_files, [&protos]).context("compiling .proto files with protox")?;
+    fs::write(out_dir.join(DESCRIPTOR_FILE), prost::Message::encode_to_vec(&served))?;
 
     let raw = tempfile::tempdir().context("creating a temporary directory")?;
     tonic_prost_build::configure()
@@ -121,13 +129,13 @@ pub fn generate(root: &Path, out_dir: &Path) -> Result<Vec<String>> {
 /// names, default values emitted, 64-bit integers as strings, bytes as
 /// base64, enums by name.
 ///
-/// Only `.spire` packages are generated: they use no well-known message
+/// Only the [`SERDE_PREFIXES`] packages are generated: they use no well-known message
 /// types (wrappers such as `BoolValue` become `Option<bool>` in prost and
 /// serialize as plain JSON values), so the prost output can keep mapping
 /// `google.protobuf` to `prost_types` for everyone else.
 fn generate_serde(files: Vec<prost_types::FileDescriptorProto>) -> Result<Vec<(String, String)>> {
     // `emit_null_messages` relies on every `Option` field being a message field.
-    for file in files.iter().filter(|f| f.package().starts_with(&SERDE_PREFIX[1..])) {
+    for file in files.iter().filter(|f| SERDE_PREFIXES.iter().any(|p| f.package().starts_with(&p[1..]))) {
         for message in &file.message_type {
             if message.field.iter().any(|f| f.proto3_optional()) {
                 bail!("{}: proto3 `optional` fields are not supported by the serde generation", message.name());
@@ -142,7 +150,7 @@ fn generate_serde(files: Vec<prost_types::FileDescriptorProto>) -> Result<Vec<(S
     }
     builder.preserve_proto_field_names().emit_fields();
     let outputs = builder
-        .generate(&[SERDE_PREFIX], |_| Ok(Vec::<u8>::new()))
+        .generate(&SERDE_PREFIXES, |_| Ok(Vec::<u8>::new()))
         .context("generating serde implementations with pbjson-build")?;
     outputs
         .into_iter()

@@ -10,7 +10,10 @@
 //!   `spire.agent.debug.v1`),
 //! - gRPC health checking ([`grpc::health::v1`]),
 //! - Envoy's Secret Discovery Service and the xDS messages it needs
-//!   ([`envoy`], [`google::rpc`]).
+//!   ([`envoy`], [`google::rpc`]),
+//! - the external plugin protocol: spire-plugin-sdk's plugin services, host services and `Config`
+//!   ([`spire::plugin`], [`spire::hostservice`], [`spire::service`]) and HashiCorp go-plugin's own
+//!   services ([`plugin`]).
 //!
 //! The `.proto` files under `crates/proto/proto` mirror the upstream
 //! definitions (spire-api-sdk, the SPIFFE standards, grpc-proto, Envoy) with
@@ -150,6 +153,148 @@ pub mod spire {
         }
     }
 
+    /// `spire.plugin.*`: the plugin services of spire-plugin-sdk, served by external plugins.
+    pub mod plugin {
+        /// `spire.plugin.types`: messages shared by the plugin services.
+        pub mod types {
+            include!("gen/spire.plugin.types.rs");
+        }
+
+        /// Plugins of the agent.
+        pub mod agent {
+            /// `spire.plugin.agent.keymanager.v1`
+            pub mod keymanager {
+                /// v1
+                pub mod v1 {
+                    include!("gen/spire.plugin.agent.keymanager.v1.rs");
+                }
+            }
+            /// `spire.plugin.agent.nodeattestor.v1`
+            pub mod nodeattestor {
+                /// v1
+                pub mod v1 {
+                    include!("gen/spire.plugin.agent.nodeattestor.v1.rs");
+                }
+            }
+            /// `spire.plugin.agent.svidstore.v1`
+            pub mod svidstore {
+                /// v1
+                pub mod v1 {
+                    include!("gen/spire.plugin.agent.svidstore.v1.rs");
+                }
+            }
+            /// `spire.plugin.agent.workloadattestor.v1`
+            pub mod workloadattestor {
+                /// v1
+                pub mod v1 {
+                    include!("gen/spire.plugin.agent.workloadattestor.v1.rs");
+                }
+            }
+        }
+
+        /// Plugins of the server.
+        pub mod server {
+            /// `spire.plugin.server.bundlepublisher.v1`
+            pub mod bundlepublisher {
+                /// v1
+                pub mod v1 {
+                    include!("gen/spire.plugin.server.bundlepublisher.v1.rs");
+                }
+            }
+            /// `spire.plugin.server.credentialcomposer.v1`
+            pub mod credentialcomposer {
+                /// v1
+                pub mod v1 {
+                    include!("gen/spire.plugin.server.credentialcomposer.v1.rs");
+                }
+            }
+            /// `spire.plugin.server.keymanager.v1`
+            pub mod keymanager {
+                /// v1
+                pub mod v1 {
+                    include!("gen/spire.plugin.server.keymanager.v1.rs");
+                }
+            }
+            /// `spire.plugin.server.nodeattestor.v1`
+            pub mod nodeattestor {
+                /// v1
+                pub mod v1 {
+                    include!("gen/spire.plugin.server.nodeattestor.v1.rs");
+                }
+            }
+            /// `spire.plugin.server.notifier.v1`
+            pub mod notifier {
+                /// v1
+                pub mod v1 {
+                    include!("gen/spire.plugin.server.notifier.v1.rs");
+                }
+            }
+            /// `spire.plugin.server.upstreamauthority.v1`
+            pub mod upstreamauthority {
+                /// v1
+                pub mod v1 {
+                    include!("gen/spire.plugin.server.upstreamauthority.v1.rs");
+                }
+            }
+        }
+    }
+
+    /// `spire.hostservice.*`: what SPIRE offers its plugins to call back.
+    pub mod hostservice {
+        /// Host services of both daemons.
+        pub mod common {
+            /// `spire.hostservice.common.metrics.v1`
+            pub mod metrics {
+                /// v1
+                pub mod v1 {
+                    include!("gen/spire.hostservice.common.metrics.v1.rs");
+                }
+            }
+        }
+        /// Host services of the server.
+        pub mod server {
+            /// `spire.hostservice.server.agentstore.v1`
+            pub mod agentstore {
+                /// v1
+                pub mod v1 {
+                    include!("gen/spire.hostservice.server.agentstore.v1.rs");
+                }
+            }
+            /// `spire.hostservice.server.identityprovider.v1`
+            pub mod identityprovider {
+                /// v1
+                pub mod v1 {
+                    include!("gen/spire.hostservice.server.identityprovider.v1.rs");
+                }
+            }
+        }
+    }
+
+    /// `spire.service.*`: services every plugin may implement.
+    pub mod service {
+        /// `spire.service.common.config.v1`: Configure and Validate.
+        pub mod common {
+            /// `spire.service.common.config`
+            pub mod config {
+                /// v1
+                pub mod v1 {
+                    include!("gen/spire.service.common.config.v1.rs");
+                }
+            }
+        }
+        /// `spire.service.private.init.v1`: the SDK's handshake after go-plugin's (which services
+        /// each side has).
+        pub mod private {
+            /// `spire.service.private.init`
+            pub mod init {
+                /// v1
+                pub mod v1 {
+                    include!("gen/spire.service.private.init.v1.rs");
+                }
+            }
+        }
+    }
+
     /// `spire.agent.*` (upstream file `spire/api/agent/debug/v1/debug.proto`).
     pub mod agent {
         /// `spire.agent.debug.*`
@@ -161,6 +306,13 @@ pub mod spire {
             }
         }
     }
+}
+
+/// HashiCorp go-plugin's own services (package `plugin`): the broker, the controller and the stdio
+/// mirror every go-plugin process serves beside its plugin services.
+#[allow(clippy::all, clippy::pedantic, clippy::nursery, missing_docs, missing_debug_implementations, unreachable_pub)]
+pub mod plugin {
+    include!("gen/plugin.rs");
 }
 
 /// gRPC standard services.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the independent peers the interoperability tests run against (the real SPIRE, go-spiffe,
 # Python grpcio and grpc-java clients; etcd, kube-apiserver and kube-controller-manager for the
-# Kubernetes tests) from their registries, once per machine, into a cache outside
+# Kubernetes tests; the spire-plugin-sdk test plugins of spire-plugins) from their registries, once per machine, into a cache outside
 # the clone: ${SPIRE_RS_PEERS_DIR:-~/.cache/spire-rs-peers}. Each peer lives under
 # crates/interop/peers/<peer>/ with an install.sh that takes the cache directory, builds into a
 # directory keyed by version and by a hash of our sources (skipping the build when it exists), and

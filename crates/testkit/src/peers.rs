@@ -1,5 +1,6 @@
 //! Independent peers the interoperability tests run against: the real SPIRE (server, agent, CLIs),
-//! go-spiffe, Python's grpcio and grpc-java clients.
+//! go-spiffe, Python's grpcio and grpc-java clients, and the test plugins built with spire-plugin-sdk
+//! (`spire-test-plugin-<name>`, from crates/interop/peers/spire-plugins).
 //!
 //! `scripts/install-peers.sh` builds each peer once per machine into a cache outside the clone
 //! (`$SPIRE_RS_PEERS_DIR`, default `~/.cache/spire-rs-peers`), keyed by version and by a hash of our

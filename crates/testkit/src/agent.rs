@@ -67,6 +67,9 @@ pub struct AgentOptions {
     /// Plugin blocks in place of the default `NodeAttestor "join_token"` and `WorkloadAttestor
     /// "unix"` (the KeyManager stays).
     pub attestors: Option<String>,
+    /// A KeyManager plugin block in place of the default `KeyManager "disk"` (an external plugin's,
+    /// say).
+    pub key_manager: Option<String>,
 }
 
 impl Default for AgentOptions {
@@ -79,6 +82,7 @@ impl Default for AgentOptions {
             extra_config: String::new(),
             env: Vec::new(),
             attestors: None,
+            key_manager: None,
         }
     }
 }
@@ -119,11 +123,7 @@ impl TestAgent {
     }}
 }}
 plugins {{
-    KeyManager "disk" {{
-        plugin_data {{
-            directory = "{data}"
-        }}
-    }}
+{key_manager}
 {attestors}
 }}
 "#,
@@ -132,6 +132,10 @@ plugins {{
             sync_interval = options.sync_interval,
             insecure_bootstrap = options.insecure_bootstrap,
             extra_config = options.extra_config,
+            key_manager = options.key_manager.clone().unwrap_or_else(|| format!(
+                "    KeyManager \"disk\" {{\n        plugin_data {{\n            directory = \"{}\"\n        }}\n    }}",
+                dir.join("data").display()
+            )),
             attestors = options.attestors.clone().unwrap_or_else(|| format!(
                 "    NodeAttestor \"join_token\" {{\n        plugin_data {{}}\n    }}\n    WorkloadAttestor \"unix\" {{\n        plugin_data {{\n            discover_workload_path = {}\n        }}\n    }}",
                 options.discover_workload_path

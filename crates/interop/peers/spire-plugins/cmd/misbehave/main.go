@@ -53,7 +53,7 @@ func (c *config) Configure(context.Context, *configv1.ConfigureRequest) (*config
 	case "configure-error":
 		return nil, status.Error(codes.InvalidArgument, ConfigureRefused)
 	case "hang-configure":
-		select {}
+		hang()
 	}
 	common.LogConfigured(c.logger, "misbehave")
 	return &configv1.ConfigureResponse{}, nil
@@ -90,6 +90,14 @@ type (
 		notifierv1.UnimplementedNotifierServer
 	}
 )
+
+// hang blocks forever (sleeping: a bare `select {}` with nothing else running is a deadlock the Go
+// runtime reports and exits on).
+func hang() {
+	for {
+		time.Sleep(time.Hour)
+	}
+}
 
 func pluginServer(pluginType, side string) (pluginsdk.PluginServer, error) {
 	switch pluginType + "/" + side {
@@ -128,7 +136,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "misbehave: exiting at start on purpose")
 		os.Exit(1)
 	case "hang-start":
-		select {}
+		hang()
 	case "die-later":
 		go func() {
 			time.Sleep(time.Duration(*after) * time.Second)

@@ -6,8 +6,8 @@
 //! by the test workload attestor, its X509-SVID signed by a CA whose key the test key manager holds
 //! and which the test upstream authority signed, the credential composer's marks on the SVIDs, the
 //! notifier's and bundle publisher's files, and the plugins' log lines forwarded into the daemons'
-//! logs. Then the refusals, with SPIRE's messages: a wrong checksum, a plugin exiting at start, one
-//! refusing Configure; and a plugin dying after start, which SPIRE logs and survives. SPIRE's
+//! logs. Then the refusals of the server and of the agent, with SPIRE's messages: a wrong checksum,
+//! a plugin exiting at start, one refusing Configure; and a plugin dying after start, which SPIRE logs and survives. SPIRE's
 //! `validate` starts no plugin.
 //!
 //! The tests on our daemons wait for the plugin host (`#[ignore]`d until it lands).
@@ -17,7 +17,7 @@ mod plugins;
 use std::time::Duration;
 
 use plugins::Implementation;
-use plugins::refusal::{self, Fault};
+use plugins::refusal::{self, Daemon, Fault};
 use plugins::scenario;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -34,107 +34,130 @@ async fn ours_matches_spire() {
     assert_eq!(ours, spire);
 }
 
-/// What SPIRE v1.13.3 says when `fault` stops its server: the error it ends with (in its `Fatal run
-/// error` and `Server crashed` log lines), and log lines about the plugin, each given as the parts
-/// it holds (message, error, the `plugin_name` and `plugin_type` fields), so that a log format of
-/// our own with SPIRE's words and fields matches too. Quotes are unescaped.
+/// What SPIRE v1.13.3 says when `fault` stops a daemon: the error it ends with (in the server's
+/// `Fatal run error` and `Server crashed` log lines, the agent's `Agent crashed`), and log lines
+/// about the plugin, each given as the parts it holds (message, error, the `plugin_name` and
+/// `plugin_type` fields), so that a log format of our own with SPIRE's words and fields matches too.
+/// Quotes are unescaped.
 struct Said {
-    fatal: &'static [&'static str],
-    lines: &'static [&'static [&'static str]],
+    fatal: String,
+    lines: Vec<Vec<String>>,
 }
 
-fn spire_says(fault: Fault) -> Said {
+fn spire_says(daemon: Daemon, fault: Fault) -> Said {
+    let name = daemon.plugin_name(fault);
+    let fields = [format!("plugin_name={name}"), format!("plugin_type={}", daemon.plugin_type())];
+    let line = |parts: &[&str]| parts.iter().map(|p| (*p).to_owned()).chain(fields.iter().cloned()).collect();
     match fault {
         Fault::WrongChecksum => Said {
-            fatal: &[r#"failed to load plugin "challenge": failed to launch plugin: checksums did not match"#],
-            lines: &[&[
-                "Failed to load plugin",
-                "failed to launch plugin: checksums did not match",
-                "plugin_name=challenge",
-                "plugin_type=NodeAttestor",
-            ]],
+            fatal: format!(r#"failed to load plugin "{name}": failed to launch plugin: checksums did not match"#),
+            lines: vec![line(&["Failed to load plugin", "failed to launch plugin: checksums did not match"])],
         },
         Fault::ExitAtStart => Said {
-            fatal: &[
-                r#"failed to load plugin "misbehave": failed to launch plugin: Unrecognized remote plugin message: "#,
-            ],
-            lines: &[
+            fatal: format!(
+                r#"failed to load plugin "{name}": failed to launch plugin: Unrecognized remote plugin message: "#
+            ),
+            lines: vec![
                 // The plugin's stderr, forwarded (at debug level).
-                &["misbehave: exiting at start on purpose", "plugin_name=misbehave", "plugin_type=NodeAttestor"],
-                &["plugin process exited", "exit status 1", "plugin_name=misbehave", "plugin_type=NodeAttestor"],
-                &[
-                    "Failed to load plugin",
-                    "Failed to read any lines from plugin's stdout",
-                    "plugin_name=misbehave",
-                    "plugin_type=NodeAttestor",
-                ],
+                line(&["misbehave: exiting at start on purpose"]),
+                line(&["plugin process exited", "exit status 1"]),
+                line(&["Failed to load plugin", "Failed to read any lines from plugin's stdout"]),
             ],
         },
         Fault::ConfigureError => Said {
-            fatal: &[
-                r#"failed to configure plugin "misbehave": rpc error: code = InvalidArgument desc = misbehave: configure refused on purpose"#,
-            ],
-            lines: &[&[
+            fatal: format!(
+                r#"failed to configure plugin "{name}": rpc error: code = InvalidArgument desc = misbehave: configure refused on purpose"#
+            ),
+            lines: vec![line(&[
                 "Failed to configure plugin",
                 "rpc error: code = InvalidArgument desc = misbehave: configure refused on purpose",
-                "plugin_name=misbehave",
-                "plugin_type=NodeAttestor",
-            ]],
+            ])],
         },
     }
 }
 
 /// Whether one line of `output` holds every one of `parts`.
-fn has_line_with(output: &str, parts: &[&str]) -> bool {
-    output.lines().any(|line| parts.iter().all(|p| line.contains(p)))
+fn has_line_with<S: AsRef<str>>(output: &str, parts: &[S]) -> bool {
+    output.lines().any(|line| parts.iter().all(|p| line.contains(p.as_ref())))
 }
 
-/// `implementation`'s server refuses to start with `fault`: it exits 1 saying what SPIRE says.
-async fn refuses(implementation: Implementation, fault: Fault) {
-    let Some(refusal) = refusal::server_start(implementation, fault).await else { return };
+/// `implementation`'s `daemon` refuses to start with `fault`: it exits 1 saying what SPIRE says.
+async fn refuses(implementation: Implementation, daemon: Daemon, fault: Fault) {
+    let Some(refusal) = refusal::start(implementation, daemon, fault).await else { return };
     let output = refusal.output.replace("\\\"", "\"");
-    let name = implementation.name();
-    assert_eq!(refusal.status.and_then(|s| s.code()), Some(1), "{name} with {fault:?} should exit 1:\n{output}");
-    let said = spire_says(fault);
-    for fatal in said.fatal {
-        assert!(output.contains(fatal), "{name} with {fault:?} does not end with {fatal:?}:\n{output}");
-    }
-    for parts in said.lines {
-        assert!(has_line_with(&output, parts), "{name} with {fault:?} logs no line with {parts:?}:\n{output}");
+    let who = format!("{}'s {daemon:?} with {fault:?}", implementation.name());
+    assert_eq!(refusal.status.and_then(|s| s.code()), Some(1), "{who} should exit 1:\n{output}");
+    let said = spire_says(daemon, fault);
+    assert!(output.contains(&said.fatal), "{who} does not end with {:?}:\n{output}", said.fatal);
+    for parts in &said.lines {
+        assert!(has_line_with(&output, parts), "{who} logs no line with {parts:?}:\n{output}");
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn spire_v1_13_3_refuses_a_wrong_checksum() {
-    refuses(Implementation::Spire, Fault::WrongChecksum).await;
+async fn spire_v1_13_3_server_refuses_a_wrong_checksum() {
+    refuses(Implementation::Spire, Daemon::Server, Fault::WrongChecksum).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn spire_v1_13_3_refuses_a_plugin_exiting_at_start() {
-    refuses(Implementation::Spire, Fault::ExitAtStart).await;
+async fn spire_v1_13_3_server_refuses_a_plugin_exiting_at_start() {
+    refuses(Implementation::Spire, Daemon::Server, Fault::ExitAtStart).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn spire_v1_13_3_refuses_a_plugin_refusing_configure() {
-    refuses(Implementation::Spire, Fault::ConfigureError).await;
+async fn spire_v1_13_3_server_refuses_a_plugin_refusing_configure() {
+    refuses(Implementation::Spire, Daemon::Server, Fault::ConfigureError).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spire_v1_13_3_agent_refuses_a_wrong_checksum() {
+    refuses(Implementation::Spire, Daemon::Agent, Fault::WrongChecksum).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spire_v1_13_3_agent_refuses_a_plugin_exiting_at_start() {
+    refuses(Implementation::Spire, Daemon::Agent, Fault::ExitAtStart).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spire_v1_13_3_agent_refuses_a_plugin_refusing_configure() {
+    refuses(Implementation::Spire, Daemon::Agent, Fault::ConfigureError).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "waiting for the plugin host"]
-async fn ours_refuses_a_wrong_checksum() {
-    refuses(Implementation::Ours, Fault::WrongChecksum).await;
+async fn ours_server_refuses_a_wrong_checksum() {
+    refuses(Implementation::Ours, Daemon::Server, Fault::WrongChecksum).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "waiting for the plugin host"]
-async fn ours_refuses_a_plugin_exiting_at_start() {
-    refuses(Implementation::Ours, Fault::ExitAtStart).await;
+async fn ours_server_refuses_a_plugin_exiting_at_start() {
+    refuses(Implementation::Ours, Daemon::Server, Fault::ExitAtStart).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "waiting for the plugin host"]
-async fn ours_refuses_a_plugin_refusing_configure() {
-    refuses(Implementation::Ours, Fault::ConfigureError).await;
+async fn ours_server_refuses_a_plugin_refusing_configure() {
+    refuses(Implementation::Ours, Daemon::Server, Fault::ConfigureError).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "waiting for the plugin host"]
+async fn ours_agent_refuses_a_wrong_checksum() {
+    refuses(Implementation::Ours, Daemon::Agent, Fault::WrongChecksum).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "waiting for the plugin host"]
+async fn ours_agent_refuses_a_plugin_exiting_at_start() {
+    refuses(Implementation::Ours, Daemon::Agent, Fault::ExitAtStart).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "waiting for the plugin host"]
+async fn ours_agent_refuses_a_plugin_refusing_configure() {
+    refuses(Implementation::Ours, Daemon::Agent, Fault::ConfigureError).await;
 }
 
 /// A NodeAttestor plugin that exits 3 s after it was configured: SPIRE v1.13.3 logs the exit (at

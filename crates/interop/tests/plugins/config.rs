@@ -70,3 +70,26 @@ plugins {{
         data = data.display(),
     )
 }
+
+/// An agent config for `dir` (Workload API socket `<dir>/api.sock`, data under `<dir>/data`) for a
+/// server at `127.0.0.1:<server_port>`, with `plugins` (which must name a KeyManager, a NodeAttestor
+/// and a WorkloadAttestor); its log goes to stdout.
+pub(crate) fn agent(dir: &Path, server_port: u16, plugins: &str) -> String {
+    format!(
+        r#"agent {{
+    trust_domain = "{TRUST_DOMAIN}"
+    server_address = "127.0.0.1"
+    server_port = "{server_port}"
+    socket_path = "{socket}"
+    data_dir = "{data}"
+    log_level = "DEBUG"
+    insecure_bootstrap = true
+}}
+
+plugins {{
+{plugins}}}
+"#,
+        socket = dir.join("api.sock").display(),
+        data = dir.join("data").display(),
+    )
+}

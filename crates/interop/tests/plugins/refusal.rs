@@ -1,5 +1,6 @@
-//! A server that must refuse to start because of one of its plugins: how it ends (exit status) and
-//! what it said (stdout and stderr together; the config sets no `log_file`, so its log is there too).
+//! A server or agent that must refuse to start because of one of its plugins: how it ends (exit
+//! status) and what it said (stdout and stderr together; the configs set no `log_file`, so the log
+//! is there too). And a server whose plugin dies after start, and `spire-server validate`.
 
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
@@ -10,45 +11,117 @@ use spire_testkit::process::free_port;
 use super::config::{self, data, external};
 use super::{Implementation, TestPlugins};
 
-/// How long a refusing server may take to exit (go-plugin's start timeout is a minute; the cases
+/// How long a refusing daemon may take to exit (go-plugin's start timeout is a minute; the cases
 /// here fail well before).
 const EXIT_TIMEOUT: Duration = Duration::from_secs(45);
 
-/// How a failed start ended.
+/// The built-in memory key manager, so that the faulty plugin is the only external one.
+const MEMORY_KEY_MANAGER: &str = "    KeyManager \"memory\" {\n        plugin_data {}\n    }\n";
+
+/// How a daemon's run ended.
 #[derive(Debug)]
 pub(crate) struct Refusal {
-    /// The exit status, or `None` if the server was still running at the timeout (then killed).
+    /// The exit status, or `None` if the daemon was still running at the timeout (then killed).
     pub(crate) status: Option<ExitStatus>,
-    /// Everything the server printed.
+    /// Everything the daemon printed.
     pub(crate) output: String,
 }
 
-/// Which plugin misbehaves, and how.
+/// Which daemon loads the faulty plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Daemon {
+    /// `spire-server`, whose faulty plugin is a NodeAttestor.
+    Server,
+    /// `spire-agent`, whose faulty plugin is a WorkloadAttestor.
+    Agent,
+}
+
+/// How the plugin misbehaves.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Fault {
-    /// NodeAttestor "challenge" with a `plugin_checksum` that is another file's.
+    /// A test plugin whose `plugin_checksum` is another file's: NodeAttestor "challenge" on the
+    /// server, WorkloadAttestor "test_workload" on the agent.
     WrongChecksum,
-    /// NodeAttestor "misbehave" exiting 1 before it serves.
+    /// Plugin "misbehave" exiting 1 before it serves.
     ExitAtStart,
-    /// NodeAttestor "misbehave" answering Configure with InvalidArgument.
+    /// Plugin "misbehave" answering Configure with InvalidArgument.
     ConfigureError,
 }
 
-/// The faulty plugin's block.
-fn faulty_plugin(plugins: &TestPlugins, fault: Fault) -> String {
-    match fault {
-        Fault::WrongChecksum => {
-            let mut plugin = plugins.get("challenge-server").clone();
-            plugin.checksum = plugins.get("notifier").checksum.clone();
-            external("NodeAttestor", "challenge", &plugin, &[], &data(&[("secret", config::SECRET)]))
-        }
-        Fault::ExitAtStart => {
-            external("NodeAttestor", "misbehave", plugins.get("misbehave"), &["-mode", "exit-at-start"], "")
-        }
-        Fault::ConfigureError => {
-            external("NodeAttestor", "misbehave", plugins.get("misbehave"), &["-mode", "configure-error"], "")
+impl Daemon {
+    /// The type of the faulty plugin.
+    pub(crate) fn plugin_type(self) -> &'static str {
+        match self {
+            Self::Server => "NodeAttestor",
+            Self::Agent => "WorkloadAttestor",
         }
     }
+
+    /// The name of the faulty plugin.
+    pub(crate) fn plugin_name(self, fault: Fault) -> &'static str {
+        match (self, fault) {
+            (Self::Server, Fault::WrongChecksum) => "challenge",
+            (Self::Agent, Fault::WrongChecksum) => "test_workload",
+            _ => "misbehave",
+        }
+    }
+
+    /// The misbehave plugin's `plugin_args` for `mode`, posing as this daemon's plugin type.
+    fn misbehave_args(self, mode: &'static str) -> Vec<&'static str> {
+        let mut args = vec!["-mode", mode];
+        if self == Self::Agent {
+            args.extend(["-type", "WorkloadAttestor", "-side", "agent"]);
+        }
+        args
+    }
+
+    /// The faulty plugin's block.
+    fn faulty_plugin(self, plugins: &TestPlugins, fault: Fault) -> String {
+        let (kind, name) = (self.plugin_type(), self.plugin_name(fault));
+        match fault {
+            Fault::WrongChecksum => {
+                let (plugin, data) = match self {
+                    Self::Server => ("challenge-server", data(&[("secret", config::SECRET)])),
+                    Self::Agent => ("workload", data(&[("label", config::LABEL)])),
+                };
+                let mut plugin = plugins.get(plugin).clone();
+                plugin.checksum = plugins.get("notifier").checksum.clone();
+                external(kind, name, &plugin, &[], &data)
+            }
+            Fault::ExitAtStart => {
+                external(kind, name, plugins.get("misbehave"), &self.misbehave_args("exit-at-start"), "")
+            }
+            Fault::ConfigureError => {
+                external(kind, name, plugins.get("misbehave"), &self.misbehave_args("configure-error"), "")
+            }
+        }
+    }
+
+    /// The whole config of this daemon in `dir` with `plugin` as its only external plugin.
+    fn config(self, dir: &Path, plugin: &str) -> String {
+        match self {
+            Self::Server => config::server(dir, free_port(), &format!("{MEMORY_KEY_MANAGER}{plugin}"), false),
+            Self::Agent => {
+                let join_token = "    NodeAttestor \"join_token\" {\n        plugin_data {}\n    }\n";
+                // Nothing listens on the server port: the agent loads its plugins before it dials.
+                config::agent(dir, free_port(), &format!("{MEMORY_KEY_MANAGER}{join_token}{plugin}"))
+            }
+        }
+    }
+}
+
+/// Starts `implementation`'s `daemon` with the faulty plugin and waits for it to exit; `None` when a
+/// peer is missing (the test skipped).
+pub(crate) async fn start(implementation: Implementation, daemon: Daemon, fault: Fault) -> Option<Refusal> {
+    let (server_bin, agent_bin) = implementation.binaries()?;
+    let plugins = TestPlugins::find()?;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let conf = daemon.config(tmp.path(), &daemon.faulty_plugin(&plugins, fault));
+    let (binary, extra): (&Path, &[&str]) = match daemon {
+        Daemon::Server => (&server_bin, &[]),
+        Daemon::Agent => (&agent_bin, &["-joinToken", "never-used"]),
+    };
+    Some(run_to_exit(binary, tmp.path(), &conf, extra, EXIT_TIMEOUT).await)
 }
 
 /// Starts `implementation`'s server with a NodeAttestor plugin that serves, then exits after 3 s,
@@ -58,22 +131,10 @@ pub(crate) async fn server_with_dying_plugin(implementation: Implementation, obs
     let (server_bin, _) = implementation.binaries()?;
     let plugins = TestPlugins::find()?;
     let tmp = tempfile::tempdir().expect("tempdir");
-    let plugins_block = format!(
-        "    KeyManager \"memory\" {{\n        plugin_data {{}}\n    }}\n{}",
-        external("NodeAttestor", "misbehave", plugins.get("misbehave"), &["-mode", "die-later", "-after", "3"], "")
-    );
-    Some(run_to_exit(&server_bin, tmp.path(), &plugins_block, observe).await)
-}
-
-/// Starts `implementation`'s server with the built-in memory key manager and the faulty plugin, and
-/// waits for it to exit; `None` when a peer is missing (the test skipped).
-pub(crate) async fn server_start(implementation: Implementation, fault: Fault) -> Option<Refusal> {
-    let (server_bin, _) = implementation.binaries()?;
-    let plugins = TestPlugins::find()?;
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let plugins_block =
-        format!("    KeyManager \"memory\" {{\n        plugin_data {{}}\n    }}\n{}", faulty_plugin(&plugins, fault));
-    Some(run_to_exit(&server_bin, tmp.path(), &plugins_block, EXIT_TIMEOUT).await)
+    let args = Daemon::Server.misbehave_args("die-later").into_iter().chain(["-after", "3"]).collect::<Vec<_>>();
+    let plugin = external("NodeAttestor", "misbehave", plugins.get("misbehave"), &args, "");
+    let conf = Daemon::Server.config(tmp.path(), &plugin);
+    Some(run_to_exit(&server_bin, tmp.path(), &conf, &[], observe).await)
 }
 
 /// `implementation`'s `spire-server validate` on a config whose plugin would refuse to start
@@ -83,29 +144,29 @@ pub(crate) fn validate(implementation: Implementation, fault: Fault) -> Option<(
     let (server_bin, _) = implementation.binaries()?;
     let plugins = TestPlugins::find()?;
     let tmp = tempfile::tempdir().expect("tempdir");
-    let plugins_block =
-        format!("    KeyManager \"memory\" {{\n        plugin_data {{}}\n    }}\n{}", faulty_plugin(&plugins, fault));
     let conf = tmp.path().join("server.conf");
-    std::fs::write(&conf, config::server(tmp.path(), free_port(), &plugins_block, false)).expect("write config");
+    let daemon = Daemon::Server;
+    std::fs::write(&conf, daemon.config(tmp.path(), &daemon.faulty_plugin(&plugins, fault))).expect("write config");
     let out = Command::new(server_bin).args(["validate", "-config"]).arg(&conf).output().expect("run validate");
     let stdout = String::from_utf8_lossy(&out.stdout);
     Some((out.status.code(), stdout.lines().last().unwrap_or_default().to_owned()))
 }
 
-/// Runs `spire-server run` in `dir` with `plugins`, for up to `timeout`.
-pub(crate) async fn run_to_exit(server_bin: &Path, dir: &Path, plugins: &str, timeout: Duration) -> Refusal {
-    let conf = dir.join("server.conf");
-    std::fs::write(&conf, config::server(dir, free_port(), plugins, false)).expect("write config");
+/// Runs `<binary> run -config <dir>/daemon.conf <extra>` for up to `timeout`.
+async fn run_to_exit(binary: &Path, dir: &Path, conf: &str, extra: &[&str], timeout: Duration) -> Refusal {
+    let conf_path = dir.join("daemon.conf");
+    std::fs::write(&conf_path, conf).expect("write config");
     let out_path = dir.join("output.log");
     let out = std::fs::File::create(&out_path).expect("output file");
-    let mut child = Command::new(server_bin)
+    let mut child = Command::new(binary)
         .args(["run", "-config"])
-        .arg(&conf)
+        .arg(&conf_path)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(out.try_clone().expect("dup"))
         .stderr(out)
         .spawn()
-        .expect("start spire-server");
+        .expect("start the daemon");
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait().expect("try_wait") {

@@ -39,8 +39,8 @@ pub(crate) fn data(pairs: &[(&str, &str)]) -> String {
 
 /// A server config for `dir` (private socket `<dir>/api.sock`, data under `<dir>/data`, log at
 /// `<dir>/server.log` when `log_to_file`) on `127.0.0.1:<port>`, with SQLite and `plugins` (which
-/// must name a KeyManager and a NodeAttestor).
-pub(crate) fn server(dir: &Path, port: u16, plugins: &str, log_to_file: bool) -> String {
+/// must name a KeyManager and a NodeAttestor), `extra` lines added to the `server` block.
+pub(crate) fn server(dir: &Path, port: u16, plugins: &str, log_to_file: bool, extra: &str) -> String {
     let data = dir.join("data");
     let log_file =
         if log_to_file { format!("    log_file = \"{}\"\n", dir.join("server.log").display()) } else { String::new() };
@@ -52,7 +52,7 @@ pub(crate) fn server(dir: &Path, port: u16, plugins: &str, log_to_file: bool) ->
     trust_domain = "{TRUST_DOMAIN}"
     data_dir = "{data}"
     log_level = "DEBUG"
-{log_file}    experimental {{
+{log_file}{extra}    experimental {{
         cache_reload_interval = "1s"
     }}
 }}

@@ -100,7 +100,7 @@ impl Daemon {
     /// The whole config of this daemon in `dir` with `plugin` as its only external plugin.
     fn config(self, dir: &Path, plugin: &str) -> String {
         match self {
-            Self::Server => config::server(dir, free_port(), &format!("{MEMORY_KEY_MANAGER}{plugin}"), false),
+            Self::Server => config::server(dir, free_port(), &format!("{MEMORY_KEY_MANAGER}{plugin}"), false, ""),
             Self::Agent => {
                 let join_token = "    NodeAttestor \"join_token\" {\n        plugin_data {}\n    }\n";
                 // Nothing listens on the server port: the agent loads its plugins before it dials.

@@ -26,6 +26,10 @@ use super::{CONFIGURED_MESSAGE, Implementation, PLUGIN_NAMES, TestPlugins};
 /// The audience of the JWT-SVID the workload asks for.
 const AUDIENCE: &str = "external-plugins";
 
+/// The server's key types, so that the test key manager signs with RSA (PKCS#1 v1.5: the X.509 CA)
+/// and with P-384 (the JWT key), not only with SPIRE's default P-256.
+const KEY_TYPES: &str = "    ca_key_type = \"rsa-2048\"\n    jwt_key_type = \"ec-p384\"\n";
+
 /// How long the notifier's and publisher's files may take (SPIRE publishes the bundle when it
 /// changes and every 30 s).
 const FILE_TIMEOUT: Duration = Duration::from_secs(45);
@@ -45,6 +49,10 @@ pub(crate) struct Summary {
     pub(crate) chain_length: usize,
     /// The chain is leaf → server CA (`spiffe://example.org`, a CA) → the upstream plugin's root.
     pub(crate) chains_to_upstream_root: bool,
+    /// The server CA's key, as the test key manager made it (`RSA-2048`, from `ca_key_type`).
+    pub(crate) server_ca_key: String,
+    /// The JWT-SVID's `alg` (`ES384`, from `jwt_key_type`, signed by the test key manager).
+    pub(crate) jwt_alg: String,
     /// The X.509 bundle the agent serves is exactly the upstream root.
     pub(crate) served_bundle_is_upstream_root: bool,
     /// The OUs in the leaf's subject (the credential composer adds `composed`).
@@ -74,6 +82,8 @@ pub(crate) fn expected() -> Summary {
         workload_id: workload_id(),
         chain_length: 2,
         chains_to_upstream_root: true,
+        server_ca_key: "RSA-2048".into(),
+        jwt_alg: "ES384".into(),
         served_bundle_is_upstream_root: true,
         subject_ous: vec!["composed".into()],
         jwt_composed_claim: Some("true".into()),
@@ -173,7 +183,8 @@ pub(crate) async fn run(implementation: Implementation) -> Option<Summary> {
 
     let server_plugins = server_plugins(&plugins, dir);
     let server =
-        TestServer::start_with_config(&server_bin, |d, port| config::server(d, port, &server_plugins, true)).await;
+        TestServer::start_with_config(&server_bin, |d, port| config::server(d, port, &server_plugins, true, KEY_TYPES))
+            .await;
     let agent_dir = dir.join("agent");
     let agent = TestAgent::start(&agent_bin, &agent_dir, server.port, &agent_options(&plugins, &agent_dir)).await;
     let logs = || {
@@ -225,15 +236,15 @@ pub(crate) async fn run(implementation: Implementation) -> Option<Summary> {
     };
     let chain_refs: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
     let verified = verify_svid(&chain_refs, &root_bundle, SystemTime::now()).is_ok();
-    let intermediate_is_server_ca = chain.get(1).is_some_and(|der| {
+    let (intermediate_is_server_ca, server_ca_key) = chain.get(1).map_or((false, String::new()), |der| {
         let (_, cert) = X509Certificate::from_der(der).expect("server CA certificate");
-        cert.is_ca() && uris(&cert) == [format!("spiffe://{TRUST_DOMAIN}")]
+        (cert.is_ca() && uris(&cert) == [format!("spiffe://{TRUST_DOMAIN}")], key_kind(&cert))
     });
     let (_, leaf) = X509Certificate::from_der(&chain[0]).expect("leaf");
     let subject_ous =
         leaf.subject().iter_organizational_unit().filter_map(|ou| ou.as_str().ok().map(str::to_owned)).collect();
 
-    let jwt_composed_claim = jwt_claim(&endpoint, &workload_id, "composed").await;
+    let (jwt_alg, jwt_composed_claim) = jwt_alg_and_claim(&endpoint, &workload_id, "composed").await;
     let notifier_file_holds_root = wait_for_file_with(&dir.join("notified.pem"), &root, FILE_TIMEOUT).await;
     let publisher_file_holds_root = wait_for_file_with(&dir.join("published.pem"), &root, FILE_TIMEOUT).await;
 
@@ -244,6 +255,8 @@ pub(crate) async fn run(implementation: Implementation) -> Option<Summary> {
         workload_id,
         chain_length: chain.len(),
         chains_to_upstream_root: verified && intermediate_is_server_ca,
+        server_ca_key,
+        jwt_alg,
         served_bundle_is_upstream_root: served == vec![root],
         subject_ous,
         jwt_composed_claim,
@@ -301,15 +314,31 @@ async fn fetch_x509(endpoint: &str, spiffe_id: &str) -> Result<Option<(Vec<Vec<u
     Ok(Some((chain, served)))
 }
 
-/// The JSON of claim `name` in a JWT-SVID for `spiffe_id`, or `None` when it has none.
-async fn jwt_claim(endpoint: &str, spiffe_id: &str, name: &str) -> Option<String> {
+/// A JWT-SVID for `spiffe_id`: its header's `alg`, and the JSON of its claim `name` (`None` when it
+/// has none).
+async fn jwt_alg_and_claim(endpoint: &str, spiffe_id: &str, name: &str) -> (String, Option<String>) {
     let client = WorkloadApiClient::connect_to(endpoint).await.expect("connect to the Workload API");
     let id = spiffe_id.parse().expect("SPIFFE ID");
     let jwt = client.fetch_jwt_svid(&[AUDIENCE], Some(&id)).await.expect("JWT-SVID");
-    let payload = jwt.token().split('.').nth(1).expect("a JWS payload");
-    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url payload");
-    let claims: serde_json::Value = serde_json::from_slice(&json).expect("JSON claims");
-    claims.get(name).map(serde_json::Value::to_string)
+    let part = |i: usize| -> serde_json::Value {
+        let b64 = jwt.token().split('.').nth(i).expect("a JWS part");
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b64).expect("base64url");
+        serde_json::from_slice(&json).expect("JSON")
+    };
+    let alg = part(0).get("alg").and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
+    (alg, part(1).get(name).map(serde_json::Value::to_string))
+}
+
+/// `RSA-<bits>` or `EC-<curve OID>` for the certificate's public key.
+fn key_kind(cert: &X509Certificate<'_>) -> String {
+    match cert.public_key().parsed() {
+        Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => format!("RSA-{}", rsa.key_size()),
+        Ok(x509_parser::public_key::PublicKey::EC(_)) => {
+            let curve = cert.public_key().algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok());
+            format!("EC-{}", curve.map(|o| o.to_id_string()).unwrap_or_default())
+        }
+        _ => "other".into(),
+    }
 }
 
 /// Waits up to `timeout` for the PEM file at `path` to hold the certificate `der`.

@@ -19,6 +19,7 @@ pub mod env;
 pub mod error;
 pub mod federation;
 mod hcl;
+pub mod hcl_text;
 pub mod health;
 pub mod inert;
 mod json;

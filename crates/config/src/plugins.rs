@@ -70,6 +70,16 @@ impl PluginConfig {
         Ok(self.plugin_data.clone().unwrap_or_else(|| Value::empty_object(self.pos)))
     }
 
+    /// The plugin data as the text an external plugin's `Configure` receives: the content of
+    /// `plugin_data_file` as it is (read now, so that a reconfiguration sees edits), `plugin_data`
+    /// written back as HCL, or the empty string when neither is set (as SPIRE).
+    pub fn data_text(&self) -> Result<String, ConfigError> {
+        if let Some(path) = &self.plugin_data_file {
+            return crate::load::read_text(path);
+        }
+        Ok(self.plugin_data.as_ref().map(crate::hcl_text::body).unwrap_or_default())
+    }
+
     /// [`PluginConfig::data`] as JSON, for plugins that take their configuration that way.
     pub fn data_json(&self) -> Result<serde_json::Value, ConfigError> {
         self.data().map(|v| v.to_json())

@@ -19,6 +19,9 @@ pub(crate) const BUILTIN_PLUGINS: &[(&str, &[&str])] = &[
     ("WorkloadAttestor", &["unix", "k8s", "docker", "systemd"]),
 ];
 
+/// The plugin types the agent runs as external plugins (`plugin_cmd`).
+pub(crate) const EXTERNAL_PLUGINS: &[&str] = &["KeyManager", "NodeAttestor", "WorkloadAttestor"];
+
 /// The settings of `config` that have no effect, block by block in the order of SPIRE's docs.
 pub fn find(config: &AgentConfig) -> Vec<InertSetting> {
     let mut out = Vec::new();
@@ -55,7 +58,7 @@ pub fn find(config: &AgentConfig) -> Vec<InertSetting> {
     }
     inert::profiling("agent", &config.profiling, &mut out);
     experimental(config, &mut out);
-    inert::plugins(&config.plugins, BUILTIN_PLUGINS, &mut out);
+    inert::plugins(&config.plugins, BUILTIN_PLUGINS, EXTERNAL_PLUGINS, &mut out);
     inert::health_checks(&config.written, &mut out);
     inert::telemetry(&config.telemetry, &config.written, &mut out);
     out

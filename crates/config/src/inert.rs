@@ -136,10 +136,6 @@ pub fn profiling(block: &str, p: &Profiling, out: &mut Vec<InertSetting>) {
     }
 }
 
-/// The enabled plugins this build does not run. `builtin` lists, for each plugin type the daemon
-/// has, the names it runs: a plugin of a type not listed is reported (the daemon has no plugin of
-/// that type at all), and so is `plugin_cmd` on a listed name (the built-in runs instead). A plugin
-/// with an unlisted name of a listed type is not reported: the daemon refuses to start with it.
 /// The names `builtin` lists for `plugin_type`, quoted and joined for an error message:
 /// `"join_token", "k8s_psat" and "x509pop"`.
 pub fn supported_names(builtin: &[(&str, &[&str])], plugin_type: &str) -> String {
@@ -155,17 +151,22 @@ pub fn supported_names(builtin: &[(&str, &[&str])], plugin_type: &str) -> String
     }
 }
 
-pub fn plugins(plugins: &Plugins, builtin: &[(&str, &[&str])], out: &mut Vec<InertSetting>) {
+/// The enabled plugins this build does not run. `builtin` lists, for each plugin type the daemon
+/// has built in, the names it runs; `external` the types it runs as external plugins (`plugin_cmd`).
+/// A built-in plugin of a type not listed is reported (the daemon has no plugin of that type at
+/// all), and so is an external plugin of a type not in `external`. A built-in with an unlisted name
+/// of a listed type is not reported: the daemon refuses to start with it.
+pub fn plugins(plugins: &Plugins, builtin: &[(&str, &[&str])], external: &[&str], out: &mut Vec<InertSetting>) {
     for p in plugins.all().iter().filter(|p| p.enabled) {
-        match builtin.iter().find(|(plugin_type, _)| *plugin_type == p.plugin_type) {
-            None => out.push(InertSetting::new(p.path(), format!("spire-rs has no {} plugins", p.plugin_type))),
-            Some((_, names)) if p.is_external() && names.contains(&p.name.as_str()) => {
+        if p.is_external() {
+            if !external.contains(&p.plugin_type.as_str()) {
                 out.push(InertSetting::new(
                     format!("{}.plugin_cmd", p.path()),
-                    format!("spire-rs runs no external plugins; its built-in {:?} runs instead", p.name),
+                    format!("spire-rs runs no external {} plugins", p.plugin_type),
                 ));
             }
-            Some(_) => {}
+        } else if !builtin.iter().any(|(plugin_type, _)| *plugin_type == p.plugin_type) {
+            out.push(InertSetting::new(p.path(), format!("spire-rs has no {} plugins", p.plugin_type)));
         }
     }
 }
@@ -290,6 +291,8 @@ mod tests {
   KeyManager "aws_kms" {}
   Notifier "k8sbundle" {}
   Notifier "gcs_bundle" { enabled = false }
+  Notifier "mine" { plugin_cmd = "/opt/notifier" }
+  SVIDStore "store" { plugin_cmd = "/opt/store" }
   NodeAttestor "join_token" {}
 }"#,
             false,
@@ -297,9 +300,10 @@ mod tests {
         .unwrap();
         let mut diags = Diagnostics::new();
         let r = Reader::new("plugins", doc.get("plugins").unwrap(), &mut diags).unwrap();
-        let p = Plugins::read(r, &["KeyManager", "Notifier", "NodeAttestor"]);
+        let p = Plugins::read(r, &["KeyManager", "Notifier", "NodeAttestor", "SVIDStore"]);
         let mut out = Vec::new();
-        plugins(&p, &[("KeyManager", &["disk", "memory"]), ("NodeAttestor", &["join_token"])], &mut out);
-        assert_eq!(keys(&out), ["plugins.KeyManager.disk.plugin_cmd", "plugins.Notifier.k8sbundle"]);
+        let builtin: &[(&str, &[&str])] = &[("KeyManager", &["disk", "memory"]), ("NodeAttestor", &["join_token"])];
+        plugins(&p, builtin, &["KeyManager", "Notifier"], &mut out);
+        assert_eq!(keys(&out), ["plugins.Notifier.k8sbundle", "plugins.SVIDStore.store.plugin_cmd"]);
     }
 }

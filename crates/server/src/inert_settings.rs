@@ -13,14 +13,18 @@ use spire_config::ServerConfig;
 use spire_config::inert::{self, InertSetting};
 use spire_config::plugin_data::{DatabaseType, SqlDataStoreConfig};
 
-/// The plugins this build runs, per plugin type; the server has no Notifier, BundlePublisher or
-/// CredentialComposer plugins.
+/// The plugins this build has built in, per plugin type; the server has no built-in Notifier,
+/// BundlePublisher or CredentialComposer plugins.
 pub(crate) const BUILTIN_PLUGINS: &[(&str, &[&str])] = &[
     ("DataStore", &["sql"]),
     ("KeyManager", &["disk", "memory"]),
     ("UpstreamAuthority", &["disk", "spire"]),
     ("NodeAttestor", spire_attestation::NODE_ATTESTORS),
 ];
+
+/// The plugin types the server runs as external plugins (`plugin_cmd`).
+pub(crate) const EXTERNAL_PLUGINS: &[&str] =
+    &["KeyManager", "UpstreamAuthority", "NodeAttestor", "Notifier", "BundlePublisher", "CredentialComposer"];
 
 const NO_FEDERATION: &str = "the block sets neither a bundle_endpoint nor a federates_with, so it does nothing";
 
@@ -58,7 +62,7 @@ pub fn find(config: &ServerConfig) -> Vec<InertSetting> {
     }
     inert::profiling("server", &config.profiling, &mut out);
     experimental(config, &mut out);
-    inert::plugins(&config.plugins, BUILTIN_PLUGINS, &mut out);
+    inert::plugins(&config.plugins, BUILTIN_PLUGINS, EXTERNAL_PLUGINS, &mut out);
     datastore(&config.datastore, &mut out);
     inert::health_checks(&config.written, &mut out);
     inert::telemetry(&config.telemetry, &config.written, &mut out);

@@ -55,7 +55,7 @@ pub fn emit(plugin_type: &str, name: &str, line: &Line) {
     let (message, fields) = (&line.message, &line.fields);
     macro_rules! event {
         ($level:expr) => {
-            tracing::event!(target: "spire_plugin", $level, plugin_type, plugin_name = name, plugin_fields = %fields, "{message}")
+            tracing::event!(target: "spire_plugin", $level, plugin_type = %plugin_type, plugin_name = %name, plugin_fields = %fields, "{message}")
         };
     }
     match line.level.as_deref() {

@@ -95,7 +95,7 @@ impl ExternalPlugin {
                     .map_err(|e| load(LoadError::Launch(LaunchError::Checksum(e))))?;
             }
             None => {
-                tracing::warn!(plugin_type = tag.plugin_type, plugin_name = tag.name, "Plugin checksum not configured")
+                tracing::warn!(plugin_type = %tag.plugin_type, plugin_name = %tag.name, "Plugin checksum not configured")
             }
         }
         let process =
@@ -122,7 +122,7 @@ impl ExternalPlugin {
             .map_err(|s| load(LoadError::Init(go_status(&s))))?
             .into_inner()
             .plugin_service_names;
-        tracing::debug!(plugin_type = tag.plugin_type, plugin_name = tag.name, ?services, "Plugin initialized");
+        tracing::debug!(plugin_type = %tag.plugin_type, plugin_name = %tag.name, ?services, "Plugin initialized");
         Ok(Self { tag, channel, services, process, timeouts, _broker_dir: broker_dir, tasks })
     }
 
@@ -180,8 +180,8 @@ impl ExternalPlugin {
             .map_err(|_| fail(format!("no answer to Configure within {:?}", self.timeouts.call)))?
             .map_err(|s| fail(go_status(&s)))?;
         tracing::info!(
-            plugin_type = self.tag.plugin_type,
-            plugin_name = self.tag.name,
+            plugin_type = %self.tag.plugin_type,
+            plugin_name = %self.tag.name,
             reconfigurable = false,
             "Configured plugin"
         );
@@ -227,12 +227,12 @@ impl ExternalPlugin {
         if exited.borrow().is_none() {
             let mut init = initv1::init_client::InitClient::new(self.channel.clone());
             match tokio::time::timeout(Duration::from_secs(10), init.deinit(initv1::DeinitRequest {})).await {
-                Ok(Ok(_)) => tracing::debug!(plugin_name = self.tag.name, "Plugin deinitialized"),
+                Ok(Ok(_)) => tracing::debug!(plugin_name = %self.tag.name, "Plugin deinitialized"),
                 Ok(Err(s)) if s.code() == tonic::Code::Unimplemented => {}
                 Ok(Err(s)) => {
-                    tracing::error!(plugin_name = self.tag.name, error = %go_status(&s), "Failed to deinitialize plugin")
+                    tracing::error!(plugin_name = %self.tag.name, error = %go_status(&s), "Failed to deinitialize plugin")
                 }
-                Err(_) => tracing::error!(plugin_name = self.tag.name, "Failed to deinitialize plugin: timed out"),
+                Err(_) => tracing::error!(plugin_name = %self.tag.name, "Failed to deinitialize plugin: timed out"),
             }
             let mut controller = GrpcControllerClient::new(self.channel.clone());
             let _ =
@@ -243,7 +243,7 @@ impl ExternalPlugin {
             let _ = kill.send(());
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), exited.wait_for(Option::is_some)).await;
-        tracing::info!(plugin_type = self.tag.plugin_type, plugin_name = self.tag.name, "Plugin unloaded");
+        tracing::info!(plugin_type = %self.tag.plugin_type, plugin_name = %self.tag.name, "Plugin unloaded");
     }
 }
 
@@ -327,14 +327,14 @@ async fn serve_host_services(
                     // The plugin may announce services of its own; SPIRE's host dials none.
                     while let Ok(Some(info)) = inbound.message().await {
                         tracing::debug!(
-                            plugin_name = tag.name,
+                            plugin_name = %tag.name,
                             service_id = info.service_id,
                             "Plugin offered a brokered service"
                         );
                     }
                 }
                 Err(s) => {
-                    tracing::error!(plugin_name = tag.name, error = %go_status(&s), "Plugin broker stream failed")
+                    tracing::debug!(plugin_name = %tag.name, error = %go_status(&s), "Plugin broker stream ended")
                 }
             }
             std::future::pending::<()>().await;

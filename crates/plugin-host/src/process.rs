@@ -111,7 +111,7 @@ pub(crate) async fn start(path: &Path, args: &[String], tag: &Tag, timeout: Dura
         let tag = tag.clone();
         tokio::spawn(async move {
             while let Ok(Some(text)) = stdout.next_line().await {
-                tracing::debug!(target: "spire_plugin", plugin_type = tag.plugin_type, plugin_name = tag.name, "{text}");
+                tracing::debug!(target: "spire_plugin", plugin_type = %tag.plugin_type, plugin_name = %tag.name, "{text}");
             }
         });
     }
@@ -136,11 +136,11 @@ async fn watch_exit(
         status = child.wait() => {
             let status = status.ok();
             if stopping.load(Ordering::SeqCst) {
-                tracing::debug!(plugin_type = tag.plugin_type, plugin_name = tag.name, "Plugin process exited");
+                tracing::debug!(plugin_type = %tag.plugin_type, plugin_name = %tag.name, "Plugin process exited");
             } else {
             tracing::error!(
-                plugin_type = tag.plugin_type,
-                plugin_name = tag.name,
+                plugin_type = %tag.plugin_type,
+                plugin_name = %tag.name,
                 status = %status.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into()),
                 "Plugin process exited unexpectedly; its calls fail from now on"
             );

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod authorized;
+pub mod bundle_events;
 pub mod ca;
 pub mod catalog;
 pub mod cli_run;

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
-use spire_config::ServerConfig;
 use spire_config::plugin_data::{DatabaseType, DiskKeyManagerConfig, DiskUpstreamAuthorityConfig, SqlDataStoreConfig};
+use spire_config::{PluginConfig, ServerConfig};
 use spire_datastore::sql_connection::{DbTls, convert};
 use spire_datastore::{DataStore, SqlOptions, SqlStore, SqliteOptions};
 use spire_identity::x509::Subject;
@@ -18,7 +18,10 @@ use crate::api::health::HealthService;
 use crate::api::logger::{LevelSetter, LoggerService};
 use crate::api::{ServerContext, Settings};
 use crate::authorized::follower::{self, EventCursor};
+use crate::bundle_events::BundleConsumers;
 use crate::ca::{Ca, CaManager, CaManagerConfig};
+use crate::catalog::external::host_services::ServerHost;
+use crate::catalog::external::{self as ext, ExternalPlugins};
 use crate::catalog::keymanager::{DiskKeyManager, KeyManager, MemoryKeyManager};
 use crate::catalog::nodeattestor::{
     self, K8sPsatAttestor, NodeAttestor, NodeAttestors, SshPopAttestor, TpmDevIdAttestor, X509PopAttestor, k8s_psat,
@@ -53,6 +56,12 @@ pub enum RunError {
     /// The federation bundle endpoint could not start.
     #[error("{0}")]
     BundleEndpoint(#[from] crate::federation::BundleEndpointError),
+    /// An external plugin failed to load or configure (the message names it).
+    #[error("{0}")]
+    ExternalPlugin(#[from] spire_plugin_host::PluginError),
+    /// A notifier refused the bundle loaded at start.
+    #[error("{0}")]
+    BundleEvents(#[from] crate::bundle_events::BundleEventsError),
 }
 
 /// Opens the configured datastore: DataStore "sql" on SQLite (a file), PostgreSQL or MySQL.
@@ -108,18 +117,24 @@ pub struct Plugins {
     key_manager: KeyManagerPlugin,
     upstream_authority: Option<UpstreamAuthorityPlugin>,
     node_attestors: Vec<NodeAttestorPlugin>,
+    /// External (`plugin_cmd`) plugins of the types that have no built-ins here.
+    notifiers: Vec<PluginConfig>,
+    bundle_publishers: Vec<PluginConfig>,
+    credential_composers: Vec<PluginConfig>,
 }
 
 #[derive(Debug)]
 enum UpstreamAuthorityPlugin {
     Disk(DiskUpstreamAuthorityConfig),
     Spire(SpireUpstreamConfig),
+    External(PluginConfig),
 }
 
 #[derive(Debug)]
 enum KeyManagerPlugin {
     Disk(DiskKeyManagerConfig),
     Memory,
+    External(PluginConfig),
 }
 
 /// A NodeAttestor with an instance of its own. `join_token` has none: the Agent service always
@@ -134,6 +149,7 @@ enum NodeAttestorPlugin {
     AzureMsi(nodeattestor::azure_msi::AzureMsiConfig),
     HttpChallenge(nodeattestor::http_challenge::HttpChallengeConfig),
     AwsIid(nodeattestor::aws_iid::AwsIidConfig),
+    External(PluginConfig),
 }
 
 impl Plugins {
@@ -141,6 +157,7 @@ impl Plugins {
     /// does not have is refused. Reads no file but a `plugin_data_file`, connects nowhere.
     pub fn decode(config: &ServerConfig) -> Result<Self, RunError> {
         let key_manager = match config.key_manager().name.as_str() {
+            _ if config.key_manager().is_external() => KeyManagerPlugin::External(config.key_manager().clone()),
             "disk" => {
                 KeyManagerPlugin::Disk(DiskKeyManagerConfig::from_plugin(config.key_manager()).map_err(plugin_error)?)
             }
@@ -153,6 +170,7 @@ impl Plugins {
         };
         let upstream_authority = match config.upstream_authority().filter(|p| p.enabled) {
             None => None,
+            Some(plugin) if plugin.is_external() => Some(UpstreamAuthorityPlugin::External(plugin.clone())),
             Some(plugin) if plugin.name == "disk" => Some(UpstreamAuthorityPlugin::Disk(
                 DiskUpstreamAuthorityConfig::from_plugin(plugin).map_err(plugin_error)?,
             )),
@@ -170,6 +188,7 @@ impl Plugins {
         let mut node_attestors = Vec::new();
         for plugin in config.node_attestors().filter(|p| p.enabled) {
             node_attestors.push(match plugin.name.as_str() {
+                _ if plugin.is_external() => NodeAttestorPlugin::External(plugin.clone()),
                 nodeattestor::join_token::NAME => continue,
                 k8s_psat::NAME => NodeAttestorPlugin::K8sPsat(
                     k8s_psat::K8sPsatConfig::from_plugin(plugin, &config.trust_domain).map_err(plugin_error)?,
@@ -203,7 +222,17 @@ impl Plugins {
                 }
             });
         }
-        Ok(Self { key_manager, upstream_authority, node_attestors })
+        let external = |plugin_type: &str| -> Vec<PluginConfig> {
+            config.plugins.enabled(plugin_type).filter(|p| p.is_external()).cloned().collect()
+        };
+        Ok(Self {
+            key_manager,
+            upstream_authority,
+            node_attestors,
+            notifiers: external("Notifier"),
+            bundle_publishers: external("BundlePublisher"),
+            credential_composers: external("CredentialComposer"),
+        })
     }
 }
 
@@ -216,18 +245,43 @@ pub fn refuse_unsupported(config: &ServerConfig) -> Result<(), RunError> {
     Ok(())
 }
 
-fn key_manager(plugin: KeyManagerPlugin) -> Result<Arc<dyn KeyManager>, RunError> {
+/// Where external plugins are started: the processes' owner and the host services they are offered.
+struct External<'a> {
+    plugins: &'a ExternalPlugins,
+    host: &'a ServerHost,
+}
+
+impl External<'_> {
+    /// Starts, binds and configures `config`'s plugin for the SDK `service`.
+    async fn start(&self, config: &PluginConfig, service: &str) -> Result<tonic::transport::Channel, RunError> {
+        let td = self.host.trust_domain.to_string();
+        Ok(self.plugins.start(config, &td, self.host.services(), service).await?)
+    }
+}
+
+async fn key_manager(plugin: KeyManagerPlugin, _external: &External<'_>) -> Result<Arc<dyn KeyManager>, RunError> {
     Ok(match plugin {
         KeyManagerPlugin::Disk(cfg) => Arc::new(DiskKeyManager::open(cfg.keys_path).map_err(plugin_error)?),
         KeyManagerPlugin::Memory => Arc::new(MemoryKeyManager::new()),
+        KeyManagerPlugin::External(config) => {
+            return Err(RunError::Plugin(format!(
+                "failed to load plugin {:?}: external KeyManager plugins are not supported yet",
+                config.name
+            )));
+        }
     })
 }
 
-fn upstream_authority(
+async fn upstream_authority(
     plugin: Option<UpstreamAuthorityPlugin>,
     trust_domain: &TrustDomain,
+    external: &External<'_>,
 ) -> Result<Option<Arc<dyn UpstreamAuthority>>, RunError> {
     Ok(match plugin {
+        Some(UpstreamAuthorityPlugin::External(config)) => {
+            let channel = external.start(&config, ext::upstreamauthority::SERVICE).await?;
+            Some(Arc::new(ext::upstreamauthority::ExternalUpstreamAuthority::new(&config.name, channel)))
+        }
         None => None,
         Some(UpstreamAuthorityPlugin::Disk(cfg)) => Some(Arc::new(
             DiskUpstreamAuthority::new(cfg.cert_file_path, cfg.key_file_path, cfg.bundle_file_path)
@@ -239,15 +293,34 @@ fn upstream_authority(
     })
 }
 
+/// The notifiers and bundle publishers, started.
+async fn bundle_consumers(plugins: &Plugins, external: &External<'_>) -> Result<BundleConsumers, RunError> {
+    let mut consumers = BundleConsumers::default();
+    for config in &plugins.notifiers {
+        let channel = external.start(config, ext::notifier::SERVICE).await?;
+        consumers.notifiers.push(Arc::new(ext::notifier::ExternalNotifier::new(&config.name, channel)));
+    }
+    for config in &plugins.bundle_publishers {
+        let channel = external.start(config, ext::bundlepublisher::SERVICE).await?;
+        consumers.publishers.push(Arc::new(ext::bundlepublisher::ExternalBundlePublisher::new(&config.name, channel)));
+    }
+    Ok(consumers)
+}
+
 /// The NodeAttestor instances; kube clients are built here, not in [`Plugins::decode`].
 async fn node_attestors(
     plugins: Vec<NodeAttestorPlugin>,
     td: &TrustDomain,
     ds: &Arc<dyn DataStore>,
+    external: &External<'_>,
 ) -> Result<NodeAttestors, RunError> {
     let mut attestors = NodeAttestors::new();
     for plugin in plugins {
         let attestor: Arc<dyn NodeAttestor> = match plugin {
+            NodeAttestorPlugin::External(config) => {
+                let channel = external.start(&config, ext::nodeattestor::SERVICE).await?;
+                Arc::new(ext::nodeattestor::ExternalNodeAttestor::new(&config.name, channel))
+            }
             NodeAttestorPlugin::K8sPsat(cfg) => {
                 Arc::new(K8sPsatAttestor::from_config(cfg, td.clone()).await.map_err(plugin_error)?)
             }
@@ -307,10 +380,12 @@ pub struct Server {
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<Result<(), endpoints::EndpointError>>>,
     background: Vec<tokio::task::JoinHandle<()>>,
+    external: Arc<ExternalPlugins>,
 }
 
 impl Server {
-    /// Stops the listeners and background tasks, waiting for in-flight RPCs to finish.
+    /// Stops the listeners and background tasks, waiting for in-flight RPCs to finish, then the
+    /// external plugins.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for t in self.tasks {
@@ -319,6 +394,7 @@ impl Server {
         for t in self.background {
             t.abort();
         }
+        self.external.shutdown().await;
     }
 
     /// Waits until a listener stops (it only stops on error or shutdown).
@@ -349,9 +425,26 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
     refuse_unsupported(config)?;
     let bundle_endpoint = config.federation.as_ref().and_then(|f| f.bundle_endpoint.as_ref());
     let ds = open_datastore(&config.datastore).await?;
-    let attestors = node_attestors(plugins.node_attestors, &config.trust_domain, &ds).await?;
-    let keys = key_manager(plugins.key_manager)?;
-    let upstream = upstream_authority(plugins.upstream_authority, &config.trust_domain)?;
+    // The server SVID's holder exists before the plugins: the IdentityProvider host service reads it.
+    let cert = Arc::new(ServerCert::default());
+    let external_plugins = Arc::new(ExternalPlugins::new());
+    let host = ServerHost {
+        datastore: ds.clone(),
+        trust_domain: config.trust_domain.clone(),
+        cert: cert.clone(),
+        metrics: spire_plugin_host::PluginMetrics::new(),
+    };
+    let external = External { plugins: &external_plugins, host: &host };
+    if let Some(config) = plugins.credential_composers.first() {
+        return Err(RunError::Plugin(format!(
+            "failed to load plugin {:?}: CredentialComposer plugins are not supported yet",
+            config.name
+        )));
+    }
+    let consumers = bundle_consumers(&plugins, &external).await?;
+    let attestors = node_attestors(plugins.node_attestors, &config.trust_domain, &ds, &external).await?;
+    let keys = key_manager(plugins.key_manager, &external).await?;
+    let upstream = upstream_authority(plugins.upstream_authority, &config.trust_domain, &external).await?;
 
     let td = config.trust_domain.clone();
     let ca = Arc::new(Ca::new(td.clone(), config.jwt_issuer.clone()));
@@ -371,6 +464,7 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
     };
     let manager = Arc::new(CaManager::load(ca_config, keys, upstream, ds.clone(), ca.clone()).await?);
     manager.rotate(SystemTime::now()).await?;
+    let bundle_events = consumers.start(ds.clone(), config.trust_domain.clone()).await?;
 
     let settings = Settings {
         default_x509_svid_ttl: config.default_x509_svid_ttl,
@@ -396,7 +490,6 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
     let entries = ctx.load_index().await?;
     tracing::info!(entries, "registration entries loaded");
 
-    let cert = Arc::new(ServerCert::default());
     let bundles = Arc::new(RwLock::new(BundleSet::new()));
     let svid = Arc::new(ServerSvid::new(ca.clone(), config.default_x509_svid_ttl, cert.clone(), bundles.clone()));
     svid.refresh_bundles(ds.as_ref()).await?;
@@ -451,9 +544,10 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
         ctx.bundle_client.spawn(),
     ];
     background.extend(manager.spawn_upstream_sync());
+    background.extend(bundle_events);
     background.extend(federation);
     tracing::info!(address = %tcp_addr, socket = %config.socket_path.display(), "server started");
-    Ok(Server { ctx, tcp_addr, stop, tasks, background })
+    Ok(Server { ctx, tcp_addr, stop, tasks, background, external: external_plugins })
 }
 
 #[cfg(test)]
@@ -482,7 +576,15 @@ plugins {{
         let path = dir.path().join("ds.sqlite3");
         let ds: Arc<dyn DataStore> =
             Arc::new(SqlStore::open(path.to_str().unwrap(), SqliteOptions::default()).await.unwrap());
-        node_attestors(Plugins::decode(config)?.node_attestors, &config.trust_domain, &ds).await
+        let plugins = ExternalPlugins::new();
+        let host = ServerHost {
+            datastore: ds.clone(),
+            trust_domain: config.trust_domain.clone(),
+            cert: Arc::new(ServerCert::default()),
+            metrics: spire_plugin_host::PluginMetrics::new(),
+        };
+        let external = External { plugins: &plugins, host: &host };
+        node_attestors(Plugins::decode(config)?.node_attestors, &config.trust_domain, &ds, &external).await
     }
 
     #[tokio::test]

@@ -14,16 +14,25 @@ use spire_tls::{ClientCertCheck, client_verifier, provider, verify_peer_svid};
 #[derive(Debug, Default)]
 pub struct ServerCert {
     current: RwLock<Option<Arc<CertifiedKey>>>,
+    // The key as PKCS#8 too: the IdentityProvider host service hands it to plugins, as SPIRE's does.
+    key_pkcs8: RwLock<Option<Vec<u8>>>,
 }
 
 impl ServerCert {
     /// Installs a new chain (leaf first) and key.
     pub fn set(&self, chain: &[Vec<u8>], key: &PrivateKey) -> Result<(), rustls::Error> {
         let certs: Vec<CertificateDer<'static>> = chain.iter().map(|c| CertificateDer::from(c.clone())).collect();
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.pkcs8_der().to_vec()));
-        let signing = provider().key_provider.load_private_key(key)?;
+        let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.pkcs8_der().to_vec()));
+        let signing = provider().key_provider.load_private_key(der)?;
         *self.current.write().expect("cert lock") = Some(Arc::new(CertifiedKey::new(certs, signing)));
+        *self.key_pkcs8.write().expect("cert lock") = Some(key.pkcs8_der().to_vec());
         Ok(())
+    }
+
+    /// The chain (leaf first) and its key as PKCS#8 DER, once an SVID was installed.
+    pub fn identity(&self) -> Option<(Vec<Vec<u8>>, Vec<u8>)> {
+        let key = self.key_pkcs8.read().expect("cert lock").clone()?;
+        Some((self.chain(), key))
     }
 }
 

@@ -11,6 +11,7 @@ use spire_config::plugin_data::{DiskKeyManagerAgentConfig, UnixWorkloadAttestorC
 use spire_keymanager::{DiskKeyManager, KeyManager, MemoryKeyManager};
 
 use crate::bootstrap::{TrustBootstrap, UrlSource, parse_bundle};
+use crate::external::{self, ExternalConfig, ExternalNodeAttestor, ExternalPlugins, ExternalWorkloadAttestor};
 use crate::node_attestor::{
     JoinTokenAttestor, K8sPsatAttestor, K8sPsatConfig, NodeAttestor, SshPopAttestor, SshPopConfig, TpmDevIdAttestor,
     TpmDevIdConfig, X509PopAttestor, X509PopConfig, join_token, k8s_psat, sshpop, tpm_devid, x509pop,
@@ -96,12 +97,33 @@ pub fn load(args: &[String]) -> Result<AgentConfig, String> {
         .map_err(|e| e.to_string())
 }
 
+/// What `validate` found valid: the configuration, and the notes of the external plugins that
+/// gave some (`WorkloadAttestor "name"`, its notes).
+#[derive(Debug)]
+pub struct Validated {
+    /// The configuration.
+    pub config: AgentConfig,
+    /// Notes of valid external plugins, in configuration order.
+    pub notes: Vec<(String, Vec<String>)>,
+}
+
 /// `validate`: loads the configuration and decodes its plugins as `run` does ([`Plugins::decode`]),
-/// opening and connecting nothing.
-pub fn validate(args: &[String]) -> Result<AgentConfig, String> {
+/// connecting to nothing; each external plugin is started, asked whether its data is valid (the
+/// SDK's `Validate`), and stopped. SPIRE v1.13.3's `validate` starts no plugin; the issue of
+/// external plugins asks for their check, which SPIRE's later versions make too.
+pub async fn validate(args: &[String]) -> Result<Validated, String> {
     let config = load(args)?;
-    Plugins::decode(&config)?;
-    Ok(config)
+    let plugins = Plugins::decode(&config)?;
+    let mut notes = Vec::new();
+    for (plugin, service) in plugins.external() {
+        let said = ExternalPlugins::validate(plugin, &config.trust_domain.to_string(), service)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !said.is_empty() {
+            notes.push((format!("{} \"{}\"", plugin.config.plugin_type, plugin.name()), said));
+        }
+    }
+    Ok(Validated { config, notes })
 }
 
 /// The configured plugins with their `plugin_data` decoded, before anything is opened or
@@ -132,6 +154,8 @@ enum NodeAttestorPlugin {
     AzureMsi(crate::node_attestor::AzureMsiConfig),
     HttpChallenge(crate::node_attestor::HttpChallengeConfig),
     AwsIid(crate::node_attestor::AwsIidConfig),
+    /// A `plugin_cmd` block, whatever its name.
+    External(ExternalConfig),
 }
 
 #[derive(Debug)]
@@ -141,12 +165,17 @@ enum WorkloadAttestorPlugin {
     Docker(DockerConfig),
     /// Takes no configuration.
     Systemd,
+    /// A `plugin_cmd` block, whatever its name.
+    External(ExternalConfig),
 }
 
 impl Plugins {
     /// Decodes every plugin `run` would configure, one arm per plugin this build has; a plugin it
     /// does not have is refused. Reads no file but a `plugin_data_file`.
     pub fn decode(config: &AgentConfig) -> Result<Self, String> {
+        if let Some(external) = ExternalConfig::from_plugin(config.key_manager()) {
+            return Err(crate::external::key_manager::refuse(&external.map_err(|e| e.to_string())?).to_string());
+        }
         let key_manager = match config.key_manager().name.as_str() {
             "disk" => KeyManagerPlugin::Disk(
                 DiskKeyManagerAgentConfig::from_plugin(config.key_manager()).map_err(|e| e.to_string())?,
@@ -157,6 +186,10 @@ impl Plugins {
         let node_attestor = node_attestor(config)?;
         let mut workload_attestors = Vec::new();
         for plugin in config.workload_attestors() {
+            if let Some(external) = ExternalConfig::from_plugin(plugin) {
+                workload_attestors.push(WorkloadAttestorPlugin::External(external.map_err(|e| e.to_string())?));
+                continue;
+            }
             workload_attestors.push(match plugin.name.as_str() {
                 "unix" => WorkloadAttestorPlugin::Unix(
                     UnixWorkloadAttestorConfig::from_plugin(plugin).map_err(|e| e.to_string())?,
@@ -182,11 +215,27 @@ impl Plugins {
         }
         Ok(Self { key_manager, node_attestor, workload_attestors })
     }
+
+    /// The external plugins, with the SDK service each must serve, in configuration order.
+    fn external(&self) -> impl Iterator<Item = (&ExternalConfig, &'static str)> {
+        let node = match &self.node_attestor {
+            NodeAttestorPlugin::External(plugin) => Some((plugin, external::NODE_ATTESTOR_SERVICE)),
+            _ => None,
+        };
+        let workload = self.workload_attestors.iter().filter_map(|plugin| match plugin {
+            WorkloadAttestorPlugin::External(plugin) => Some((plugin, external::WORKLOAD_ATTESTOR_SERVICE)),
+            _ => None,
+        });
+        node.into_iter().chain(workload)
+    }
 }
 
-/// Builds the agent's settings and plugins from its configuration.
-pub fn settings(config: &AgentConfig) -> Result<AgentSettings, String> {
+/// Builds the agent's settings and plugins from its configuration. External plugins are started,
+/// bound and configured here, and kept in `external`, which the caller stops when the agent stops
+/// (or when this fails: a plugin that failed is stopped already, the others are in `external`).
+pub async fn settings(config: &AgentConfig, external: &ExternalPlugins) -> Result<AgentSettings, String> {
     let plugins = Plugins::decode(config)?;
+    let trust_domain = config.trust_domain.to_string();
     let keys: Arc<dyn KeyManager> = match plugins.key_manager {
         KeyManagerPlugin::Disk(cfg) => {
             Arc::new(DiskKeyManager::open(cfg.directory.join("keys.json")).map_err(|e| e.to_string())?)
@@ -205,6 +254,13 @@ pub fn settings(config: &AgentConfig) -> Result<AgentSettings, String> {
         NodeAttestorPlugin::HttpChallenge(cfg) => {
             Arc::new(crate::node_attestor::HttpChallengeAttestor::from_config(cfg).map_err(|e| e.to_string())?)
         }
+        NodeAttestorPlugin::External(plugin) => {
+            let channel = external
+                .start(&plugin, &trust_domain, external::NODE_ATTESTOR_SERVICE)
+                .await
+                .map_err(|e| e.to_string())?;
+            Arc::new(ExternalNodeAttestor::new(plugin.name(), channel))
+        }
     };
     let mut attestors: Vec<Arc<dyn WorkloadAttestor>> = Vec::new();
     for plugin in plugins.workload_attestors {
@@ -218,6 +274,13 @@ pub fn settings(config: &AgentConfig) -> Result<AgentSettings, String> {
             }
             WorkloadAttestorPlugin::Docker(cfg) => Arc::new(DockerAttestor::new(cfg)),
             WorkloadAttestorPlugin::Systemd => Arc::new(SystemdAttestor::new()),
+            WorkloadAttestorPlugin::External(plugin) => {
+                let channel = external
+                    .start(&plugin, &trust_domain, external::WORKLOAD_ATTESTOR_SERVICE)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Arc::new(ExternalWorkloadAttestor::new(plugin.name(), channel))
+            }
         });
     }
     // A file is read now, as SPIRE reads it with the configuration; remote sources wait until the
@@ -266,6 +329,9 @@ fn node_attestor(config: &AgentConfig) -> Result<NodeAttestorPlugin, String> {
         NodeAttestation::JoinToken(token) => return Ok(NodeAttestorPlugin::JoinToken(Some(token.to_owned()))),
         NodeAttestation::Plugin(plugin) => plugin,
     };
+    if let Some(external) = ExternalConfig::from_plugin(plugin) {
+        return Ok(NodeAttestorPlugin::External(external.map_err(|e| e.to_string())?));
+    }
     Ok(match plugin.name.as_str() {
         join_token::PLUGIN_NAME => NodeAttestorPlugin::JoinToken(None),
         k8s_psat::PLUGIN_NAME => {
@@ -344,15 +410,25 @@ plugins {
         AgentConfig::from_str(&agent_conf(agent_extra, &plugins), false).unwrap()
     }
 
-    #[test]
-    fn node_attestors_by_name() {
+    /// The settings `run` builds from `config`, with no external plugin left running.
+    async fn run_settings(config: &AgentConfig) -> Result<AgentSettings, String> {
+        let external = ExternalPlugins::new();
+        let settings = settings(config, &external).await;
+        external.shutdown().await;
+        settings
+    }
+
+    #[tokio::test]
+    async fn node_attestors_by_name() {
         let psat = r#"NodeAttestor "k8s_psat" { plugin_data { cluster = "prod" } }"#;
-        let name = |agent_extra: &str, node: &str| settings(&agent_config(agent_extra, node)).unwrap().node_attestor;
-        assert_eq!(name("", psat).name(), "k8s_psat");
         let plain = r#"NodeAttestor "join_token" {}"#;
-        assert_eq!(name("", plain).name(), "join_token");
-        // A join token wins over the plugin, as in SPIRE.
-        assert_eq!(name(r#"join_token = "abc""#, psat).name(), "join_token");
+        for (agent_extra, node, name) in
+            [("", psat, "k8s_psat"), ("", plain, "join_token"), (r#"join_token = "abc""#, psat, "join_token")]
+        {
+            // A join token wins over the plugin, as in SPIRE.
+            let settings = run_settings(&agent_config(agent_extra, node)).await.unwrap();
+            assert_eq!(settings.node_attestor.name(), name);
+        }
 
         let missing = r#"NodeAttestor "k8s_psat" { plugin_data {} }"#;
         let err = node_attestor(&agent_config("", missing)).unwrap_err();
@@ -367,21 +443,25 @@ plugins {
 
     /// `validate -config <file>` on an agent config whose `plugins` block is `plugins`, and what
     /// `run` makes of the same file when building its settings.
-    fn validate_and_run(plugins: &str) -> (Result<AgentConfig, String>, Result<AgentSettings, String>) {
+    async fn validate_and_run(plugins: &str) -> (Result<Validated, String>, Result<AgentSettings, String>) {
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("agent.conf");
         let text = agent_conf("", &format!("    KeyManager \"memory\" {{}}\n{plugins}"));
         std::fs::write(&conf, text).unwrap();
         let args = ["-config".to_owned(), conf.display().to_string()];
-        (validate(&args), load(&args).and_then(|c| settings(&c)))
+        let run = match load(&args) {
+            Ok(config) => run_settings(&config).await,
+            Err(e) => Err(e),
+        };
+        (validate(&args).await, run)
     }
 
-    #[test]
-    fn validate_decodes_every_plugin_as_run_does() {
+    #[tokio::test]
+    async fn validate_decodes_every_plugin_as_run_does() {
         let ok = r#"NodeAttestor "k8s_psat" { plugin_data { cluster = "prod" token_path = "/no/such/token" } }
     WorkloadAttestor "unix" {}
     WorkloadAttestor "k8s" { plugin_data { kubelet_ca_path = "/no/such/ca.pem" node_name = "n1" } }"#;
-        let (validated, run) = validate_and_run(ok);
+        let (validated, run) = validate_and_run(ok).await;
         validated.unwrap();
         // Only `run` reads the files the plugins name: the kubelet's CA is missing.
         assert!(run.unwrap_err().starts_with("WorkloadAttestor \"k8s\": "));
@@ -433,7 +513,7 @@ plugins {
             ),
         ];
         for (plugins, messages) in refused {
-            let (validated, run) = validate_and_run(plugins);
+            let (validated, run) = validate_and_run(plugins).await;
             let err = validated.unwrap_err();
             assert!(messages.iter().all(|m| err.contains(m)), "{plugins}: {err}");
             assert_eq!(run.unwrap_err(), err, "validate and run give the same message");

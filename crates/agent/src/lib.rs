@@ -14,6 +14,7 @@
 
 pub mod bootstrap;
 pub mod cli_run;
+pub mod external;
 pub mod health;
 pub mod inert_settings;
 pub mod manager;

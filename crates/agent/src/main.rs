@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use spire_agent::cli_run::{load, settings, validate};
+use spire_agent::external::ExternalPlugins;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -13,19 +14,11 @@ fn main() -> ExitCode {
         }
         // Settings this build accepts without acting on them go to stderr; stdout and the exit
         // status stay SPIRE's.
-        Some("validate") => match validate(&args[2..]) {
-            Ok(config) => {
-                for setting in spire_agent::inert_settings::find(&config) {
-                    eprintln!("Warning: {setting}");
-                }
-                println!("SPIRE agent configuration file is valid.");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("SPIRE agent configuration file is invalid: {e}");
-                ExitCode::from(1)
-            }
-        },
+        Some("validate") => {
+            // External plugins are started to validate their data.
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+            validate_command(rt.block_on(validate(&args[2..])))
+        }
         _ => {
             // A client command makes a call or two: one thread, no workers to start and hand off to,
             // which is a good part of a short command's run time.
@@ -33,6 +26,28 @@ fn main() -> ExitCode {
             let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
             let code = rt.block_on(spire_cli::agent::run(args[1..].to_vec(), &mut out, &mut err));
             ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
+    }
+}
+
+/// Prints what `validate` found: SPIRE's line on stdout; warnings and plugin notes on stderr.
+fn validate_command(validated: Result<spire_agent::cli_run::Validated, String>) -> ExitCode {
+    match validated {
+        Ok(validated) => {
+            for setting in spire_agent::inert_settings::find(&validated.config) {
+                eprintln!("Warning: {setting}");
+            }
+            for (plugin, notes) in &validated.notes {
+                for note in notes {
+                    eprintln!("Note: {plugin}: {note}");
+                }
+            }
+            println!("SPIRE agent configuration file is valid.");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("SPIRE agent configuration file is invalid: {e}");
+            ExitCode::from(1)
         }
     }
 }
@@ -56,9 +71,18 @@ async fn run(args: &[String]) -> ExitCode {
         tracing::warn!("{setting}");
     }
     raise_open_file_limit();
-    let settings = match settings(&config) {
+    // Every external plugin the agent starts is kept here and stopped when the agent stops.
+    let external = ExternalPlugins::new();
+    let code = run_with(&config, &external).await;
+    external.shutdown().await;
+    code
+}
+
+async fn run_with(config: &spire_config::agent::AgentConfig, external: &ExternalPlugins) -> ExitCode {
+    let settings = match settings(config, external).await {
         Ok(s) => s,
         Err(e) => {
+            tracing::error!(error = %e, "Agent crashed");
             eprintln!("{e}");
             return ExitCode::from(1);
         }

@@ -16,7 +16,7 @@ use spire_proto::spire::api::types::permission_denied_details::Reason;
 use tokio::sync::mpsc;
 use tonic::Status;
 
-use crate::node_attestor::{NodeAttestor, NodeAttestorError};
+use crate::node_attestor::{Attempt, NodeAttestor, NodeAttestorError};
 use crate::server_client::{ClientError, ServerClient};
 
 /// Why attestation, renewal or the bundle fetch failed.
@@ -43,8 +43,9 @@ pub enum NodeError {
         /// How long it was given.
         limit: Duration,
     },
-    /// The node attestor plugin failed (SPIRE's `nodeattestor(<name>): ...`).
-    #[error("nodeattestor({plugin}): {source}")]
+    /// The node attestor plugin failed (SPIRE's `nodeattestor(<name>): ...`; an external plugin's
+    /// status carries that prefix in its message, as SPIRE's facade puts it).
+    #[error("{}", attestor_message(plugin, source))]
     Attestor {
         /// The plugin name.
         plugin: String,
@@ -52,6 +53,13 @@ pub enum NodeError {
         #[source]
         source: NodeAttestorError,
     },
+}
+
+fn attestor_message(plugin: &str, source: &NodeAttestorError) -> String {
+    match source {
+        NodeAttestorError::Status(_) => source.to_string(),
+        other => format!("nodeattestor({plugin}): {other}"),
+    }
 }
 
 /// How long one exchange with the server may take (SPIRE's `rpcTimeout`, 30 s). A server that
@@ -150,7 +158,8 @@ pub async fn attest(
     attestor: &dyn NodeAttestor,
     key: &PrivateKey,
 ) -> Result<AgentSvid, NodeError> {
-    let payload = attestor.payload().await.map_err(|e| attestor_error(attestor, e))?;
+    let mut attempt = attestor.begin().await.map_err(|e| attestor_error(attestor, e))?;
+    let payload = attempt.payload().await.map_err(|e| attestor_error(attestor, e))?;
     let params = agent_api::attest_agent_request::Params {
         data: Some(pb::AttestationData { r#type: attestor.name().into(), payload }),
         params: Some(agent_api::AgentX509svidParams { csr: csr(key)? }),
@@ -164,7 +173,7 @@ pub async fn attest(
         .await
         .map_err(NodeError::Refused)?
         .into_inner();
-    exchange(attestor, inbound, requests).await
+    exchange(attestor.name(), attempt.as_mut(), inbound, requests).await
 }
 
 /// Attests with a join token (one exchange, no challenge).
@@ -180,11 +189,12 @@ fn attestor_error(attestor: &dyn NodeAttestor, source: NodeAttestorError) -> Nod
     NodeError::Attestor { plugin: attestor.name().to_owned(), source }
 }
 
-/// The rounds after the first request: each challenge from `inbound` is answered on `requests`
-/// until a result arrives. Dropping `requests` on return half-closes the stream, as SPIRE's agent
-/// does once it has its SVID.
+/// The rounds after the first request: each challenge from `inbound` is answered by `attempt` (of
+/// the plugin `plugin`) on `requests` until a result arrives. Dropping `requests` on return
+/// half-closes the stream, as SPIRE's agent does once it has its SVID.
 async fn exchange(
-    attestor: &dyn NodeAttestor,
+    plugin: &str,
+    attempt: &mut dyn Attempt,
     mut inbound: impl Stream<Item = Result<agent_api::AttestAgentResponse, Status>> + Unpin,
     requests: mpsc::Sender<agent_api::AttestAgentRequest>,
 ) -> Result<AgentSvid, NodeError> {
@@ -204,7 +214,10 @@ async fn exchange(
                 return Ok(AgentSvid { chain: svid.cert_chain, reattestable: r.reattestable });
             }
             Some(Step::Challenge(challenge)) => {
-                let answer = attestor.challenge(&challenge).await.map_err(|e| attestor_error(attestor, e))?;
+                let answer = attempt
+                    .challenge(&challenge)
+                    .await
+                    .map_err(|source| NodeError::Attestor { plugin: plugin.to_owned(), source })?;
                 // If the server has gone, the next read says why.
                 let _ = requests.send(request(agent_api::attest_agent_request::Step::ChallengeResponse(answer))).await;
             }
@@ -303,7 +316,8 @@ mod tests {
         responses: Vec<Result<agent_api::AttestAgentResponse, Status>>,
     ) -> (Result<AgentSvid, NodeError>, Vec<Vec<u8>>) {
         let (tx, mut rx) = mpsc::channel(8);
-        let outcome = exchange(attestor, tokio_stream::iter(responses), tx).await;
+        let mut attempt = attestor.begin().await.unwrap();
+        let outcome = exchange(attestor.name(), attempt.as_mut(), tokio_stream::iter(responses), tx).await;
         let mut sent = Vec::new();
         while let Some(req) = rx.recv().await {
             match req.step {

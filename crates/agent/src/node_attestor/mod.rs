@@ -56,6 +56,42 @@ pub trait NodeAttestor: Send + Sync + fmt::Debug {
     async fn challenge(&self, _challenge: &[u8]) -> Result<Vec<u8>, NodeAttestorError> {
         Err(NodeAttestorError::UnexpectedChallenge)
     }
+
+    /// Begins one attestation attempt, which gives the payload and answers the server's challenges.
+    ///
+    /// The built-in plugins keep the default, which calls [`NodeAttestor::payload`] and
+    /// [`NodeAttestor::challenge`]. A plugin whose rounds share state the attempt must own (an
+    /// external plugin's `AidAttestation` stream, SPIRE's agent plugin protocol) overrides it; the
+    /// attempt ends when it is dropped.
+    async fn begin(&self) -> Result<Box<dyn Attempt + '_>, NodeAttestorError> {
+        Ok(Box::new(Stateless(self)))
+    }
+}
+
+/// One attestation attempt ([`NodeAttestor::begin`]): the payload first, then one answer per
+/// server challenge, in order.
+#[async_trait]
+pub trait Attempt: Send {
+    /// The attestation payload.
+    async fn payload(&mut self) -> Result<Vec<u8>, NodeAttestorError>;
+
+    /// The response to the server's next challenge.
+    async fn challenge(&mut self, challenge: &[u8]) -> Result<Vec<u8>, NodeAttestorError>;
+}
+
+/// The attempt of a plugin whose [`NodeAttestor::payload`] and [`NodeAttestor::challenge`] hold
+/// what a round needs.
+struct Stateless<'a, A: ?Sized>(&'a A);
+
+#[async_trait]
+impl<A: NodeAttestor + ?Sized> Attempt for Stateless<'_, A> {
+    async fn payload(&mut self) -> Result<Vec<u8>, NodeAttestorError> {
+        self.0.payload().await
+    }
+
+    async fn challenge(&mut self, challenge: &[u8]) -> Result<Vec<u8>, NodeAttestorError> {
+        self.0.challenge(challenge).await
+    }
 }
 
 /// Why a node attestor could not produce a payload or a challenge response.
@@ -68,6 +104,10 @@ pub enum NodeAttestorError {
     /// The server challenged a plugin that has nothing to answer with.
     #[error("server issued unexpected challenge")]
     UnexpectedChallenge,
+    /// An external plugin failed: its status, already prefixed `nodeattestor(<name>): ` as SPIRE's
+    /// facade prefixes it, so that the whole error reads as SPIRE's does.
+    #[error("{}", spire_plugin_host::go_status(.0))]
+    Status(tonic::Status),
 }
 
 impl NodeAttestorError {

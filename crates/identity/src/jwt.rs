@@ -1,6 +1,7 @@
 //! JWT-SVIDs: signing as SPIRE does and validating per JWT-SVID.md.
 //!
-//! Signing goes through `jsonwebtoken`. Verification uses aws-lc-rs directly because the spec's
+//! Signing goes through `jsonwebtoken` with a local key; a key held by a key manager signs the same
+//! header and claims through its [`RemoteSigner`](crate::signing::RemoteSigner). Verification uses aws-lc-rs directly because the spec's
 //! allow-list includes ES512, which `jsonwebtoken` lacks, and because every rule must report its own
 //! error rather than a generic "invalid token".
 
@@ -18,7 +19,8 @@ use serde_json::{Map, Value};
 
 use crate::bundle::BundleSet;
 use crate::jwk::{PublicKeyKind, public_key_kind};
-use crate::keys::{KeyType, PrivateKey};
+use crate::keys::KeyType;
+use crate::signing::{HashAlgorithm, SignError, SignerOpts, SigningKey, ecdsa_der_to_fixed};
 use crate::spiffe_id::{SpiffeId, SpiffeIdError};
 
 /// Clock skew tolerated on `exp` and `nbf` (go-jose's default, which SPIRE inherits).
@@ -134,20 +136,27 @@ pub enum JwtSignError {
     /// `jsonwebtoken` refused.
     #[error("signing failed: {0}")]
     Sign(#[from] jsonwebtoken::errors::Error),
+    /// The key manager holding the key failed to sign.
+    #[error("signing failed: {0}")]
+    Signer(#[from] SignError),
+    /// The header or claims could not be serialized.
+    #[error("signing failed: {0}")]
+    Json(#[from] serde_json::Error),
 }
 
-/// A JWT signing key with its `kid`.
+/// A JWT signing key (local or held by a key manager) with its `kid`.
 #[derive(Debug, Clone)]
 pub struct JwtSigner {
     key_id: String,
-    key: PrivateKey,
+    key: SigningKey,
     alg: JwtAlgorithm,
     not_after: Option<SystemTime>,
 }
 
 impl JwtSigner {
     /// A signer using SPIRE's algorithm for the key type.
-    pub fn new(key_id: impl Into<String>, key: PrivateKey) -> Self {
+    pub fn new(key_id: impl Into<String>, key: impl Into<SigningKey>) -> Self {
+        let key = key.into();
         let alg = JwtAlgorithm::for_key_type(key.key_type());
         Self { key_id: key_id.into(), key, alg, not_after: None }
     }
@@ -178,7 +187,7 @@ impl JwtSigner {
     }
 
     /// The signing key.
-    pub fn key(&self) -> &PrivateKey {
+    pub fn key(&self) -> &SigningKey {
         &self.key
     }
 }
@@ -247,12 +256,45 @@ pub fn sign_jwt_svid(params: &JwtSvidParams<'_>, signer: &JwtSigner) -> Result<S
     let mut header = jsonwebtoken::Header::new(alg);
     header.kid = Some(signer.key_id.clone());
     header.typ = Some("JWT".into());
-    let key = if signer.key.key_type().is_rsa() {
-        jsonwebtoken::EncodingKey::from_rsa_pem(signer.key.to_pem().as_bytes())?
+    let local = match &signer.key {
+        SigningKey::Local(local) => local,
+        SigningKey::Remote(_) => return sign_remote(&header, &claims, signer),
+    };
+    let key = if local.key_type().is_rsa() {
+        jsonwebtoken::EncodingKey::from_rsa_pem(local.to_pem().as_bytes())?
     } else {
-        jsonwebtoken::EncodingKey::from_ec_der(signer.key.pkcs8_der())
+        jsonwebtoken::EncodingKey::from_ec_der(local.pkcs8_der())
     };
     Ok(jsonwebtoken::encode(&header, &claims, &key)?)
+}
+
+/// The JWS compact serialization `jsonwebtoken::encode` makes (the same header and claims JSON,
+/// base64url without padding), signed by the key manager: ECDSA signatures turned from ASN.1 DER
+/// into JWS's fixed-size `r || s`.
+fn sign_remote(header: &jsonwebtoken::Header, claims: &Claims<'_>, signer: &JwtSigner) -> Result<String, JwtSignError> {
+    use HashAlgorithm::{Sha256, Sha384, Sha512};
+    let message = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(header)?),
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?)
+    );
+    let (opts, fixed_size) = match signer.alg {
+        JwtAlgorithm::ES256 => (SignerOpts::Hash(Sha256), Some(32)),
+        JwtAlgorithm::ES384 => (SignerOpts::Hash(Sha384), Some(48)),
+        JwtAlgorithm::ES512 => (SignerOpts::Hash(Sha512), Some(66)),
+        JwtAlgorithm::RS256 => (SignerOpts::Hash(Sha256), None),
+        JwtAlgorithm::RS384 => (SignerOpts::Hash(Sha384), None),
+        JwtAlgorithm::RS512 => (SignerOpts::Hash(Sha512), None),
+        JwtAlgorithm::PS256 => (SignerOpts::pss(Sha256), None),
+        JwtAlgorithm::PS384 => (SignerOpts::pss(Sha384), None),
+        JwtAlgorithm::PS512 => (SignerOpts::pss(Sha512), None),
+    };
+    let signature = signer.key.sign(opts, message.as_bytes())?;
+    let signature = match fixed_size {
+        Some(size) => ecdsa_der_to_fixed(&signature, size)?,
+        None => signature,
+    };
+    Ok(format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature)))
 }
 
 /// A fresh key ID: 32 random characters of `[a-zA-Z0-9]`, as SPIRE makes them.

@@ -32,6 +32,17 @@ pub enum KeyError {
     /// The crypto library failed to generate a key.
     #[error("key generation failed")]
     Generation,
+    /// A key manager's public key does not fit the type it was asked for.
+    #[error("public key is not a {key_type} key: {reason}")]
+    PublicKey {
+        /// The type asked for.
+        key_type: KeyType,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The key lives in a key manager that signs with it but never hands it out.
+    #[error("the {0} key is held by the key manager and cannot be exported: a local key is needed here")]
+    NotExportable(KeyType),
 }
 
 /// The key types of SPIRE's `ca_key_type`, `jwt_key_type` and `workload_x509_svid_key_type`.

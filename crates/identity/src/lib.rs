@@ -3,6 +3,7 @@
 //! - [`spiffe_id`]: SPIFFE IDs and trust domains (SPIFFE-ID.md).
 //! - [`selector`]: selectors, selector sets and match modes.
 //! - [`keys`]: the four key types SPIRE supports, as PKCS#8.
+//! - [`signing`]: keys that sign here or in a key manager that never hands them out.
 //! - [`x509`]: building CA and leaf certificates, validating X509-SVID chains (X509-SVID.md).
 //! - [`jwt`]: signing and validating JWT-SVIDs (JWT-SVID.md).
 //! - [`bundle`] and [`jwk`]: trust bundles in SPIFFE, PEM and standard-JWKS form.
@@ -14,12 +15,14 @@ pub mod jwk;
 pub mod jwt;
 pub mod keys;
 pub mod selector;
+pub mod signing;
 pub mod spiffe_id;
 pub mod x509;
 
 pub use bundle::{Bundle, BundleSet, JwtAuthority};
 pub use keys::{KeyType, PrivateKey};
 pub use selector::{MatchMode, Selector, SelectorSet};
+pub use signing::{HashAlgorithm, RemoteSignError, RemoteSigner, SignError, SignerOpts, SigningKey};
 pub use spiffe_id::{SpiffeId, TrustDomain};
 
 /// PEM with `\n` line endings, as Go's encoder writes it.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
-use spire_identity::{KeyType, PrivateKey};
+use spire_identity::{KeyType, PrivateKey, SigningKey};
 use tokio::sync::Mutex;
 
 use super::{KeyManager, KeyManagerError};
@@ -75,7 +75,7 @@ fn write_private_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 #[async_trait::async_trait]
 impl KeyManager for DiskKeyManager {
-    async fn generate_key(&self, id: &str, key_type: KeyType) -> Result<PrivateKey, KeyManagerError> {
+    async fn generate_key(&self, id: &str, key_type: KeyType) -> Result<SigningKey, KeyManagerError> {
         let key =
             PrivateKey::generate(key_type).map_err(|source| KeyManagerError::Generate { id: id.to_owned(), source })?;
         let mut keys = self.keys.lock().await;
@@ -83,11 +83,11 @@ impl KeyManager for DiskKeyManager {
         next.insert(id.to_owned(), key.clone());
         self.persist(&next)?;
         *keys = next;
-        Ok(key)
+        Ok(SigningKey::Local(key))
     }
 
-    async fn get_key(&self, id: &str) -> Result<Option<PrivateKey>, KeyManagerError> {
-        Ok(self.keys.lock().await.get(id).cloned())
+    async fn get_key(&self, id: &str) -> Result<Option<SigningKey>, KeyManagerError> {
+        Ok(self.keys.lock().await.get(id).cloned().map(SigningKey::Local))
     }
 }
 

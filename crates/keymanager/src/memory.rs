@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use spire_identity::{KeyType, PrivateKey};
+use spire_identity::{KeyType, PrivateKey, SigningKey};
 use tokio::sync::Mutex;
 
 use super::{KeyManager, KeyManagerError};
@@ -22,14 +22,14 @@ impl MemoryKeyManager {
 
 #[async_trait::async_trait]
 impl KeyManager for MemoryKeyManager {
-    async fn generate_key(&self, id: &str, key_type: KeyType) -> Result<PrivateKey, KeyManagerError> {
+    async fn generate_key(&self, id: &str, key_type: KeyType) -> Result<SigningKey, KeyManagerError> {
         let key =
             PrivateKey::generate(key_type).map_err(|source| KeyManagerError::Generate { id: id.to_owned(), source })?;
         self.keys.lock().await.insert(id.to_owned(), key.clone());
-        Ok(key)
+        Ok(SigningKey::Local(key))
     }
 
-    async fn get_key(&self, id: &str) -> Result<Option<PrivateKey>, KeyManagerError> {
-        Ok(self.keys.lock().await.get(id).cloned())
+    async fn get_key(&self, id: &str) -> Result<Option<SigningKey>, KeyManagerError> {
+        Ok(self.keys.lock().await.get(id).cloned().map(SigningKey::Local))
     }
 }

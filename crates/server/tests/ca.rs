@@ -223,3 +223,113 @@ async fn servers_sharing_a_datastore_keep_their_own_cas() {
     assert_eq!(active_id(&b), first_b);
     assert_eq!(f.bundle().await.x509_authorities().len(), 3, "no CA minted on B's restart");
 }
+
+/// A key manager that never hands its keys out, as an external KeyManager plugin: it answers public
+/// keys and signs digests (with real keys, counting the signatures it makes).
+#[derive(Debug, Default)]
+struct KeepingKeyManager {
+    keys: std::sync::Mutex<std::collections::HashMap<String, PrivateKey>>,
+    signatures: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[derive(Debug)]
+struct CountingSigner {
+    key: PrivateKey,
+    signatures: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl spire_identity::RemoteSigner for CountingSigner {
+    fn sign_digest(
+        &self,
+        opts: spire_identity::SignerOpts,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, spire_identity::RemoteSignError> {
+        self.signatures.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.key.sign_digest(opts, digest).map_err(spire_identity::RemoteSignError::new)
+    }
+}
+
+impl KeepingKeyManager {
+    fn remote(&self, key: PrivateKey) -> spire_identity::SigningKey {
+        let (key_type, public) = (key.key_type(), key.public_key_der());
+        let signer = CountingSigner { key, signatures: self.signatures.clone() };
+        spire_identity::SigningKey::remote(key_type, public, Arc::new(signer)).unwrap()
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyManager for KeepingKeyManager {
+    async fn generate_key(
+        &self,
+        id: &str,
+        key_type: KeyType,
+    ) -> Result<spire_identity::SigningKey, spire_server::catalog::keymanager::KeyManagerError> {
+        let key = PrivateKey::generate(key_type).unwrap();
+        self.keys.lock().unwrap().insert(id.to_owned(), key.clone());
+        Ok(self.remote(key))
+    }
+
+    async fn get_key(
+        &self,
+        id: &str,
+    ) -> Result<Option<spire_identity::SigningKey>, spire_server::catalog::keymanager::KeyManagerError> {
+        let key = self.keys.lock().unwrap().get(id).cloned();
+        Ok(key.map(|k| self.remote(k)))
+    }
+}
+
+/// The CA and JWT keys held by a key manager that only signs (RSA-2048 CA, P-384 JWT key, as the
+/// interop test's plugin holds them): self-signed and upstream-signed CAs, X509-SVIDs, downstream CAs
+/// and JWT-SVIDs all verify, and every signature came from the key manager.
+#[tokio::test]
+async fn keys_that_never_leave_the_key_manager_sign_everything() {
+    for with_upstream in [false, true] {
+        let f = Fixture::new().await;
+        let keys = Arc::new(KeepingKeyManager::default());
+        let upstream: Option<Arc<dyn UpstreamAuthority>> = with_upstream.then(|| {
+            let root_key = PrivateKey::generate(KeyType::EcP256).unwrap();
+            let root = spire_identity::x509::self_signed_ca(
+                &spire_identity::x509::CaParams {
+                    trust_domain: &td(),
+                    public_key_der: &root_key.public_key_der(),
+                    subject: Subject::default_ca(),
+                    now: SystemTime::now(),
+                    ttl: 48 * HOUR,
+                },
+                &root_key,
+            )
+            .unwrap();
+            let (cert, key) = (f.dir.path().join("upstream.crt"), f.dir.path().join("upstream.key"));
+            std::fs::write(&cert, certs_to_pem(&[&root])).unwrap();
+            std::fs::write(&key, root_key.to_pem()).unwrap();
+            Arc::new(DiskUpstreamAuthority::new(cert, key, None).unwrap()) as Arc<dyn UpstreamAuthority>
+        });
+        let cfg = CaManagerConfig { ca_key_type: KeyType::Rsa2048, jwt_key_type: KeyType::EcP384, ..config() };
+        let ca = Arc::new(Ca::new(td(), None));
+        let m = CaManager::load(cfg, keys.clone(), upstream, f.ds.clone(), ca).await.unwrap();
+        let now = SystemTime::now();
+        m.rotate(now).await.unwrap();
+        let before = keys.signatures.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(before, 1, "the key manager signed the self-signed CA or the upstream CSR");
+
+        let bundles: BundleSet = f.bundle().await.into();
+        verify_svid(&sign(m.ca(), now), &bundles, now).unwrap();
+        let downstream_key = PrivateKey::generate(KeyType::EcP256).unwrap();
+        let downstream = m.ca().sign_downstream_ca(&downstream_key.public_key_der(), HOUR, now).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&downstream[0]).unwrap();
+        assert!(cert.is_ca());
+        let audience = vec!["svc".to_string()];
+        let jwt = m.ca().sign_jwt_svid(&workload(), &audience, Duration::from_secs(300), None, now).unwrap();
+        assert!(jwt.token.starts_with("eyJ"), "a JWS");
+        let v = validate_jwt_svid(&jwt.token, &bundles, &["svc"], now).unwrap();
+        assert_eq!(v.spiffe_id, workload());
+        assert_eq!(keys.signatures.load(std::sync::atomic::Ordering::SeqCst), before + 3);
+
+        // A restart finds the same authorities through the key manager's public keys.
+        let first = active_id(&m);
+        let m =
+            CaManager::load(config(), keys.clone(), None, f.ds.clone(), Arc::new(Ca::new(td(), None))).await.unwrap();
+        m.rotate(now + Duration::from_secs(10)).await.unwrap();
+        assert_eq!(active_id(&m), first);
+    }
+}

@@ -143,7 +143,7 @@ fn rc_key(key: &PrivateKey) -> rcgen::KeyPair {
 
 /// Signs `params` for a fresh EC key with `issuer`.
 pub fn sign_with(params: &mut CertificateParams, issuer: &Issuer) -> (Vec<u8>, PrivateKey) {
-    sign_with_raw(params, issuer.cert_der(), issuer.key())
+    sign_with_raw(params, issuer.cert_der(), issuer.key().as_local().expect("the test PKI holds its keys"))
 }
 
 /// Signs `params` for a fresh EC key with any certificate and key, CA or not.

@@ -11,7 +11,7 @@ use rustls_pki_types::CertificateDer;
 use x509_parser::prelude::FromDer;
 
 use super::{X509BuildError, parse_cert};
-use crate::keys::PrivateKey;
+use crate::signing::{RcgenKey, SigningKey, with_rcgen_errors};
 use crate::spiffe_id::{SpiffeId, TrustDomain};
 
 /// How far back NotBefore is set, to absorb clock skew between server and peers.
@@ -65,22 +65,24 @@ fn printable(s: &str) -> Result<DnValue, X509BuildError> {
         .map_err(|_| X509BuildError::Subject(format!("{s:?} is not a printable string")))
 }
 
-/// A CA certificate and its key: what signs SVIDs and other CAs.
+/// A CA certificate and its key: what signs SVIDs and other CAs. The key may be local or held by a
+/// key manager ([`SigningKey`]).
 ///
 /// The parsed signer is kept so that signing does not re-parse the key and certificate every time:
 /// a CA signs thousands of SVIDs a second.
 #[derive(Debug, Clone)]
 pub struct Issuer {
     cert_der: Vec<u8>,
-    key: PrivateKey,
+    key: SigningKey,
     not_after: SystemTime,
-    signer: std::sync::Arc<rcgen::Issuer<'static, rcgen::KeyPair>>,
+    signer: std::sync::Arc<rcgen::Issuer<'static, RcgenKey>>,
 }
 
 impl Issuer {
     /// Pairs a CA certificate with its key, checking that they belong together and that the
     /// certificate may sign.
-    pub fn new(cert_der: Vec<u8>, key: PrivateKey) -> Result<Self, X509BuildError> {
+    pub fn new(cert_der: Vec<u8>, key: impl Into<SigningKey>) -> Result<Self, X509BuildError> {
+        let key = key.into();
         let cert = parse_cert(&cert_der).map_err(|e| X509BuildError::Issuer(e.to_string()))?;
         if cert.public_key().raw != key.public_key_der().as_slice() {
             return Err(X509BuildError::Issuer("the private key does not match the certificate".into()));
@@ -89,7 +91,7 @@ impl Issuer {
             return Err(X509BuildError::Issuer("the certificate is not a CA (basicConstraints cA=false)".into()));
         }
         let not_after = to_system_time(cert.validity().not_after.timestamp());
-        let signer = rcgen::Issuer::from_ca_cert_der(&CertificateDer::from(cert_der.as_slice()), key.rcgen_key_pair())
+        let signer = rcgen::Issuer::from_ca_cert_der(&CertificateDer::from(cert_der.as_slice()), key.rcgen_key())
             .map_err(|e| X509BuildError::Issuer(e.to_string()))?;
         Ok(Self { cert_der, key, not_after, signer: std::sync::Arc::new(signer) })
     }
@@ -100,7 +102,7 @@ impl Issuer {
     }
 
     /// The CA's key.
-    pub fn key(&self) -> &PrivateKey {
+    pub fn key(&self) -> &SigningKey {
         &self.key
     }
 
@@ -112,7 +114,7 @@ impl Issuer {
     fn sign(&self, params: &CertificateParams, public_key_der: &[u8]) -> Result<Vec<u8>, X509BuildError> {
         let public = rcgen::SubjectPublicKeyInfo::from_der(public_key_der)
             .map_err(|e| X509BuildError::PublicKey(e.to_string()))?;
-        let cert = params.signed_by(&public, &self.signer).map_err(X509BuildError::Sign)?;
+        let cert = with_rcgen_errors(|| params.signed_by(&public, &self.signer)).map_err(sign_error)?;
         Ok(cert.der().to_vec())
     }
 }
@@ -204,14 +206,15 @@ fn ca_params(p: &CaParams<'_>, not_after: SystemTime) -> Result<CertificateParam
 
 /// A self-signed root CA for the trust domain, signed with `key` (whose public key must be
 /// `params.public_key_der`).
-pub fn self_signed_ca(params: &CaParams<'_>, key: &PrivateKey) -> Result<Vec<u8>, X509BuildError> {
+pub fn self_signed_ca(params: &CaParams<'_>, key: impl Into<SigningKey>) -> Result<Vec<u8>, X509BuildError> {
+    let key = key.into();
     if params.public_key_der != key.public_key_der().as_slice() {
         return Err(X509BuildError::PublicKey("the CA public key does not match its private key".into()));
     }
     let not_after = params.now + params.ttl;
     let rc = ca_params(params, not_after)?;
-    let key_pair = key.rcgen_key_pair();
-    Ok(rc.self_signed(&key_pair).map_err(X509BuildError::Sign)?.der().to_vec())
+    let signer = key.rcgen_key();
+    Ok(with_rcgen_errors(|| rc.self_signed(&signer)).map_err(sign_error)?.der().to_vec())
 }
 
 /// An intermediate CA signed by `issuer` (an upstream or downstream CA), valid no longer than it.
@@ -260,7 +263,11 @@ pub(crate) fn to_system_time(unix: i64) -> SystemTime {
 
 /// A PKCS#10 certificate signing request for `key`, with optional URI and DNS SANs and an empty
 /// subject (the server decides the subject), as agents send for their own and workload SVIDs.
-pub fn certificate_request(key: &PrivateKey, uris: &[String], dns_names: &[String]) -> Result<Vec<u8>, X509BuildError> {
+pub fn certificate_request(
+    key: impl Into<SigningKey>,
+    uris: &[String],
+    dns_names: &[String],
+) -> Result<Vec<u8>, X509BuildError> {
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
     for u in uris {
@@ -271,6 +278,20 @@ pub fn certificate_request(key: &PrivateKey, uris: &[String], dns_names: &[Strin
             .subject_alt_names
             .push(SanType::DnsName(d.clone().try_into().map_err(|_| X509BuildError::DnsName(d.clone()))?));
     }
-    let csr = params.serialize_request(&key.rcgen_key_pair()).map_err(X509BuildError::Sign)?;
+    sign_request(&params, key)
+}
+
+/// A PKCS#10 certificate signing request of `params`, signed with `key` (local or remote).
+pub fn sign_request(params: &CertificateParams, key: impl Into<SigningKey>) -> Result<Vec<u8>, X509BuildError> {
+    let signer = key.into().rcgen_key();
+    let csr = with_rcgen_errors(|| params.serialize_request(&signer)).map_err(sign_error)?;
     Ok(csr.der().to_vec())
+}
+
+/// A signing failure: the remote signer's own error when it was the cause, rcgen's otherwise.
+fn sign_error(e: Result<crate::signing::SignError, rcgen::Error>) -> X509BuildError {
+    match e {
+        Ok(cause) => X509BuildError::Signer(cause),
+        Err(e) => X509BuildError::Sign(e),
+    }
 }

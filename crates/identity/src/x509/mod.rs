@@ -5,7 +5,7 @@ mod validate;
 
 pub use build::{
     BACKDATE, CaParams, Issuer, Subject, SvidParams, certificate_request, key_identifier, random_serial,
-    self_signed_ca, sign_ca, sign_svid,
+    self_signed_ca, sign_ca, sign_request, sign_svid,
 };
 pub use validate::{VerifiedSvid, X509SvidError, verify_svid};
 
@@ -37,6 +37,9 @@ pub enum X509BuildError {
     /// rcgen refused to sign.
     #[error("signing failed: {0}")]
     Sign(rcgen::Error),
+    /// The signing key (a key manager's) failed to sign.
+    #[error("signing failed: {0}")]
+    Signer(crate::signing::SignError),
 }
 
 /// Why DER or PEM certificate data could not be read.

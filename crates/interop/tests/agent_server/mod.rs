@@ -484,7 +484,7 @@ fn bundle_of(authorities: &[Vec<u8>]) -> Bundle {
 pub(crate) fn disk_upstream_authority(dir: &std::path::Path) -> (String, Vec<u8>) {
     let pki = spire_testkit::pki::Pki::new(spire_identity::KeyType::EcP256);
     let cert = write_file(dir, "upstream.crt", &spire_identity::x509::certs_to_pem(&[pki.intermediate.cert_der()]));
-    let key = write_file(dir, "upstream.key", &pki.intermediate.key().to_pem());
+    let key = write_file(dir, "upstream.key", &pki.intermediate.key().as_local().unwrap().to_pem());
     let root = write_file(dir, "upstream-root.crt", &spire_identity::x509::certs_to_pem(&[pki.root.cert_der()]));
     let plugin = format!(
         "    UpstreamAuthority \"disk\" {{\n        plugin_data {{\n            cert_file_path = \"{cert}\"\n            \

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use spire_datastore::{CaJournal, DataStore, DataStoreError, JwtKey, StoredBundle, X509Authority as StoredX509};
 use spire_identity::jwt::{JwtSigner, random_key_id};
 use spire_identity::x509::{CaParams, Issuer, Subject, key_identifier, self_signed_ca};
-use spire_identity::{KeyType, PrivateKey, TrustDomain};
+use spire_identity::{KeyType, SigningKey, TrustDomain};
 use tokio::sync::Mutex;
 
 use super::journal::{Journal, JwtKeyEntry, X509CaEntry};
@@ -371,7 +371,7 @@ impl CaManager {
         Ok(())
     }
 
-    async fn key(&self, id: &str) -> Result<PrivateKey, CaManagerError> {
+    async fn key(&self, id: &str) -> Result<SigningKey, CaManagerError> {
         self.keys.get_key(id).await?.ok_or_else(|| build_err(format!("key {id:?} is missing from the key manager")))
     }
 }

@@ -3,9 +3,8 @@
 //! as URI SAN, signed with the CA key.
 
 use rcgen::{CertificateParams, DistinguishedName, DnType, DnValue, SanType};
-use rustls::pki_types::PrivatePkcs8KeyDer;
-use spire_identity::x509::Subject;
-use spire_identity::{KeyType, PrivateKey, TrustDomain};
+use spire_identity::x509::{Subject, sign_request};
+use spire_identity::{SigningKey, TrustDomain};
 
 use super::UpstreamAuthorityError;
 
@@ -13,9 +12,9 @@ fn invalid(e: impl std::fmt::Display) -> UpstreamAuthorityError {
     UpstreamAuthorityError::Invalid(format!("building the CA signing request: {e}"))
 }
 
-/// A PKCS#10 request for the CA key `key`: DER.
+/// A PKCS#10 request for the CA key `key` (local or held by the key manager): DER.
 pub fn ca_csr(
-    key: &PrivateKey,
+    key: &SigningKey,
     trust_domain: &TrustDomain,
     subject: &Subject,
 ) -> Result<Vec<u8>, UpstreamAuthorityError> {
@@ -35,20 +34,13 @@ pub fn ca_csr(
     let mut params = CertificateParams::default();
     params.distinguished_name = dn;
     params.subject_alt_names = vec![SanType::URI(trust_domain.id_string().try_into().map_err(invalid)?)];
-    let algorithm = match key.key_type() {
-        KeyType::EcP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
-        KeyType::EcP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
-        KeyType::Rsa2048 | KeyType::Rsa4096 => &rcgen::PKCS_RSA_SHA256,
-    };
-    let der = PrivatePkcs8KeyDer::from(key.pkcs8_der());
-    let pair = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, algorithm).map_err(invalid)?;
-    let csr = params.serialize_request(&pair).map_err(invalid)?;
-    Ok(csr.der().to_vec())
+    sign_request(&params, key).map_err(invalid)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use spire_identity::{KeyType, PrivateKey};
     use x509_parser::prelude::{FromDer, X509CertificationRequest};
 
     use crate::api::csr::parse;
@@ -58,7 +50,7 @@ mod tests {
         for key_type in [KeyType::EcP256, KeyType::Rsa2048] {
             let key = PrivateKey::generate(key_type).unwrap();
             let td = TrustDomain::parse("example.org").unwrap();
-            let der = ca_csr(&key, &td, &Subject::default_ca()).unwrap();
+            let der = ca_csr(&SigningKey::from(&key), &td, &Subject::default_ca()).unwrap();
             assert_eq!(parse(&der).unwrap().public_key_der, key.public_key_der(), "signature checked");
             let (_, csr) = X509CertificationRequest::from_der(&der).unwrap();
             assert_eq!(csr.certification_request_info.subject.to_string(), "C=US, O=SPIFFE");

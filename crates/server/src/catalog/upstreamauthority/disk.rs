@@ -102,7 +102,7 @@ mod tests {
         let cert = dir.path().join("upstream.crt");
         let key = dir.path().join("upstream.key");
         std::fs::write(&cert, certs_to_pem(&[pki.root.cert_der()])).unwrap();
-        std::fs::write(&key, pki.root.key().to_pem()).unwrap();
+        std::fs::write(&key, pki.root.key().as_local().unwrap().to_pem()).unwrap();
         let ua = DiskUpstreamAuthority::new(cert, key, None).unwrap();
 
         let ca_key = PrivateKey::generate(KeyType::EcP256).unwrap();

@@ -107,7 +107,7 @@ impl ExternalPlugins {
             running.shutdown().await;
             return Err(e);
         }
-        tracing::info!(plugin_type = config.plugin_type, plugin_name = config.name, external = true, "Plugin loaded");
+        tracing::info!(plugin_type = %config.plugin_type, plugin_name = %config.name, external = true, "Plugin loaded");
         let channel = running.channel();
         self.running.lock().await.push(running);
         Ok(channel)
@@ -145,7 +145,7 @@ fn log_failure(config: &PluginConfig, error: &PluginError) {
         PluginError::Configure { message, .. } => ("Failed to configure plugin", message.clone()),
         PluginError::Validate { message, .. } => ("Failed to validate plugin", message.clone()),
     };
-    tracing::error!(plugin_type = config.plugin_type, plugin_name = config.name, error, "{message}");
+    tracing::error!(plugin_type = %config.plugin_type, plugin_name = %config.name, error, "{message}");
 }
 
 /// A plugin's error status with SPIRE's facade prefix, `<type>(<name>): ` (the type in lower case),

@@ -111,3 +111,8 @@ fn azure_msi_messages_seeds() {
 fn aws_iid_payload_seeds() {
     run("aws_iid_payload", env!("CARGO_BIN_EXE_aws_iid_payload"));
 }
+
+#[test]
+fn key_manager_answers_seeds() {
+    run("key_manager_answers", env!("CARGO_BIN_EXE_key_manager_answers"));
+}

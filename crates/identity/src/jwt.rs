@@ -231,6 +231,30 @@ fn unix(t: SystemTime) -> i64 {
 /// Signs a JWT-SVID: header `alg`, `kid`, `typ: JWT`; claims `sub`, `aud`, `exp`, `iat`, and `iss` and
 /// `jti` when given.
 pub fn sign_jwt_svid(params: &JwtSvidParams<'_>, signer: &JwtSigner) -> Result<String, JwtSignError> {
+    sign_claims(&claims(params, signer)?, signer)
+}
+
+/// The claims [`sign_jwt_svid`] would sign, as a JSON object: what CredentialComposer plugins are
+/// given to change before [`sign_jwt_claims`] signs them.
+pub fn jwt_svid_claims(
+    params: &JwtSvidParams<'_>,
+    signer: &JwtSigner,
+) -> Result<serde_json::Map<String, serde_json::Value>, JwtSignError> {
+    match serde_json::to_value(claims(params, signer)?)? {
+        serde_json::Value::Object(map) => Ok(map),
+        _ => unreachable!("claims serialize as an object"),
+    }
+}
+
+/// Signs `claims` as they are (composed ones), with [`sign_jwt_svid`]'s header.
+pub fn sign_jwt_claims(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    signer: &JwtSigner,
+) -> Result<String, JwtSignError> {
+    sign_claims(claims, signer)
+}
+
+fn claims<'a>(params: &JwtSvidParams<'a>, signer: &JwtSigner) -> Result<Claims<'a>, JwtSignError> {
     if params.audience.is_empty() || params.audience.iter().any(String::is_empty) {
         return Err(JwtSignError::NoAudience);
     }
@@ -241,14 +265,17 @@ pub fn sign_jwt_svid(params: &JwtSvidParams<'_>, signer: &JwtSigner) -> Result<S
         }
         exp = exp.min(cap);
     }
-    let claims = Claims {
+    Ok(Claims {
         sub: params.spiffe_id.to_string(),
         aud: params.audience,
         exp: unix(exp),
         iat: unix(params.now),
         iss: params.issuer,
         jti: params.jti,
-    };
+    })
+}
+
+fn sign_claims<T: Serialize>(claims: &T, signer: &JwtSigner) -> Result<String, JwtSignError> {
     let alg = signer
         .alg
         .to_jsonwebtoken()
@@ -258,20 +285,24 @@ pub fn sign_jwt_svid(params: &JwtSvidParams<'_>, signer: &JwtSigner) -> Result<S
     header.typ = Some("JWT".into());
     let local = match &signer.key {
         SigningKey::Local(local) => local,
-        SigningKey::Remote(_) => return sign_remote(&header, &claims, signer),
+        SigningKey::Remote(_) => return sign_remote(&header, claims, signer),
     };
     let key = if local.key_type().is_rsa() {
         jsonwebtoken::EncodingKey::from_rsa_pem(local.to_pem().as_bytes())?
     } else {
         jsonwebtoken::EncodingKey::from_ec_der(local.pkcs8_der())
     };
-    Ok(jsonwebtoken::encode(&header, &claims, &key)?)
+    Ok(jsonwebtoken::encode(&header, claims, &key)?)
 }
 
 /// The JWS compact serialization `jsonwebtoken::encode` makes (the same header and claims JSON,
 /// base64url without padding), signed by the key manager: ECDSA signatures turned from ASN.1 DER
 /// into JWS's fixed-size `r || s`.
-fn sign_remote(header: &jsonwebtoken::Header, claims: &Claims<'_>, signer: &JwtSigner) -> Result<String, JwtSignError> {
+fn sign_remote<T: Serialize>(
+    header: &jsonwebtoken::Header,
+    claims: &T,
+    signer: &JwtSigner,
+) -> Result<String, JwtSignError> {
     use HashAlgorithm::{Sha256, Sha384, Sha512};
     let message = format!(
         "{}.{}",

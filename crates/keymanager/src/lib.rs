@@ -35,6 +35,14 @@ pub enum KeyManagerError {
         /// What went wrong.
         reason: String,
     },
+    /// An external KeyManager plugin failed (its message carries SPIRE's `keymanager(<name>): `).
+    #[error("{reason}")]
+    Plugin {
+        /// The plugin's name.
+        name: String,
+        /// What it said.
+        reason: String,
+    },
     /// The key stays in the key manager, but its material is needed here.
     #[error("key {id:?}: {source}")]
     NotLocal {

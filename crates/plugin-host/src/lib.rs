@@ -17,6 +17,7 @@
 pub mod checksum;
 pub mod handshake;
 mod host;
+pub mod keymanager;
 pub mod logs;
 mod metrics;
 mod plugin;
@@ -103,4 +104,15 @@ pub fn go_status(status: &tonic::Status) -> String {
         other => format!("{other:?}"),
     };
     format!("rpc error: code = {code} desc = {}", status.message())
+}
+
+/// A plugin's failure as SPIRE's facades report it: the code kept, the message prefixed with
+/// `<type>(<name>): ` (`nodeattestor(challenge): `) unless the plugin already did.
+pub fn facade_status(plugin_type: &str, name: &str, status: &tonic::Status) -> tonic::Status {
+    let head = format!("{}({name}): ", plugin_type.to_lowercase());
+    let message = status.message();
+    if message.starts_with(&head) {
+        return tonic::Status::new(status.code(), message);
+    }
+    tonic::Status::new(status.code(), format!("{head}{message}"))
 }

@@ -78,11 +78,36 @@ pub fn load_config(flags: &RunFlags) -> Result<ServerConfig, spire_config::Confi
 /// `validate`: loads the configuration the flags point at, decodes its plugins and refuses what
 /// this build cannot do as `run` does ([`crate::run::Plugins::decode`],
 /// [`crate::run::refuse_unsupported`]), opening and connecting nothing.
-pub fn validate(args: &[String]) -> Result<ServerConfig, String> {
+pub fn validate(args: &[String]) -> Result<(ServerConfig, Vec<String>), String> {
     let config = load_config(&parse_flags(args).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
     crate::run::Plugins::decode(&config).map_err(|e| e.to_string())?;
     crate::run::refuse_unsupported(&config).map_err(|e| e.to_string())?;
-    Ok(config)
+    let notes = validate_external_plugins(&config)?;
+    Ok((config, notes))
+}
+
+/// Starts each external plugin only to run its `Validate` on its data (SPIRE v1.13.3's `validate`
+/// starts no plugin; the SDK's Validate exists for this). Returns the plugins' notes, each prefixed
+/// with the plugin's name; the first invalid answer is the error.
+fn validate_external_plugins(config: &ServerConfig) -> Result<Vec<String>, String> {
+    let external: Vec<&spire_config::PluginConfig> =
+        config.plugins.all().iter().filter(|p| p.enabled && p.is_external()).collect();
+    if external.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let mut notes = Vec::new();
+        for plugin in external {
+            let host = crate::catalog::external::host_services::validation_services();
+            let td = config.trust_domain.to_string();
+            let said = crate::catalog::external::ExternalPlugins::validate(plugin, &td, host)
+                .await
+                .map_err(|e| e.to_string())?;
+            notes.extend(said.into_iter().map(|note| format!("plugin {:?}: {note}", plugin.name)));
+        }
+        Ok(notes)
+    })
 }
 
 /// Installs the process logger per the config; returns the handle the Logger API uses.

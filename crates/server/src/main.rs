@@ -26,9 +26,12 @@ fn main() -> ExitCode {
 /// (stdout and the exit status stay SPIRE's), since they are what a SPIRE user checks a config for.
 fn validate(args: &[String]) -> ExitCode {
     match spire_server::cli_run::validate(args) {
-        Ok(config) => {
+        Ok((config, notes)) => {
             for setting in spire_server::inert_settings::find(&config) {
                 eprintln!("Warning: {setting}");
+            }
+            for note in notes {
+                eprintln!("Note: {note}");
             }
             println!("SPIRE server configuration file is valid.");
             ExitCode::SUCCESS

@@ -20,6 +20,7 @@ use crate::api::{ServerContext, Settings};
 use crate::authorized::follower::{self, EventCursor};
 use crate::bundle_events::BundleConsumers;
 use crate::ca::{Ca, CaManager, CaManagerConfig};
+use crate::catalog::credentialcomposer::CredentialComposers;
 use crate::catalog::external::host_services::ServerHost;
 use crate::catalog::external::{self as ext, ExternalPlugins};
 use crate::catalog::keymanager::{DiskKeyManager, KeyManager, MemoryKeyManager};
@@ -259,15 +260,13 @@ impl External<'_> {
     }
 }
 
-async fn key_manager(plugin: KeyManagerPlugin, _external: &External<'_>) -> Result<Arc<dyn KeyManager>, RunError> {
+async fn key_manager(plugin: KeyManagerPlugin, external: &External<'_>) -> Result<Arc<dyn KeyManager>, RunError> {
     Ok(match plugin {
         KeyManagerPlugin::Disk(cfg) => Arc::new(DiskKeyManager::open(cfg.keys_path).map_err(plugin_error)?),
         KeyManagerPlugin::Memory => Arc::new(MemoryKeyManager::new()),
         KeyManagerPlugin::External(config) => {
-            return Err(RunError::Plugin(format!(
-                "failed to load plugin {:?}: external KeyManager plugins are not supported yet",
-                config.name
-            )));
+            let channel = external.start(&config, spire_plugin_host::keymanager::SERVER_SERVICE).await?;
+            Arc::new(spire_plugin_host::keymanager::ServerKeyManager::server(&config.name, channel))
         }
     })
 }
@@ -305,6 +304,16 @@ async fn bundle_consumers(plugins: &Plugins, external: &External<'_>) -> Result<
         consumers.publishers.push(Arc::new(ext::bundlepublisher::ExternalBundlePublisher::new(&config.name, channel)));
     }
     Ok(consumers)
+}
+
+/// The credential composers, started, in configuration order.
+async fn credential_composers(plugins: &Plugins, external: &External<'_>) -> Result<CredentialComposers, RunError> {
+    let mut composers: Vec<Arc<dyn crate::catalog::credentialcomposer::CredentialComposer>> = Vec::new();
+    for config in &plugins.credential_composers {
+        let channel = external.start(config, ext::credentialcomposer::SERVICE).await?;
+        composers.push(Arc::new(ext::credentialcomposer::ExternalCredentialComposer::new(&config.name, channel)));
+    }
+    Ok(CredentialComposers::new(composers))
 }
 
 /// The NodeAttestor instances; kube clients are built here, not in [`Plugins::decode`].
@@ -435,12 +444,7 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
         metrics: spire_plugin_host::PluginMetrics::new(),
     };
     let external = External { plugins: &external_plugins, host: &host };
-    if let Some(config) = plugins.credential_composers.first() {
-        return Err(RunError::Plugin(format!(
-            "failed to load plugin {:?}: CredentialComposer plugins are not supported yet",
-            config.name
-        )));
-    }
+    let composers = credential_composers(&plugins, &external).await?;
     let consumers = bundle_consumers(&plugins, &external).await?;
     let attestors = node_attestors(plugins.node_attestors, &config.trust_domain, &ds, &external).await?;
     let keys = key_manager(plugins.key_manager, &external).await?;
@@ -481,6 +485,7 @@ pub async fn start(config: &ServerConfig, set_level: LevelSetter) -> Result<Serv
     let ctx = Arc::new(
         ServerContext::new(td, ds.clone(), ca.clone(), settings)
             .with_node_attestors(attestors)
+            .with_credential_composers(composers)
             .with_bundle_client(Arc::new(bundle_client)),
     );
     // The events position is taken before the entries are read, so that a write another server makes

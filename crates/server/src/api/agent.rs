@@ -23,6 +23,7 @@ use super::caller::Caller;
 use super::csr::{self, Csr};
 use super::svid::{is_reserved_path, sign_status};
 use super::{ServerContext, convert, ds_status};
+use crate::catalog::credentialcomposer::X509SvidKind;
 use crate::catalog::nodeattestor::{self, AttestResult, Challenger, JoinTokenAttestor, NodeAttestors};
 
 /// Largest ListAgents page; bigger requests are clamped.
@@ -192,12 +193,17 @@ struct AgentSvid {
 }
 
 impl AgentService {
-    fn sign_agent_svid(&self, agent_id: &SpiffeId, csr: &Csr) -> Result<AgentSvid, Status> {
+    async fn sign_agent_svid(&self, agent_id: &SpiffeId, csr: &Csr) -> Result<AgentSvid, Status> {
         let ttl = self.ctx.settings.agent_ttl;
+        let (subject, dns_names) = self
+            .ctx
+            .compose_x509_svid(X509SvidKind::Agent, agent_id, &csr.public_key_der, None, &[])
+            .await?
+            .map_or((None, Vec::new()), |(subject, dns)| (Some(subject), dns));
         let signed = self
             .ctx
             .ca
-            .sign_x509_svid(agent_id, &csr.public_key_der, &[], None, ttl, SystemTime::now())
+            .sign_x509_svid(agent_id, &csr.public_key_der, &dns_names, subject, ttl, SystemTime::now())
             .map_err(|e| sign_status("failed to sign X509 SVID", e))?;
         let (serial, not_after) = leaf_serial(&signed.chain)?;
         let proto = pb::X509svid {
@@ -257,7 +263,7 @@ impl AgentService {
         if existing.as_ref().is_some_and(AttestedNode::is_banned) {
             return Err(Status::permission_denied("failed to attest: agent is banned"));
         }
-        let svid = self.sign_agent_svid(&agent_id, &csr)?;
+        let svid = self.sign_agent_svid(&agent_id, &csr).await?;
         let node = AttestedNode {
             cert_serial_number: svid.serial.clone(),
             cert_not_after: svid.not_after,
@@ -503,7 +509,7 @@ impl Agent for AgentService {
             return Err(Status::invalid_argument("missing CSR"));
         }
         let csr = csr::parse(&params.csr)?;
-        let svid = self.sign_agent_svid(&caller_id, &csr)?;
+        let svid = self.sign_agent_svid(&caller_id, &csr).await?;
         // The new serial becomes current when the agent first presents it (see the auth layer), so
         // an agent that loses this response keeps working with its old SVID.
         let update = AttestedNode {

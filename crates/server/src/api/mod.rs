@@ -86,6 +86,8 @@ pub struct ServerContext {
     pub node_attestors: NodeAttestors,
     /// The federation bundle client, which the TrustDomain API refreshes and reloads.
     pub bundle_client: Arc<crate::federation::client::Manager>,
+    /// CredentialComposer plugins, applied to agent and workload SVIDs before they are signed.
+    pub composers: crate::catalog::credentialcomposer::CredentialComposers,
 }
 
 impl std::fmt::Debug for ServerContext {
@@ -111,7 +113,38 @@ impl ServerContext {
             limits,
             node_attestors: NodeAttestors::new(),
             bundle_client,
+            composers: Default::default(),
         }
+    }
+
+    /// The context with `composers` shaping the SVIDs it signs.
+    pub fn with_credential_composers(
+        mut self,
+        composers: crate::catalog::credentialcomposer::CredentialComposers,
+    ) -> Self {
+        self.composers = composers;
+        self
+    }
+
+    /// The subject and DNS names of an X509-SVID for `id`, after the CredentialComposer plugins:
+    /// `None` when there are none (the certificate then gets the default subject).
+    pub async fn compose_x509_svid(
+        &self,
+        kind: crate::catalog::credentialcomposer::X509SvidKind,
+        id: &SpiffeId,
+        public_key_der: &[u8],
+        subject: Option<spire_identity::x509::Subject>,
+        dns_names: &[String],
+    ) -> Result<Option<(spire_identity::x509::Subject, Vec<String>)>, tonic::Status> {
+        if self.composers.is_empty() {
+            return Ok(None);
+        }
+        let attributes = crate::catalog::credentialcomposer::X509SvidAttributes {
+            subject: subject.unwrap_or_else(spire_identity::x509::Subject::default_svid),
+            dns_names: dns_names.to_vec(),
+        };
+        let composed = self.composers.x509_svid(kind, id, public_key_der, attributes).await?;
+        Ok(Some((composed.subject, composed.dns_names)))
     }
 
     /// The context with `manager` as its federation bundle client.

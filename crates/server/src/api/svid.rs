@@ -22,6 +22,7 @@ use super::caller::Caller;
 use super::csr::{self, CsrError};
 use super::{ServerContext, ca_status, convert, dns, ds_status, item_status, ok_status};
 use crate::ca::CaError;
+use crate::catalog::credentialcomposer::X509SvidKind;
 
 /// Lifetime of a downstream CA when the request states none: as long as our own CA allows (the CA
 /// caps it at its own expiry).
@@ -65,7 +66,7 @@ impl SvidService {
         Ok(entries.into_iter().map(|e| (e.id.clone(), e)).collect())
     }
 
-    fn new_x509_svid(
+    async fn new_x509_svid(
         &self,
         params: &api::NewX509svidParams,
         entries: &HashMap<String, Arc<RegistrationEntry>>,
@@ -80,10 +81,18 @@ impl SvidService {
             entries.get(&params.entry_id).ok_or_else(|| Status::not_found("entry not found or not authorized"))?;
         let csr = csr::parse(&params.csr)?;
         let ttl = ttl_or(entry.x509_svid_ttl, self.ctx.settings.default_x509_svid_ttl);
+        let (subject, dns_names) = match self
+            .ctx
+            .compose_x509_svid(X509SvidKind::Workload, &entry.spiffe_id, &csr.public_key_der, None, &entry.dns_names)
+            .await?
+        {
+            Some((subject, dns_names)) => (Some(subject), dns_names),
+            None => (None, entry.dns_names.clone()),
+        };
         let signed = self
             .ctx
             .ca
-            .sign_x509_svid(&entry.spiffe_id, &csr.public_key_der, &entry.dns_names, None, ttl, SystemTime::now())
+            .sign_x509_svid(&entry.spiffe_id, &csr.public_key_der, &dns_names, subject, ttl, SystemTime::now())
             .map_err(|e| sign_status("failed to sign X509-SVID", e))?;
         Ok(pb::X509svid {
             cert_chain: signed.chain,
@@ -93,16 +102,27 @@ impl SvidService {
         })
     }
 
-    fn sign_jwt(&self, id: &SpiffeId, audience: &[String], ttl: Duration, jti: bool) -> Result<pb::Jwtsvid, Status> {
+    async fn sign_jwt(
+        &self,
+        id: &SpiffeId,
+        audience: &[String],
+        ttl: Duration,
+        jti: bool,
+    ) -> Result<pb::Jwtsvid, Status> {
         if audience.is_empty() {
             return Err(Status::invalid_argument("at least one audience is required"));
         }
         let jti = jti.then(|| uuid::Uuid::new_v4().to_string());
-        let signed = self
-            .ctx
-            .ca
-            .sign_jwt_svid(id, audience, ttl, jti.as_deref(), SystemTime::now())
-            .map_err(|e| sign_status("failed to sign JWT-SVID", e))?;
+        let sign_error = |e| sign_status("failed to sign JWT-SVID", e);
+        let ca = &self.ctx.ca;
+        let signed = if self.ctx.composers.is_empty() {
+            ca.sign_jwt_svid(id, audience, ttl, jti.as_deref(), SystemTime::now()).map_err(sign_error)?
+        } else {
+            let claims =
+                ca.jwt_svid_claims(id, audience, ttl, jti.as_deref(), SystemTime::now()).map_err(sign_error)?;
+            let composed = self.ctx.composers.workload_jwt_svid(id, claims).await?;
+            ca.sign_jwt_claims(&composed).map_err(sign_error)?
+        };
         Ok(pb::Jwtsvid {
             token: signed.token,
             id: Some(convert::spiffe_id_proto(id)),
@@ -153,10 +173,18 @@ impl Svid for SvidService {
             ))
         })?;
         let ttl = ttl_or(req.ttl, self.ctx.settings.default_x509_svid_ttl);
+        let (subject, dns_names) = match self
+            .ctx
+            .compose_x509_svid(X509SvidKind::Workload, &id, &csr.public_key_der, csr.subject.clone(), &csr.dns_names)
+            .await?
+        {
+            Some((subject, dns_names)) => (Some(subject), dns_names),
+            None => (csr.subject, csr.dns_names),
+        };
         let signed = self
             .ctx
             .ca
-            .sign_x509_svid(&id, &csr.public_key_der, &csr.dns_names, csr.subject, ttl, SystemTime::now())
+            .sign_x509_svid(&id, &csr.public_key_der, &dns_names, subject, ttl, SystemTime::now())
             .map_err(|e| sign_status("failed to sign X509-SVID", e))?;
         tracing::info!(spiffe_id = %id, "X509-SVID minted");
         Ok(Response::new(api::MintX509svidResponse {
@@ -178,7 +206,7 @@ impl Svid for SvidService {
             .and_then(|id| workload_id(&self.ctx.trust_domain, &id).map(|()| id))
             .map_err(|m| Status::invalid_argument(format!("invalid SPIFFE ID: {m}")))?;
         let ttl = ttl_or(req.ttl, self.ctx.settings.default_jwt_svid_ttl);
-        let svid = self.sign_jwt(&id, &req.audience, ttl, false)?;
+        let svid = self.sign_jwt(&id, &req.audience, ttl, false).await?;
         tracing::info!(spiffe_id = %id, "JWT-SVID minted");
         Ok(Response::new(api::MintJwtsvidResponse { svid: Some(svid) }))
     }
@@ -192,14 +220,13 @@ impl Svid for SvidService {
         if req.params.is_empty() {
             return Err(Status::invalid_argument("missing parameters"));
         }
-        let results = req
-            .params
-            .iter()
-            .map(|p| match self.new_x509_svid(p, &entries) {
+        let mut results = Vec::with_capacity(req.params.len());
+        for p in &req.params {
+            results.push(match self.new_x509_svid(p, &entries).await {
                 Ok(svid) => api::batch_new_x509svid_response::Result { status: Some(ok_status()), svid: Some(svid) },
                 Err(s) => api::batch_new_x509svid_response::Result { status: Some(item_status(&s)), svid: None },
-            })
-            .collect();
+            });
+        }
         Ok(Response::new(api::BatchNewX509svidResponse { results }))
     }
 
@@ -211,7 +238,7 @@ impl Svid for SvidService {
         let req = request.into_inner();
         let entry = entries.get(&req.entry_id).ok_or_else(|| Status::not_found("entry not found or not authorized"))?;
         let ttl = ttl_or(entry.jwt_svid_ttl, self.ctx.settings.default_jwt_svid_ttl);
-        let mut svid = self.sign_jwt(&entry.spiffe_id, &req.audience, ttl, entry.jwt_svid_include_jti)?;
+        let mut svid = self.sign_jwt(&entry.spiffe_id, &req.audience, ttl, entry.jwt_svid_include_jti).await?;
         svid.hint = entry.hint.clone();
         Ok(Response::new(api::NewJwtsvidResponse { svid: Some(svid) }))
     }

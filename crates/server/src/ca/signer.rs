@@ -6,7 +6,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use spire_identity::jwt::{JwtSigner, JwtSvidParams, sign_jwt_svid};
+use spire_identity::jwt::{JwtSigner, JwtSvidParams, jwt_svid_claims, sign_jwt_claims, sign_jwt_svid};
 use spire_identity::x509::{CaParams, Issuer, Subject, SvidParams, sign_ca, sign_svid};
 use spire_identity::{SpiffeId, TrustDomain};
 
@@ -152,6 +152,35 @@ impl Ca {
         let mut chain = vec![der];
         chain.extend(x509.chain_tail.iter().cloned());
         Ok(chain)
+    }
+
+    /// The claims of a JWT-SVID [`Ca::sign_jwt_svid`] would sign, for CredentialComposer plugins to
+    /// change before [`Ca::sign_jwt_claims`] signs them.
+    pub fn jwt_svid_claims(
+        &self,
+        spiffe_id: &SpiffeId,
+        audience: &[String],
+        ttl: Duration,
+        jti: Option<&str>,
+        now: SystemTime,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, CaError> {
+        if audience.is_empty() {
+            return Err(CaError::InvalidArgument("at least one audience is required".into()));
+        }
+        let active = self.active()?;
+        let jwt = active.jwt.as_ref().ok_or(CaError::Unavailable("JWT-SVIDs are disabled on this server"))?;
+        let params = JwtSvidParams { spiffe_id, audience, now, ttl, issuer: self.jwt_issuer.as_deref(), jti };
+        jwt_svid_claims(&params, &jwt.signer).map_err(|e| CaError::Sign(e.to_string()))
+    }
+
+    /// Signs composed JWT-SVID claims with the active JWT key; `exp` and `iat` are read back from
+    /// them.
+    pub fn sign_jwt_claims(&self, claims: &serde_json::Map<String, serde_json::Value>) -> Result<SignedJwt, CaError> {
+        let active = self.active()?;
+        let jwt = active.jwt.as_ref().ok_or(CaError::Unavailable("JWT-SVIDs are disabled on this server"))?;
+        let token = sign_jwt_claims(claims, &jwt.signer).map_err(|e| CaError::Sign(e.to_string()))?;
+        let number = |name: &str| claims.get(name).and_then(serde_json::Value::as_i64).unwrap_or_default();
+        Ok(SignedJwt { token, issued_at: number("iat"), expires_at: number("exp") })
     }
 
     /// Signs a JWT-SVID; `jti` adds a unique token ID when the entry asks for one.

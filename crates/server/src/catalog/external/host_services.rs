@@ -86,3 +86,41 @@ impl identityproviderv1::identity_provider_server::IdentityProvider for ServerHo
         }))
     }
 }
+
+/// The host services' names offered while `spire-server validate` runs a plugin's `Validate`: a
+/// plugin may require them at `Init`, but there is no datastore or SVID to answer from yet, so each
+/// call is refused.
+pub fn validation_services() -> HostServices {
+    HostServices::new()
+        .with(agentstorev1::agent_store_server::AgentStoreServer::new(Validating))
+        .with(identityproviderv1::identity_provider_server::IdentityProviderServer::new(Validating))
+        .with(PluginMetrics::new().service())
+}
+
+/// Host services that refuse every call: the server is only validating its configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Validating;
+
+fn validating() -> Status {
+    Status::failed_precondition("host services are not available while validating the configuration")
+}
+
+#[tonic::async_trait]
+impl agentstorev1::agent_store_server::AgentStore for Validating {
+    async fn get_agent_info(
+        &self,
+        _request: Request<agentstorev1::GetAgentInfoRequest>,
+    ) -> Result<Response<agentstorev1::GetAgentInfoResponse>, Status> {
+        Err(validating())
+    }
+}
+
+#[tonic::async_trait]
+impl identityproviderv1::identity_provider_server::IdentityProvider for Validating {
+    async fn fetch_x509_identity(
+        &self,
+        _request: Request<identityproviderv1::FetchX509IdentityRequest>,
+    ) -> Result<Response<identityproviderv1::FetchX509IdentityResponse>, Status> {
+        Err(validating())
+    }
+}

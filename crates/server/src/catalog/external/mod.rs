@@ -8,12 +8,14 @@
 
 pub mod bundle;
 pub mod bundlepublisher;
+pub mod credentialcomposer;
 pub mod host_services;
 pub mod nodeattestor;
 pub mod notifier;
 pub mod upstreamauthority;
 
 use spire_config::PluginConfig;
+pub use spire_plugin_host::facade_status;
 use spire_plugin_host::{ExternalPlugin, HostServices, PluginError, Spec, Timeouts};
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
@@ -86,15 +88,4 @@ impl ExternalPlugins {
             plugin.shutdown().await;
         }
     }
-}
-
-/// A plugin's failure as SPIRE's facades report it: the code kept, the message prefixed with
-/// `<type>(<name>): ` unless the plugin already did.
-pub fn facade_status(prefix: &str, name: &str, status: &tonic::Status) -> tonic::Status {
-    let head = format!("{prefix}({name}): ");
-    let message = status.message();
-    if message.starts_with(&head) {
-        return tonic::Status::new(status.code(), message);
-    }
-    tonic::Status::new(status.code(), format!("{head}{message}"))
 }

@@ -11,7 +11,9 @@ use spire_config::plugin_data::{DiskKeyManagerAgentConfig, UnixWorkloadAttestorC
 use spire_keymanager::{DiskKeyManager, KeyManager, MemoryKeyManager};
 
 use crate::bootstrap::{TrustBootstrap, UrlSource, parse_bundle};
-use crate::external::{self, ExternalConfig, ExternalNodeAttestor, ExternalPlugins, ExternalWorkloadAttestor};
+use crate::external::{
+    self, ExternalConfig, ExternalKeyManager, ExternalNodeAttestor, ExternalPlugins, ExternalWorkloadAttestor,
+};
 use crate::node_attestor::{
     JoinTokenAttestor, K8sPsatAttestor, K8sPsatConfig, NodeAttestor, SshPopAttestor, SshPopConfig, TpmDevIdAttestor,
     TpmDevIdConfig, X509PopAttestor, X509PopConfig, join_token, k8s_psat, sshpop, tpm_devid, x509pop,
@@ -140,6 +142,8 @@ pub struct Plugins {
 enum KeyManagerPlugin {
     Disk(DiskKeyManagerAgentConfig),
     Memory,
+    /// A `plugin_cmd` block, whatever its name: the agent's keys live in the plugin.
+    External(Box<ExternalConfig>),
 }
 
 #[derive(Debug)]
@@ -173,10 +177,12 @@ impl Plugins {
     /// Decodes every plugin `run` would configure, one arm per plugin this build has; a plugin it
     /// does not have is refused. Reads no file but a `plugin_data_file`.
     pub fn decode(config: &AgentConfig) -> Result<Self, String> {
-        if let Some(external) = ExternalConfig::from_plugin(config.key_manager()) {
-            return Err(crate::external::key_manager::refuse(&external.map_err(|e| e.to_string())?).to_string());
-        }
         let key_manager = match config.key_manager().name.as_str() {
+            _ if config.key_manager().plugin_cmd.is_some() => KeyManagerPlugin::External(Box::new(
+                ExternalConfig::from_plugin(config.key_manager())
+                    .expect("a plugin_cmd block")
+                    .map_err(|e| e.to_string())?,
+            )),
             "disk" => KeyManagerPlugin::Disk(
                 DiskKeyManagerAgentConfig::from_plugin(config.key_manager()).map_err(|e| e.to_string())?,
             ),
@@ -218,6 +224,10 @@ impl Plugins {
 
     /// The external plugins, with the SDK service each must serve, in configuration order.
     fn external(&self) -> impl Iterator<Item = (&ExternalConfig, &'static str)> {
+        let keys = match &self.key_manager {
+            KeyManagerPlugin::External(plugin) => Some((plugin.as_ref(), external::KEY_MANAGER_SERVICE)),
+            _ => None,
+        };
         let node = match &self.node_attestor {
             NodeAttestorPlugin::External(plugin) => Some((plugin, external::NODE_ATTESTOR_SERVICE)),
             _ => None,
@@ -226,7 +236,7 @@ impl Plugins {
             WorkloadAttestorPlugin::External(plugin) => Some((plugin, external::WORKLOAD_ATTESTOR_SERVICE)),
             _ => None,
         });
-        node.into_iter().chain(workload)
+        keys.into_iter().chain(node).chain(workload)
     }
 }
 
@@ -241,6 +251,13 @@ pub async fn settings(config: &AgentConfig, external: &ExternalPlugins) -> Resul
             Arc::new(DiskKeyManager::open(cfg.directory.join("keys.json")).map_err(|e| e.to_string())?)
         }
         KeyManagerPlugin::Memory => Arc::new(MemoryKeyManager::new()),
+        KeyManagerPlugin::External(plugin) => {
+            let channel = external
+                .start(&plugin, &trust_domain, external::KEY_MANAGER_SERVICE)
+                .await
+                .map_err(|e| e.to_string())?;
+            Arc::new(ExternalKeyManager::new(plugin.name(), channel))
+        }
     };
     let node_attestor: Arc<dyn NodeAttestor> = match plugins.node_attestor {
         NodeAttestorPlugin::JoinToken(token) => Arc::new(JoinTokenAttestor::new(token)),

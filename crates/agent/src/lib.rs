@@ -21,6 +21,7 @@ pub mod manager;
 pub mod node;
 pub mod node_attestor;
 pub mod peer;
+pub mod remote_tls;
 pub mod rotation;
 pub mod run;
 pub mod server_client;

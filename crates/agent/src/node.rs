@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 use spire_identity::x509::certificate_request;
-use spire_identity::{Bundle, JwtAuthority, PrivateKey, TrustDomain};
+use spire_identity::{Bundle, JwtAuthority, SigningKey, TrustDomain};
 use spire_proto::spire::api::server::agent::v1 as agent_api;
 use spire_proto::spire::api::server::agent::v1::agent_client::AgentClient;
 use spire_proto::spire::api::server::bundle::v1::GetBundleRequest;
@@ -144,7 +144,7 @@ pub struct AgentSvid {
     pub reattestable: bool,
 }
 
-fn csr(key: &PrivateKey) -> Result<Vec<u8>, NodeError> {
+fn csr(key: &SigningKey) -> Result<Vec<u8>, NodeError> {
     certificate_request(key, &[], &[]).map_err(|e| NodeError::Csr(e.to_string()))
 }
 
@@ -156,7 +156,7 @@ fn csr(key: &PrivateKey) -> Result<Vec<u8>, NodeError> {
 pub async fn attest(
     client: &ServerClient,
     attestor: &dyn NodeAttestor,
-    key: &PrivateKey,
+    key: &SigningKey,
 ) -> Result<AgentSvid, NodeError> {
     let mut attempt = attestor.begin().await.map_err(|e| attestor_error(attestor, e))?;
     let payload = attempt.payload().await.map_err(|e| attestor_error(attestor, e))?;
@@ -177,7 +177,7 @@ pub async fn attest(
 }
 
 /// Attests with a join token (one exchange, no challenge).
-pub async fn attest_join_token(client: &ServerClient, token: &str, key: &PrivateKey) -> Result<AgentSvid, NodeError> {
+pub async fn attest_join_token(client: &ServerClient, token: &str, key: &SigningKey) -> Result<AgentSvid, NodeError> {
     attest(client, &crate::node_attestor::JoinTokenAttestor::new(Some(token.to_owned())), key).await
 }
 
@@ -227,7 +227,7 @@ async fn exchange(
 }
 
 /// Renews the agent SVID for `key` (RenewAgent), authenticating with the current one.
-pub async fn renew(client: &ServerClient, key: &PrivateKey) -> Result<Vec<Vec<u8>>, NodeError> {
+pub async fn renew(client: &ServerClient, key: &SigningKey) -> Result<Vec<Vec<u8>>, NodeError> {
     let mut agent = AgentClient::new(client.channel().await?);
     let req = agent_api::RenewAgentRequest { params: Some(agent_api::AgentX509svidParams { csr: csr(key)? }) };
     let resp = agent.renew_agent(req).await.map_err(NodeError::Refused)?.into_inner();
@@ -375,7 +375,7 @@ mod tests {
         let pki = spire_testkit::pki::Pki::new(spire_identity::KeyType::EcP256);
         let (addr, mut presented) = testing::recording_server(&pki).await;
         let client = testing::client_with_expired_svid(&addr, &pki);
-        let key = PrivateKey::generate(spire_identity::KeyType::EcP256).unwrap();
+        let key = SigningKey::from(spire_identity::PrivateKey::generate(spire_identity::KeyType::EcP256).unwrap());
         let attesting = tokio::spawn(async move { attest(&client, &Reverser::default(), &key).await });
         assert_eq!(testing::next(&mut presented).await, 0);
         attesting.abort();

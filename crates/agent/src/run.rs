@@ -175,7 +175,7 @@ pub async fn start(settings: AgentSettings) -> Result<Agent, AgentError> {
     let now = unix(SystemTime::now());
     let resumed = match svid_validity(&data.svid) {
         Some((_, expires)) if expires > now && !data.key_id.is_empty() => {
-            settings.keys.get_local_key(&data.key_id).await?.map(|key| AgentIdentity { chain: data.svid.clone(), key })
+            settings.keys.get_key(&data.key_id).await?.map(|key| AgentIdentity { chain: data.svid.clone(), key })
         }
         _ => None,
     };
@@ -186,7 +186,7 @@ pub async fn start(settings: AgentSettings) -> Result<Agent, AgentError> {
         }
         None => {
             let key_id = other_slot(&data.key_id);
-            let key = settings.keys.generate_local_key(key_id, KeyType::EcP256).await?;
+            let key = settings.keys.generate_key(key_id, KeyType::EcP256).await?;
             let attestor = settings.node_attestor.as_ref();
             let svid = attest(&client, attestor, &key).await.map_err(AgentError::Attestation)?;
             data = AgentData {
@@ -400,7 +400,7 @@ fn rotation_due(r: &AgentSvidRotation, data: &AgentData, jitter_seed: &mut u64) 
 async fn replace_agent_svid(r: &AgentSvidRotation, data: &mut AgentData) -> Result<(), AgentError> {
     let _no_sync = r.client.rotation_guard().await;
     let key_id = other_slot(&data.key_id);
-    let key = r.keys.generate_local_key(key_id, KeyType::EcP256).await?;
+    let key = r.keys.generate_key(key_id, KeyType::EcP256).await?;
     let what = if data.reattestable { "AttestAgent" } else { "RenewAgent" };
     let svid = within(RPC_TIMEOUT, what, new_agent_svid(&r.client, r.attestor.as_ref(), data.reattestable, &key))
         .await
@@ -422,7 +422,7 @@ async fn new_agent_svid(
     client: &ServerClient,
     attestor: &dyn NodeAttestor,
     reattestable: bool,
-    key: &spire_identity::PrivateKey,
+    key: &spire_identity::SigningKey,
 ) -> Result<AgentSvid, NodeError> {
     if reattestable {
         attest(client, attestor, key).await

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use spire_identity::{BundleSet, PrivateKey, SpiffeId, TrustDomain};
+use spire_identity::{BundleSet, SigningKey, SpiffeId, TrustDomain};
 use spire_tls::{ServerCertCheck, provider, server_verifier, verify_peer_svid};
 use tonic::transport::{Channel, Endpoint, Uri};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
@@ -47,8 +47,8 @@ fn with_causes(error: &dyn std::error::Error) -> String {
 pub struct AgentIdentity {
     /// Leaf first.
     pub chain: Vec<Vec<u8>>,
-    /// The agent's key.
-    pub key: PrivateKey,
+    /// The agent's key: here, or in an external KeyManager that signs with it.
+    pub key: SigningKey,
 }
 
 /// Builds connections to the server.
@@ -207,8 +207,13 @@ impl ServerClient {
         let mut config = match identity {
             Some(id) => {
                 let certs = id.chain.iter().map(|c| CertificateDer::from(c.clone())).collect();
-                let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(id.key.pkcs8_der().to_vec()));
-                builder.with_client_auth_cert(certs, key)?
+                match id.key.as_local() {
+                    Some(local) => {
+                        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(local.pkcs8_der().to_vec()));
+                        builder.with_client_auth_cert(certs, key)?
+                    }
+                    None => builder.with_client_cert_resolver(crate::remote_tls::client_cert(certs, id.key)),
+                }
             }
             None => builder.with_no_client_auth(),
         };
@@ -308,7 +313,7 @@ pub(crate) mod testing {
         params.not_before = rcgen::date_time_ymd(2020, 1, 1);
         params.not_after = rcgen::date_time_ymd(2020, 1, 2);
         let (leaf, key) = sign_with(&mut params, &pki.intermediate);
-        client.set_identity(AgentIdentity { chain: vec![leaf, pki.intermediate.cert_der().to_vec()], key });
+        client.set_identity(AgentIdentity { chain: vec![leaf, pki.intermediate.cert_der().to_vec()], key: key.into() });
         client
     }
 

@@ -1,7 +1,8 @@
 //! Our agent's external plugins (issue 15, the agent side) against SPIRE v1.13.3's server: our
 //! `spire-agent` loads the spire-plugin-sdk test plugins through `plugin_cmd` (with
 //! `plugin_checksum`), `NodeAttestor "challenge"` (challenge-agent) and `WorkloadAttestor
-//! "test_workload"` (workload), and attests to a SPIRE server loaded with challenge-server: the
+//! "test_workload"` (workload), with its key in `KeyManager "test_km"` (keymanager-agent), and
+//! attests to a SPIRE server loaded with challenge-server: the
 //! plugin's payload goes to the server under the plugin's configured name, the server's nonce comes
 //! back through our agent to the plugin on the same stream, and a workload gets the X509-SVID of
 //! the entry the external workload attestor's selectors match. Then our agent's refusals of a plugin
@@ -48,6 +49,8 @@ fn agent_options(plugins: &TestPlugins, dir: &std::path::Path, more: &str) -> Ag
     .concat();
     AgentOptions {
         attestors: Some(attestors),
+        // The agent SVID's key lives in the plugin: CSRs and TLS client authentication sign there.
+        key_manager: Some(external("KeyManager", "test_km", plugins.get("keymanager-agent"), &[], "")),
         discover_workload_path: false,
         extra_config: format!("    log_file = \"{}\"\n", dir.join("agent.log").display()),
         ..AgentOptions::default()
@@ -153,7 +156,7 @@ async fn our_agent_attests_to_spire_v1_13_3_through_external_plugins() {
 
     // Both plugins' Configure log lines were forwarded into our agent's log, naming the plugin.
     let log = agent.log();
-    for name in ["challenge", "test_workload"] {
+    for name in ["test_km", "challenge", "test_workload"] {
         let field = format!("plugin_name={name}");
         assert!(
             log.lines().any(|l| l.contains(plugins::CONFIGURED_MESSAGE) && l.contains(&field)),

@@ -6,7 +6,8 @@
 //! `<type>(<name>): ` prefix on the plugin's errors ([`wrap_status`]):
 //! - [`node_attestor`], `AidAttestation`: one plugin stream per attestation attempt;
 //! - [`workload_attestor`], `Attest(pid)`;
-//! - [`key_manager`], an agent KeyManager: refused for now (the agent's key must be usable locally).
+//! - [`key_manager`], an agent KeyManager: `GenerateKey`, `GetPublicKey`, `SignData` for the agent
+//!   SVID's key, which never leaves the plugin.
 //!
 //! [`ExternalPlugins`] owns the processes: the agent's start puts every plugin there, and stopping
 //! the agent stops them. The host services offered are `Metrics` (SPIRE's agent offers no other).
@@ -22,6 +23,7 @@ use spire_plugin_host::{ExternalPlugin, HostServices, PluginError, PluginMetrics
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
 
+pub use key_manager::ExternalKeyManager;
 pub use node_attestor::ExternalNodeAttestor;
 pub use workload_attestor::ExternalWorkloadAttestor;
 

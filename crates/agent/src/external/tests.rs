@@ -202,18 +202,37 @@ async fn plugins_that_cannot_come_up_stop_the_agent_naming_them() {
         other.starts_with("failed to bind plugin \"misbehave\": no supported plugin interface found in: "),
         "{other}"
     );
+}
 
-    // An external KeyManager cannot hold the agent's key yet: refused, naming it.
+/// The agent's key in the plugin: generated and found again by ID, signing (a CSR here; the TLS
+/// handshake in the end-to-end tests) through `SignData` from synchronous code on the runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_key_manager_holds_the_agent_key() {
+    use x509_parser::prelude::FromDer as _;
+    let Some(cmd) = plugin("keymanager-agent") else { return };
+    let external = ExternalPlugins::new();
     let text = crate::test_config::agent_conf(
         "",
         &format!(
             "    NodeAttestor \"join_token\" {{}}\n    WorkloadAttestor \"unix\" {{}}\n{}",
-            block("KeyManager", "test_km", &misbehave, &misbehave_args("good", "agent", "KeyManager"), "")
+            block("KeyManager", "test_km", &cmd, "", "")
         ),
     );
-    let km = AgentConfig::from_str(&text, false).unwrap();
-    let err = settings(&km, &ExternalPlugins::new()).await.expect_err("refused");
-    assert!(err.starts_with("failed to bind plugin \"test_km\": an external KeyManager cannot hold"), "{err}");
+    let settings = settings(&AgentConfig::from_str(&text, false).unwrap(), &external).await.unwrap();
+    let keys = settings.keys;
+    assert_eq!(keys.get_key("agent-svid-A").await.unwrap(), None);
+    for key_type in [spire_identity::KeyType::EcP256, spire_identity::KeyType::Rsa2048] {
+        let key = keys.generate_key("agent-svid-A", key_type).await.unwrap();
+        assert!(key.is_remote());
+        assert_eq!(keys.get_key("agent-svid-A").await.unwrap().as_ref(), Some(&key));
+        let csr = spire_identity::x509::certificate_request(&key, &[], &[]).unwrap();
+        let (_, parsed) = x509_parser::certification_request::X509CertificationRequest::from_der(&csr).unwrap();
+        parsed.verify_signature().expect("the plugin's signature verifies with the key's public key");
+        assert_eq!(parsed.certification_request_info.subject_pki.raw, key.public_key_der().as_slice());
+    }
+    let err = keys.get_local_key("agent-svid-A").await.unwrap_err().to_string();
+    assert!(err.contains("held by the key manager"), "{err}");
+    external.shutdown().await;
 }
 
 /// `validate -config <file>` on an agent config whose plugins are the memory key manager and

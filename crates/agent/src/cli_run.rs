@@ -256,7 +256,7 @@ pub async fn settings(config: &AgentConfig, external: &ExternalPlugins) -> Resul
                 .start(&plugin, &trust_domain, external::KEY_MANAGER_SERVICE)
                 .await
                 .map_err(|e| e.to_string())?;
-            Arc::new(ExternalKeyManager::new(plugin.name(), channel))
+            Arc::new(ExternalKeyManager::agent(plugin.name(), channel))
         }
     };
     let node_attestor: Arc<dyn NodeAttestor> = match plugins.node_attestor {

@@ -14,6 +14,7 @@
 //! 6. on shutdown `Deinit`, go-plugin's `Shutdown`, then a kill. A plugin that dies is reported
 //!    and its calls fail (`Unavailable`); the daemon keeps running, as SPIRE's does.
 
+mod catalog;
 pub mod checksum;
 pub mod handshake;
 mod host;
@@ -25,6 +26,7 @@ pub mod process;
 
 use std::time::Duration;
 
+pub use catalog::{ExternalConfig, ExternalPlugins};
 pub use host::HostServices;
 pub use metrics::{MetricKey, PluginMetrics, Recorded};
 pub use plugin::{ExternalPlugin, HOST_SERVICE_PROVIDER_ID, LoadError, Spec};
@@ -106,13 +108,26 @@ pub fn go_status(status: &tonic::Status) -> String {
     format!("rpc error: code = {code} desc = {}", status.message())
 }
 
-/// A plugin's failure as SPIRE's facades report it: the code kept, the message prefixed with
-/// `<type>(<name>): ` (`nodeattestor(challenge): `) unless the plugin already did.
+/// A plugin's error status with SPIRE's facade prefix, `<type>(<name>): ` (the type in lower case),
+/// added to its message unless it is there already; a plugin's own `<name>: ` prefix is replaced
+/// (SPIRE's `Facade.WrapErr`). Code and details are kept.
 pub fn facade_status(plugin_type: &str, name: &str, status: &tonic::Status) -> tonic::Status {
-    let head = format!("{}({name}): ", plugin_type.to_lowercase());
+    let prefix = format!("{}({name}): ", plugin_type.to_lowercase());
     let message = status.message();
-    if message.starts_with(&head) {
-        return tonic::Status::new(status.code(), message);
+    if message.starts_with(&prefix) {
+        return status.clone();
     }
-    tonic::Status::new(status.code(), format!("{head}{message}"))
+    let own = format!("{name}: ");
+    let message = format!("{prefix}{}", message.strip_prefix(&own).unwrap_or(message));
+    tonic::Status::with_details_and_metadata(
+        status.code(),
+        message,
+        status.details().to_vec().into(),
+        status.metadata().clone(),
+    )
+}
+
+/// A status of the facade itself (not the plugin's), prefixed as [`facade_status`] does.
+pub fn facade_error(plugin_type: &str, name: &str, code: tonic::Code, message: &str) -> tonic::Status {
+    tonic::Status::new(code, format!("{}({name}): {message}", plugin_type.to_lowercase()))
 }

@@ -43,19 +43,24 @@ fn fields(map: Map<String, Value>) -> String {
     pairs
         .into_iter()
         .map(|(k, v)| match v {
-            Value::String(s) => format!("{k}={s:?}"),
+            Value::String(s) if s.is_empty() || s.contains(char::is_whitespace) || s.contains('"') => {
+                format!("{k}={s:?}")
+            }
+            Value::String(s) => format!("{k}={s}"),
             other => format!("{k}={other}"),
         })
         .collect::<Vec<_>>()
         .join(" ")
 }
 
-/// Logs `line` for the plugin `name` of type `plugin_type`.
+/// Logs `line` for the plugin `name` of type `plugin_type`. The plugin's own fields follow its
+/// message as `key=value` (tracing's fields are fixed at compile time), as logfmt writes them.
 pub fn emit(plugin_type: &str, name: &str, line: &Line) {
-    let (message, fields) = (&line.message, &line.fields);
+    let message =
+        if line.fields.is_empty() { line.message.clone() } else { format!("{} {}", line.message, line.fields) };
     macro_rules! event {
         ($level:expr) => {
-            tracing::event!(target: "spire_plugin", $level, plugin_type = %plugin_type, plugin_name = %name, plugin_fields = %fields, "{message}")
+            tracing::event!(target: "spire_plugin", $level, plugin_type = %plugin_type, plugin_name = %name, external = true, "{message}")
         };
     }
     match line.level.as_deref() {
@@ -78,7 +83,7 @@ mod tests {
         );
         assert_eq!(line.level.as_deref(), Some("info"));
         assert_eq!(line.message, "Configured");
-        assert_eq!(line.fields, r#"@module="challenge" n=2 node="n1""#);
+        assert_eq!(line.fields, r#"@module=challenge n=2 node=n1"#);
     }
 
     #[test]

@@ -99,7 +99,9 @@ pub(crate) async fn start(path: &Path, args: &[String], tag: &Tag, timeout: Dura
         Ok(Ok(Some(line))) => line,
         Ok(Ok(None) | Err(_)) => {
             // Let the process finish and its stderr drain, so that its last words are known.
-            let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
+            if let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
+                tracing::error!(plugin_type = %tag.plugin_type, plugin_name = %tag.name, error = %go_exit_status(status), "plugin process exited");
+            }
             let _ = tokio::time::timeout(Duration::from_secs(1), stderr_task).await;
             return Err(LaunchError::Exited(last_raw.lock().expect("not poisoned").take()));
         }
@@ -135,15 +137,12 @@ async fn watch_exit(
     let status = tokio::select! {
         status = child.wait() => {
             let status = status.ok();
+            let error = status.map_or_else(|| "unknown".to_owned(), go_exit_status);
             if stopping.load(Ordering::SeqCst) {
-                tracing::debug!(plugin_type = %tag.plugin_type, plugin_name = %tag.name, "Plugin process exited");
+                tracing::debug!(plugin_type = %tag.plugin_type, plugin_name = %tag.name, error, "plugin process exited");
             } else {
-            tracing::error!(
-                plugin_type = %tag.plugin_type,
-                plugin_name = %tag.name,
-                status = %status.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into()),
-                "Plugin process exited unexpectedly; its calls fail from now on"
-            );
+                // go-plugin's words; the daemon keeps running and the plugin's calls fail from now on.
+                tracing::error!(plugin_type = %tag.plugin_type, plugin_name = %tag.name, error, "plugin process exited");
             }
             status
         }
@@ -153,4 +152,16 @@ async fn watch_exit(
         }
     };
     let _ = exited.send(status);
+}
+
+/// An exit status as Go's `exec.ExitError` prints it: `exit status 1`, `signal: killed`.
+fn go_exit_status(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(9)) => "signal: killed".to_owned(),
+        (None, Some(15)) => "signal: terminated".to_owned(),
+        (None, Some(signal)) => format!("signal: {signal}"),
+        (None, None) => status.to_string(),
+    }
 }

@@ -99,11 +99,14 @@ fn validate_external_plugins(config: &ServerConfig) -> Result<Vec<String>, Strin
     rt.block_on(async {
         let mut notes = Vec::new();
         for plugin in external {
-            let host = crate::catalog::external::host_services::validation_services();
+            use crate::catalog::external::{self, ExternalConfig, ExternalPlugins};
+            let Some(service) = external::service_of(&plugin.plugin_type) else { continue };
+            let host = external::host_services::validation_services();
             let td = config.trust_domain.to_string();
-            let said = crate::catalog::external::ExternalPlugins::validate(plugin, &td, host)
-                .await
-                .map_err(|e| e.to_string())?;
+            let plugin_config =
+                ExternalConfig::from_plugin(plugin).expect("an external plugin").map_err(|e| e.to_string())?;
+            let said =
+                ExternalPlugins::validate(&plugin_config, &td, service, host).await.map_err(|e| e.to_string())?;
             notes.extend(said.into_iter().map(|note| format!("plugin {:?}: {note}", plugin.name)));
         }
         Ok(notes)

@@ -256,7 +256,8 @@ impl External<'_> {
     /// Starts, binds and configures `config`'s plugin for the SDK `service`.
     async fn start(&self, config: &PluginConfig, service: &str) -> Result<tonic::transport::Channel, RunError> {
         let td = self.host.trust_domain.to_string();
-        Ok(self.plugins.start(config, &td, self.host.services(), service).await?)
+        let plugin = ext::ExternalConfig::from_plugin(config).expect("called for plugin_cmd blocks only")?;
+        Ok(self.plugins.start(&plugin, &td, service, self.host.services()).await?)
     }
 }
 

@@ -35,11 +35,11 @@ impl ExternalNodeAttestor {
     }
 
     fn wrap(&self, status: &tonic::Status) -> NodeAttestorError {
-        NodeAttestorError::Status(super::wrap_status(PLUGIN_TYPE, &self.name, status))
+        NodeAttestorError::Status(spire_plugin_host::facade_status(PLUGIN_TYPE, &self.name, status))
     }
 
     fn fail(&self, message: &str) -> NodeAttestorError {
-        NodeAttestorError::Status(super::facade_status(PLUGIN_TYPE, &self.name, Code::Internal, message))
+        NodeAttestorError::Status(spire_plugin_host::facade_error(PLUGIN_TYPE, &self.name, Code::Internal, message))
     }
 }
 

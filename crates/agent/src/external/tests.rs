@@ -285,12 +285,17 @@ async fn validate_asks_each_external_plugin() {
 
 #[test]
 fn statuses_are_prefixed_once_as_spire_does() {
-    let wrapped = wrap_status("WorkloadAttestor", "w", &tonic::Status::unavailable("gone"));
+    let wrapped = spire_plugin_host::facade_status("WorkloadAttestor", "w", &tonic::Status::unavailable("gone"));
     assert_eq!((wrapped.code(), wrapped.message()), (tonic::Code::Unavailable, "workloadattestor(w): gone"));
-    let again = wrap_status("WorkloadAttestor", "w", &wrapped);
+    let again = spire_plugin_host::facade_status("WorkloadAttestor", "w", &wrapped);
     assert_eq!(again.message(), "workloadattestor(w): gone");
-    let own = wrap_status("NodeAttestor", "x", &tonic::Status::internal("x: bad"));
+    let own = spire_plugin_host::facade_status("NodeAttestor", "x", &tonic::Status::internal("x: bad"));
     assert_eq!(own.message(), "nodeattestor(x): bad");
-    let ours = facade_status("NodeAttestor", "x", tonic::Code::Internal, "plugin response missing attestation payload");
+    let ours = spire_plugin_host::facade_error(
+        "NodeAttestor",
+        "x",
+        tonic::Code::Internal,
+        "plugin response missing attestation payload",
+    );
     assert_eq!(ours.message(), "nodeattestor(x): plugin response missing attestation payload");
 }

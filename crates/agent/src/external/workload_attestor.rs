@@ -46,7 +46,11 @@ impl WorkloadAttestor for ExternalWorkloadAttestor {
         let request = workloadv1::AttestRequest { pid: process.pid() };
         match self.client.clone().attest(request).await {
             Ok(response) => Ok(response.into_inner().selector_values),
-            Err(status) => Err(AttestError::plugin(PluginStatus(super::wrap_status(PLUGIN_TYPE, &self.name, &status)))),
+            Err(status) => Err(AttestError::plugin(PluginStatus(spire_plugin_host::facade_status(
+                PLUGIN_TYPE,
+                &self.name,
+                &status,
+            )))),
         }
     }
 }

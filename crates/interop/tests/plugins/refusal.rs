@@ -148,8 +148,10 @@ pub(crate) fn validate(implementation: Implementation, fault: Fault) -> Option<(
     let daemon = Daemon::Server;
     std::fs::write(&conf, daemon.config(tmp.path(), &daemon.faulty_plugin(&plugins, fault))).expect("write config");
     let out = Command::new(server_bin).args(["validate", "-config"]).arg(&conf).output().expect("run validate");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    Some((out.status.code(), stdout.lines().last().unwrap_or_default().to_owned()))
+    // The verdict: stdout's last line when valid, stderr's when not.
+    let said = if out.status.success() { &out.stdout } else { &out.stderr };
+    let said = String::from_utf8_lossy(said);
+    Some((out.status.code(), said.lines().last().unwrap_or_default().to_owned()))
 }
 
 /// Runs `<binary> run -config <dir>/daemon.conf <extra>` for up to `timeout`.

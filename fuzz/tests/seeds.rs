@@ -116,3 +116,8 @@ fn aws_iid_payload_seeds() {
 fn key_manager_answers_seeds() {
     run("key_manager_answers", env!("CARGO_BIN_EXE_key_manager_answers"));
 }
+
+#[test]
+fn plugin_output_seeds() {
+    run("plugin_output", env!("CARGO_BIN_EXE_plugin_output"));
+}

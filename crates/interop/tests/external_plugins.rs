@@ -76,6 +76,16 @@ fn says(implementation: Implementation, daemon: Daemon, fault: Fault) -> Said {
                 line(&["Failed to load plugin", "Failed to read any lines from plugin's stdout"]),
             ],
         },
+        Fault::HangStart => Said {
+            fatal: format!(
+                r#"failed to load plugin "{name}": failed to launch plugin: timeout while waiting for plugin to start"#
+            ),
+            lines: vec![line(&["Failed to load plugin", "timeout while waiting for plugin to start"])],
+        },
+        Fault::HangConfigure => Said {
+            fatal: format!(r#"failed to configure plugin "{name}": no answer to Configure within 3s"#),
+            lines: vec![line(&["Failed to configure plugin", "no answer to Configure within 3s"])],
+        },
         Fault::ConfigureError => Said {
             fatal: format!(
                 r#"failed to configure plugin "{name}": rpc error: code = InvalidArgument desc = misbehave: configure refused on purpose"#
@@ -234,4 +244,14 @@ fn ours_validate_runs_each_plugins_validate() {
         assert_eq!(code, Some(1), "validate with {fault:?}: {said}");
         assert!(said.contains(message), "validate with {fault:?} says {said:?}, not {message:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ours_server_gives_up_on_a_plugin_that_never_starts() {
+    refuses(Implementation::Ours, Daemon::Server, Fault::HangStart).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ours_agent_gives_up_on_a_plugin_that_never_answers_configure() {
+    refuses(Implementation::Ours, Daemon::Agent, Fault::HangConfigure).await;
 }

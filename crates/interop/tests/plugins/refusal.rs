@@ -46,7 +46,14 @@ pub(crate) enum Fault {
     ExitAtStart,
     /// Plugin "misbehave" answering Configure with InvalidArgument.
     ConfigureError,
+    /// Plugin "misbehave" never shaking hands (ours only: SPIRE waits go-plugin's minute).
+    HangStart,
+    /// Plugin "misbehave" never answering Configure (ours only: SPIRE waits forever).
+    HangConfigure,
 }
+
+/// What our daemons are given as `SPIRE_PLUGIN_TIMEOUT`, so that hung plugins are given up on fast.
+pub(crate) const PLUGIN_TIMEOUT: &str = "3s";
 
 impl Daemon {
     /// The type of the faulty plugin.
@@ -93,6 +100,10 @@ impl Daemon {
             }
             Fault::ConfigureError => {
                 external(kind, name, plugins.get("misbehave"), &self.misbehave_args("configure-error"), "")
+            }
+            Fault::HangStart => external(kind, name, plugins.get("misbehave"), &self.misbehave_args("hang-start"), ""),
+            Fault::HangConfigure => {
+                external(kind, name, plugins.get("misbehave"), &self.misbehave_args("hang-configure"), "")
             }
         }
     }
@@ -164,6 +175,7 @@ async fn run_to_exit(binary: &Path, dir: &Path, conf: &str, extra: &[&str], time
         .args(["run", "-config"])
         .arg(&conf_path)
         .args(extra)
+        .env("SPIRE_PLUGIN_TIMEOUT", PLUGIN_TIMEOUT)
         .stdin(Stdio::null())
         .stdout(out.try_clone().expect("dup"))
         .stderr(out)

@@ -197,7 +197,7 @@ async fn attest_once(server: &TestServer, attestor: &dyn NodeAttestor) -> Durati
     let started = Instant::now();
     let client =
         ServerClient::new(format!("127.0.0.1:{}", server.port), &td, Arc::new(RwLock::new(BundleSet::new())), true);
-    attest(&client, attestor, &key).await.unwrap_or_else(|e| panic!("{}: {e}", attestor.name()));
+    attest(&client, attestor, &key.into()).await.unwrap_or_else(|e| panic!("{}: {e}", attestor.name()));
     started.elapsed()
 }
 

@@ -453,8 +453,8 @@ impl Issuer {
         let client =
             ServerClient::new(format!("127.0.0.1:{}", server.port), &td, Arc::new(RwLock::new(BundleSet::new())), true);
         let key = PrivateKey::generate(KeyType::EcP256).unwrap();
-        let svid = attest_join_token(&client, &token, &key).await.unwrap();
-        client.set_identity(AgentIdentity { chain: svid.chain, key });
+        let svid = attest_join_token(&client, &token, &(&key).into()).await.unwrap();
+        client.set_identity(AgentIdentity { chain: svid.chain, key: key.into() });
         let channel = client.channel().await.unwrap();
         let parent = join_token_agent_id(&token);
         let entries = (0..ISSUE_ENTRIES)

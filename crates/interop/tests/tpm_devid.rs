@@ -299,7 +299,7 @@ async fn our_server_refuses_an_ak_that_is_not_in_the_eks_tpm() {
     let client =
         ServerClient::new(format!("127.0.0.1:{}", server.port), &td, Arc::new(RwLock::new(BundleSet::new())), true);
     let key = PrivateKey::generate(KeyType::EcP256).unwrap();
-    let err = attest(&client, &forger, &key).await.expect_err("the forger attested").to_string();
+    let err = attest(&client, &forger, &key.into()).await.expect_err("the forger attested").to_string();
     assert!(err.contains("nodeattestor(tpm_devid): credential activation failed: nonces are different"), "{err}");
     let listed = server.cli(&["agent", "list"]);
     assert!(!listed.contains("tpm_devid"), "no agent may have attested:\n{listed}");

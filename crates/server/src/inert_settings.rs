@@ -248,7 +248,6 @@ plugins {{
                 "server.experimental.wit_key_type",
                 "server.experimental.wit_issuer",
                 "server.experimental.auth_opa_policy_engine",
-                "plugins.UpstreamAuthority.disk.plugin_cmd",
                 "plugins.Notifier.k8sbundle",
                 "plugins.BundlePublisher.aws_s3",
                 "plugins.CredentialComposer.uniqueid",
